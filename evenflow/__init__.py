@@ -1,0 +1,1 @@
+"""evenflow: workflow-orchestrated MLOps for fair, explainable, reproducible tabular models."""

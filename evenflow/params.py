@@ -1,0 +1,212 @@
+"""Run parameters: one frozen pydantic model per stage, one ``RunParams`` per run.
+
+A run is described by one YAML file (``RunParams.from_yaml``) and can be overridden by CLI flags
+(``RunParams.with_overrides``). Unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evenflow.errors import ConfigError
+
+BUILTIN_EXAMPLE = Path(__file__).parent / "examples" / "adult" / "adult.yaml"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSpec(_Params):
+    """What the data is: where it lives, what to predict and which columns are sensitive."""
+
+    name: str = Field(
+        description="Dataset name: names the expectation suite, MLflow experiment and model.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    )
+    path: Path = Field(description="CSV (optionally gzip-compressed) or Parquet file to train on.")
+    target: str = Field(description="Column holding the label.", min_length=1)
+    positive_label: str = Field(description="Value of the target column that counts as positive.")
+    sensitive: tuple[str, ...] = Field(
+        description="Sensitive columns: fairness is reported for each and their intersections.",
+        min_length=1,
+    )
+    split_column: str | None = Field(
+        default=None,
+        description="Column with the dataset's own split (train/valid/test); rows are hashed if unset.",
+    )
+    drop_columns: tuple[str, ...] = Field(
+        default=(), description="Columns that are neither features nor label (ids, leakage)."
+    )
+    sensitive_as_features: bool = Field(
+        default=True,
+        description="Train on the sensitive columns too. Dropping them does not remove their signal.",
+    )
+
+    @field_validator("sensitive", "drop_columns", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _target_is_not_sensitive(self) -> DatasetSpec:
+        if self.target in self.sensitive:
+            raise ValueError(f"target column {self.target!r} cannot also be a sensitive column")
+        return self
+
+    @property
+    def file_format(self) -> Literal["csv", "parquet"]:
+        """Infer the file format from the file name."""
+        suffixes = [s.lower() for s in self.path.suffixes]
+        return "parquet" if ".parquet" in suffixes or ".pq" in suffixes else "csv"
+
+
+class SplitParams(_Params):
+    """How rows are assigned to train / valid / test when the dataset ships no split."""
+
+    valid_fraction: float = Field(
+        default=0.15, gt=0.0, lt=0.5, description="Share of rows in valid."
+    )
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5, description="Share of rows in test.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Salt of the row hash.")
+
+
+class ShardParams(_Params):
+    """How each split is cut into parquet shards."""
+
+    n_shards: int = Field(default=4, ge=1, le=4096, description="Shards per split.")
+
+
+class ClusterParams(_Params):
+    """The local Dask cluster started when no scheduler address is configured."""
+
+    n_workers: int = Field(default=2, ge=1, le=256, description="Dask worker processes.")
+    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Threads per worker.")
+
+
+class ModelParams(_Params):
+    """Gradient-boosting parameters; defaults are tuned for tabular data of Adult's kind."""
+
+    trainer: Literal["xgboost"] = Field(default="xgboost", description="Training library.")
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="auto", description="cuda, cpu, or auto (CUDA when a GPU is visible)."
+    )
+    num_boost_round: int = Field(
+        default=2000, ge=1, le=100_000, description="Upper bound of rounds."
+    )
+    early_stopping_rounds: int = Field(
+        default=50, ge=1, le=10_000, description="Stop after this many rounds without valid gain."
+    )
+    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0, description="Shrinkage (eta).")
+    max_depth: int = Field(default=6, ge=1, le=32, description="Maximum tree depth.")
+    min_child_weight: float = Field(default=1.0, ge=0.0, description="Minimum hessian in a leaf.")
+    subsample: float = Field(default=0.9, gt=0.0, le=1.0, description="Row sampling per tree.")
+    colsample_bytree: float = Field(default=0.8, gt=0.0, le=1.0, description="Column sampling.")
+    reg_lambda: float = Field(default=1.0, ge=0.0, description="L2 regularisation.")
+    max_cat_to_onehot: int = Field(
+        default=4, ge=1, le=1024, description="Categories at or below this use one-hot splits."
+    )
+    max_bin: int = Field(default=256, ge=2, le=4096, description="Histogram bins per feature.")
+    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Random seed of the booster.")
+
+
+class EvalParams(_Params):
+    """How the test split is evaluated."""
+
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Score cut for a positive.")
+    min_group_size: int = Field(
+        default=30, ge=1, description="Groups with fewer test rows are listed but not scored."
+    )
+    drift_sample_rows: int = Field(
+        default=50_000, ge=1_000, description="Rows sampled per side for the drift report."
+    )
+
+
+class RunParams(_Params):
+    """Everything that defines a training run; its hash is the run's ``params_hash``."""
+
+    dataset: DatasetSpec = Field(description="The data to train on.")
+    split: SplitParams = Field(default_factory=SplitParams, description="Row split.")
+    shards: ShardParams = Field(default_factory=ShardParams, description="Sharding.")
+    cluster: ClusterParams = Field(default_factory=ClusterParams, description="Local Dask cluster.")
+    model: ModelParams = Field(default_factory=ModelParams, description="Booster parameters.")
+    evaluation: EvalParams = Field(default_factory=EvalParams, description="Evaluation.")
+
+    @classmethod
+    def from_yaml(cls, path: Path, overrides: dict[str, Any] | None = None) -> RunParams:
+        """Load a run from YAML; relative data paths are resolved against the YAML's folder."""
+        raw = _read_yaml(path)
+        dataset = raw.get("dataset")
+        if isinstance(dataset, dict) and "path" in dataset:
+            dataset["path"] = str((path.parent / str(dataset["path"])).resolve())
+        return cls.from_mapping(_deep_merge(raw, overrides or {}), source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "parameters") -> RunParams:
+        """Validate a nested mapping, turning pydantic's errors into one readable message."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe_validation_error(exc, source)) from None
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunParams:
+        """Return a copy with nested overrides (e.g. from CLI flags) applied and validated."""
+        merged = _deep_merge(self.model_dump(mode="json"), overrides)
+        return RunParams.from_mapping(merged, source="command-line flags")
+
+    def params_hash(self) -> str:
+        """Hash of the canonical JSON of these parameters (the data path is not part of it)."""
+        payload = self.model_dump(mode="json")
+        payload["dataset"].pop("path")
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def builtin_example() -> RunParams:
+    """The run that ``evenflow run`` makes with no arguments: UCI Adult, as shipped."""
+    return RunParams.from_yaml(BUILTIN_EXAMPLE)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: run configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, got {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe_validation_error(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}'")
+        elif error["type"] == "missing":
+            problems.append(f"missing key '{key}'")
+        else:
+            problems.append(f"'{key}': {error['msg']}")
+    return f"{source}: invalid run configuration: " + "; ".join(problems)

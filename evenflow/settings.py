@@ -1,0 +1,68 @@
+"""Environment settings (``EVENFLOW_*`` variables): where things live and which servers to use.
+
+Embedded defaults need nothing running: MLflow on SQLite under ``mlruns/``, a local Dask cluster,
+DVC's cache plus a local remote. Server mode changes only these settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EvenflowSettings(BaseSettings):
+    """Where evenflow reads and writes; built in the entry point and passed down, never global."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENFLOW_", frozen=True, extra="forbid")
+
+    project_root: Path = Field(
+        default_factory=Path.cwd,
+        description="Folder holding data/, data.dvc, .dvc/, mlruns/ and expectations/.",
+    )
+    code_root: Path | None = Field(
+        default=None, description="Git checkout whose commit is the run's code (default: project)."
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI (default: sqlite:///<project>/mlruns/mlflow.db).",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Artifact location for new experiments (default: mlruns/artifacts).",
+    )
+    data_root: Path | None = Field(default=None, description="DVC-tracked data (default: data/).")
+    expectations_dir: Path | None = Field(
+        default=None, description="Great Expectations suites as JSON (default: expectations/)."
+    )
+    dvc_remote: str | None = Field(
+        default=None, description="DVC remote URL or path (default: .evenflow/dvc-remote)."
+    )
+    dask_address: str | None = Field(
+        default=None, description="Existing Dask scheduler, e.g. tcp://host:8786 (default: local)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        root = Path(data.get("project_root") or Path.cwd()).resolve()
+        data["project_root"] = root
+        data["code_root"] = Path(data.get("code_root") or root).resolve()
+        if not data.get("tracking_uri"):
+            data["tracking_uri"] = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+        if not data.get("artifact_root"):
+            data["artifact_root"] = (root / "mlruns" / "artifacts").as_uri()
+        data["data_root"] = Path(data.get("data_root") or root / "data").resolve()
+        data["expectations_dir"] = Path(data.get("expectations_dir") or root / "expectations")
+        if not data.get("dvc_remote"):
+            data["dvc_remote"] = str(root / ".evenflow" / "dvc-remote")
+        return data
+
+    @property
+    def state_dir(self) -> Path:
+        """Git-ignored working folder for Prefect's home and run scratch space."""
+        return self.project_root / ".evenflow"

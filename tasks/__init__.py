@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers (retries, caching, names, artifacts) over the evenflow core."""
