@@ -14,7 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class EvenflowSettings(BaseSettings):
-    """Where evenflow reads and writes; built in the entry point and passed down, never global."""
+    """Where evenflow reads and writes; built in the entry point and passed down, never global.
+
+    Empty values are filled from ``project_root`` before validation.
+    """
 
     model_config = SettingsConfigDict(env_prefix="EVENFLOW_", frozen=True, extra="forbid")
 
@@ -22,23 +25,24 @@ class EvenflowSettings(BaseSettings):
         default_factory=Path.cwd,
         description="Folder holding data/, data.dvc, .dvc/, mlruns/ and expectations/.",
     )
-    code_root: Path | None = Field(
-        default=None, description="Git checkout whose commit is the run's code (default: project)."
+    code_root: Path = Field(
+        default=Path(),
+        description="Git checkout whose commit is the run's code (default: project).",
     )
-    tracking_uri: str | None = Field(
-        default=None,
+    tracking_uri: str = Field(
+        default="",
         description="MLflow tracking URI (default: sqlite:///<project>/mlruns/mlflow.db).",
     )
-    artifact_root: str | None = Field(
-        default=None,
+    artifact_root: str = Field(
+        default="",
         description="Artifact location for new experiments (default: mlruns/artifacts).",
     )
-    data_root: Path | None = Field(default=None, description="DVC-tracked data (default: data/).")
-    expectations_dir: Path | None = Field(
-        default=None, description="Great Expectations suites as JSON (default: expectations/)."
+    data_root: Path = Field(default=Path(), description="DVC-tracked data (default: data/).")
+    expectations_dir: Path = Field(
+        default=Path(), description="Great Expectations suites as JSON (default: expectations/)."
     )
-    dvc_remote: str | None = Field(
-        default=None, description="DVC remote URL or path (default: .evenflow/dvc-remote)."
+    dvc_remote: str = Field(
+        default="", description="DVC remote URL or path (default: .evenflow/dvc-remote)."
     )
     dask_address: str | None = Field(
         default=None, description="Existing Dask scheduler, e.g. tcp://host:8786 (default: local)."

@@ -1,0 +1,44 @@
+# evenflow — `make run` and `make test` work on a fresh machine with Python 3.11+ and pip.
+UV := python3 -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: all uv install install-dev run test test-fast lint format typecheck bench clean
+
+all: lint typecheck test
+
+uv:  ## uv itself, if this machine has none
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q "uv==0.13.9"
+
+install: uv  ## runtime dependencies, exactly as locked
+	$(UV) sync --frozen --no-dev
+
+install-dev: uv  ## runtime + test/lint dependencies, exactly as locked
+	$(UV) sync --frozen
+
+run: install  ## train, evaluate and register a candidate on the built-in example (UCI Adult)
+	$(BIN)/evenflow run
+
+test: install-dev  ## the whole test suite
+	$(BIN)/pytest
+
+test-fast: install-dev  ## unit tests only
+	$(BIN)/pytest tests/unit
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+bench: install-dev  ## ratio benchmarks → benchmarks/results.json and benchmarks/results.md
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,194 @@
+"""The ``evenflow`` command line: parses arguments into params models and calls flows. No logic."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evenflow.errors import EvenflowError
+from evenflow.params import DatasetSpec, RunParams, builtin_example
+from evenflow.settings import EvenflowSettings
+
+app = typer.Typer(
+    help="evenflow: fair, explainable, reproducible tabular models.", no_args_is_help=True
+)
+expectations_app = typer.Typer(
+    help="Data contracts (Great Expectations suites).", no_args_is_help=True
+)
+app.add_typer(expectations_app, name="expectations")
+
+DataOption = Annotated[Path | None, typer.Option("--data", help="CSV or Parquet file to train on.")]
+TargetOption = Annotated[str | None, typer.Option("--target", help="Label column.")]
+PositiveOption = Annotated[
+    str | None, typer.Option("--positive-label", help="Target value that counts as positive.")
+]
+SensitiveOption = Annotated[
+    str | None, typer.Option("--sensitive", help="Sensitive columns, comma-separated.")
+]
+NameOption = Annotated[
+    str | None, typer.Option("--name", help="Dataset name (default: file stem).")
+]
+
+
+def _prepare_environment(settings: EvenflowSettings) -> None:
+    """Keep Prefect's state in the project and every library's telemetry off, before Prefect loads."""
+    defaults = {
+        "PREFECT_HOME": str(settings.state_dir / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "evenflow",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
+        "DVC_NO_ANALYTICS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def _fail(exc: EvenflowError) -> None:
+    first, *rest = str(exc).splitlines() or [type(exc).__name__]
+    typer.echo(f"error: {first}", err=True)
+    for line in rest:
+        typer.echo(f"  - {line}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _dataset_from_flags(
+    data: Path,
+    target: str | None,
+    positive_label: str | None,
+    sensitive: str | None,
+    name: str | None,
+) -> dict[str, Any]:
+    missing = [
+        flag
+        for flag, value in (
+            ("--target", target),
+            ("--positive-label", positive_label),
+            ("--sensitive", sensitive),
+        )
+        if value is None
+    ]
+    if missing:
+        raise EvenflowError(f"--data {data} also needs {', '.join(missing)}")
+    stem = data.name.split(".")[0]
+    return {
+        "name": name or re.sub(r"[^A-Za-z0-9_.-]", "-", stem),
+        "path": str(data.resolve()),
+        "target": target,
+        "positive_label": positive_label,
+        "sensitive": sensitive,
+    }
+
+
+def _run_params(
+    config: Path | None, data: Path | None, dataset_flags: dict[str, Any], overrides: dict[str, Any]
+) -> RunParams:
+    if data is not None:
+        dataset = _dataset_from_flags(data, **dataset_flags)
+        base = RunParams.from_yaml(config) if config else None
+        if base is None:
+            return RunParams.from_mapping(
+                {"dataset": dataset, **overrides}, source="command-line flags"
+            )
+        return base.with_overrides({"dataset": dataset, **overrides})
+    base = RunParams.from_yaml(config) if config else builtin_example()
+    return base.with_overrides(overrides) if overrides else base
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Run configuration (YAML).")
+    ] = None,
+    data: DataOption = None,
+    target: TargetOption = None,
+    positive_label: PositiveOption = None,
+    sensitive: SensitiveOption = None,
+    name: NameOption = None,
+    n_shards: Annotated[int | None, typer.Option(help="Parquet shards per split.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local Dask workers.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads per Dask worker.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    num_boost_round: Annotated[
+        int | None, typer.Option(help="Upper bound of boosting rounds.")
+    ] = None,
+) -> None:
+    """Validate, shard, train, evaluate and register a candidate (the built-in example by default)."""
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    overrides = _nested(
+        {
+            "shards.n_shards": n_shards,
+            "cluster.n_workers": workers,
+            "cluster.threads_per_worker": threads,
+            "model.device": device,
+            "model.num_boost_round": num_boost_round,
+        }
+    )
+    flags = {
+        "target": target,
+        "positive_label": positive_label,
+        "sensitive": sensitive,
+        "name": name,
+    }
+    try:
+        params = _run_params(config, data, flags, overrides)
+        from flows.train_and_register import train_and_register
+
+        version = train_and_register(params)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(
+        f"registered {version.name} version {version.version} as 'candidate' (run {version.run_id})\n"
+        f"review it: mlflow ui --backend-store-uri {settings.tracking_uri}"
+    )
+
+
+@expectations_app.command("init")
+def expectations_init(
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file to infer from.")],
+    name: Annotated[
+        str, typer.Option("--name", help="Dataset name: writes expectations/NAME.json.")
+    ],
+    target: Annotated[str, typer.Option("--target", help="Label column.")],
+    positive_label: Annotated[str, typer.Option("--positive-label", help="Positive label value.")],
+    sensitive: Annotated[
+        str, typer.Option("--sensitive", help="Sensitive columns, comma-separated.")
+    ],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing suite.")] = False,
+) -> None:
+    """Infer a starter expectation suite from a data file, for the data team to review and edit."""
+    from evenflow import contracts, pipeline
+    from evenflow.datasets import read_table
+
+    settings = EvenflowSettings()
+    try:
+        spec = DatasetSpec.model_validate(
+            _dataset_from_flags(data, target, positive_label, sensitive, name)
+        )
+        path = pipeline.contract_path(settings, spec)
+        if path.exists() and not force:
+            raise EvenflowError(f"{path} exists; pass --force to overwrite it")
+        suite = contracts.infer_suite(read_table(spec.path), spec)
+        contracts.write_suite(suite, path)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {len(suite['expectations'])} expectations to {path}")
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        section, key = dotted.split(".")
+        nested.setdefault(section, {})[key] = value
+    return nested

@@ -1,0 +1,179 @@
+"""MLflow: one run per flow run, the model logged with signature, registered with lineage.
+
+Every call names its run id explicitly (no reliance on a thread's active run), so stages can run
+in separate Prefect tasks. The champion alias is never set here: that is a person's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+from mlflow.models import infer_signature
+
+import evenflow
+from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
+from evenflow.serving import BOOSTER_ARTIFACT, SCHEMA_ARTIFACT, EvenflowModel, write_schema
+from evenflow.settings import EvenflowSettings
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE = "candidate"
+_PIP_REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "pydantic", "pyarrow")
+
+
+def client_for(settings: EvenflowSettings) -> MlflowClient:
+    """Point MLflow at the configured tracking store (SQLite under mlruns/ by default)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if settings.tracking_uri.startswith("sqlite:///"):
+        Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def start_run(
+    settings: EvenflowSettings, experiment: str, run_name: str, tags: Mapping[str, str]
+) -> str:
+    """Create the run of a flow run in the dataset's experiment and return its id."""
+    client = client_for(settings)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = (
+        found.experiment_id
+        if found is not None
+        else client.create_experiment(
+            experiment, artifact_location=f"{settings.artifact_root}/{experiment}"
+        )
+    )
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    return str(run.info.run_id)
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested parameters to dotted keys with JSON values, as MLflow params want."""
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return flat
+
+
+def log_params(settings: EvenflowSettings, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log (nested) parameters under dotted names."""
+    client = client_for(settings)
+    for key, value in flatten(params).items():
+        client.log_param(run_id, key, value)
+
+
+def log_metrics(settings: EvenflowSettings, run_id: str, metrics: Mapping[str, float]) -> None:
+    """Log finite metric values; NaN (an undefined metric) is skipped, not faked."""
+    client = client_for(settings)
+    for key, value in metrics.items():
+        if not math.isnan(value):
+            client.log_metric(run_id, key, float(value))
+
+
+def set_tags(settings: EvenflowSettings, run_id: str, tags: Mapping[str, str]) -> None:
+    """Tag the run."""
+    client = client_for(settings)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def log_artifact(
+    settings: EvenflowSettings, run_id: str, local_path: Path, artifact_path: str | None = None
+) -> None:
+    """Log a file or a whole folder as run artifacts."""
+    client = client_for(settings)
+    if local_path.is_dir():
+        client.log_artifacts(run_id, str(local_path), artifact_path)
+    else:
+        client.log_artifact(run_id, str(local_path), artifact_path)
+
+
+def log_json(settings: EvenflowSettings, run_id: str, payload: Any, artifact_file: str) -> None:
+    """Log a JSON document as a run artifact."""
+    client_for(settings).log_dict(run_id, payload, artifact_file)
+
+
+def finish_run(settings: EvenflowSettings, run_id: str, *, failed: bool) -> None:
+    """Close the run as FINISHED or FAILED."""
+    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    client_for(settings).set_terminated(run_id, status=status)
+
+
+def register_model(
+    settings: EvenflowSettings,
+    run_id: str,
+    *,
+    model_name: str,
+    training: TrainingResult,
+    manifest: ShardManifest,
+    input_example: pd.DataFrame,
+    threshold: float,
+    tags: Mapping[str, str],
+) -> ModelVersionRef:
+    """Log the pyfunc model with signature and example, register it, tag it, alias ``candidate``."""
+    client = client_for(settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        schema = write_schema(manifest.features, threshold, Path(scratch) / "schema.json")
+        model = EvenflowModel()
+        model.load_context(
+            _Context({BOOSTER_ARTIFACT: str(training.model_path), SCHEMA_ARTIFACT: str(schema)})
+        )
+        output_example = model.predict(None, input_example)
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # Integer columns are declared as the data has them; a float batch is refused, not guessed.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                artifacts={
+                    BOOSTER_ARTIFACT: str(training.model_path),
+                    SCHEMA_ARTIFACT: str(schema),
+                },
+                code_paths=[str(Path(evenflow.__file__).parent)],
+                signature=infer_signature(input_example, output_example),
+                input_example=input_example,
+                pip_requirements=_pinned_requirements(),
+                registered_model_name=model_name,
+            )
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.set_registered_model_alias(model_name, CANDIDATE, version)
+    logger.info("registered %s version %s as %s", model_name, version, CANDIDATE)
+    return ModelVersionRef(name=model_name, version=version, run_id=run_id, aliases=(CANDIDATE,))
+
+
+class _Context:
+    """The slice of MLflow's PythonModelContext that ``EvenflowModel.load_context`` reads."""
+
+    def __init__(self, artifacts: dict[str, str]) -> None:
+        self.artifacts = artifacts
+
+
+def _pinned_requirements() -> list[str]:
+    return [f"{name}=={installed_version(name)}" for name in _PIP_REQUIREMENTS]
+
+
+def describe_version(settings: EvenflowSettings, model_name: str, version: str, text: str) -> None:
+    """Set the version's description (shown in the MLflow UI)."""
+    client_for(settings).update_model_version(model_name, version, description=text)

@@ -1,0 +1,48 @@
+"""The MLflow pyfunc model: raw rows in, score and decision out, typed exactly as in training.
+
+Kept free of Dask and heavy imports so a registered model loads anywhere MLflow and XGBoost run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xgboost as xgb
+from mlflow.pyfunc.model import PythonModel
+
+from evenflow.features import typed_features
+from evenflow.records import FeatureSpec
+
+BOOSTER_ARTIFACT = "booster"
+SCHEMA_ARTIFACT = "schema"
+
+
+def write_schema(features: tuple[FeatureSpec, ...], threshold: float, target: Path) -> Path:
+    """Write what serving needs besides the booster: feature types, categories, threshold."""
+    payload = {"features": [f.model_dump() for f in features], "threshold": threshold}
+    target.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return target
+
+
+class EvenflowModel(PythonModel):
+    """Scores raw input rows; returns ``score`` (probability) and ``prediction`` (0/1)."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the booster and the feature schema logged with the model."""
+        schema = json.loads(Path(context.artifacts[SCHEMA_ARTIFACT]).read_text(encoding="utf-8"))
+        self.features = tuple(FeatureSpec(**f) for f in schema["features"])
+        self.threshold = float(schema["threshold"])
+        self.booster = xgb.Booster()
+        self.booster.load_model(context.artifacts[BOOSTER_ARTIFACT])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """Score rows given with the training data's raw columns."""
+        matrix = xgb.DMatrix(typed_features(model_input, self.features), enable_categorical=True)
+        score = self.booster.predict(matrix).astype("float64")
+        return pd.DataFrame(
+            {"score": score, "prediction": (score >= self.threshold).astype("int64")},
+            index=model_input.index,
+        )

@@ -1,0 +1,264 @@
+"""Distributed XGBoost training on Dask: each worker reads its own shards from disk.
+
+Shards are pinned to workers by rank (shard ``i`` goes to worker ``i mod n`` in address order), so the
+driver never holds the training data and the same data, params and worker count train the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import dask.dataframe as dd
+import pandas as pd
+import xgboost as xgb
+import xgboost.dask as dxgb
+from distributed import Client, Future, LocalCluster
+
+from evenflow.errors import ConfigError
+from evenflow.features import typed_column
+from evenflow.io import atomic_path
+from evenflow.params import ClusterParams, ModelParams
+from evenflow.records import FeatureSpec, ShardManifest, TrainingResult
+
+logger = logging.getLogger(__name__)
+
+LABEL = "label"
+SCORE = "score"
+PROGRESS_LOGGER = "evenflow.training.progress"
+Device = Literal["cpu", "cuda"]
+
+
+def resolve_device(requested: Literal["cpu", "cuda", "auto"]) -> tuple[Device, str]:
+    """Pick the training device and say why: CUDA only when XGBoost has it and a GPU is visible."""
+    gpus = visible_gpus()
+    has_cuda = bool(xgb.build_info().get("USE_CUDA"))
+    if requested == "cpu":
+        return "cpu", "cpu requested"
+    if requested == "cuda":
+        if not gpus or not has_cuda:
+            raise ConfigError(
+                "model.device is 'cuda' but "
+                + ("no GPU is visible" if not gpus else "this XGBoost build has no CUDA support")
+            )
+        return "cuda", f"cuda requested; GPUs: {', '.join(gpus)}"
+    if gpus and has_cuda:
+        return "cuda", f"auto: GPU visible ({gpus[0]})"
+    return "cpu", "auto: no GPU visible" if not gpus else "auto: XGBoost built without CUDA"
+
+
+def visible_gpus() -> list[str]:
+    """Names of the GPUs ``nvidia-smi`` can see (empty when there is none)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [line.strip() for line in listing.splitlines() if line.startswith("GPU")]
+
+
+@contextmanager
+def dask_client(address: str | None, cluster: ClusterParams) -> Iterator[Client]:
+    """Connect to ``address``, or start a local cluster of worker processes for the block."""
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=cluster.n_workers,
+            threads_per_worker=cluster.threads_per_worker,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.WARNING,
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def read_partition(
+    path: str,
+    features: Sequence[FeatureSpec],
+    label_column: str,
+    positive_label: str,
+    keep: Sequence[str],
+) -> pd.DataFrame:
+    """Read one shard on a worker: typed features, a 0/1 label and the ``keep`` columns."""
+    raw = pd.read_parquet(path)
+    frame = pd.DataFrame(index=raw.index)
+    for feature in features:
+        frame[feature.name] = typed_column(raw[feature.name], feature)
+    frame[LABEL] = label_values(raw[label_column], positive_label)
+    for column in keep:
+        if column not in frame.columns:
+            frame[column] = raw[column]
+    return frame
+
+
+def label_values(column: pd.Series, positive_label: str) -> pd.Series:
+    """Map the target column to 0/1: numeric targets compare as numbers, others as text."""
+    if pd.api.types.is_numeric_dtype(column):
+        try:
+            positive = float(positive_label)
+        except ValueError:
+            raise ConfigError(
+                f"positive label {positive_label!r} is not a number but target '{column.name}' is numeric"
+            ) from None
+        return (column.astype("float64") == positive).astype("int64")
+    return (column.astype("string").str.strip() == positive_label).astype("int64")
+
+
+def pinned_frame(
+    client: Client, manifest: ShardManifest, split: str, keep: Sequence[str]
+) -> tuple[dd.DataFrame, dict[str, int]]:
+    """Build a Dask frame whose partitions are read on fixed workers; return it and the shard map."""
+    workers = sorted(client.scheduler_info()["workers"])
+    paths = manifest.split_paths(split)  # type: ignore[arg-type]
+    futures: list[Future[pd.DataFrame]] = []
+    placement: dict[str, int] = {}
+    for index, path in enumerate(paths):
+        rank = index % len(workers)
+        futures.append(
+            client.submit(
+                read_partition,
+                str(path),
+                manifest.features,
+                manifest.target,
+                manifest.positive_label,
+                keep,
+                workers=[workers[rank]],
+                allow_other_workers=False,
+                pure=False,
+            )
+        )
+        placement[str(path.relative_to(manifest.shard_dir))] = rank
+    meta = read_partition(
+        str(paths[0]), manifest.features, manifest.target, manifest.positive_label, keep
+    ).iloc[:0]
+    return dd.from_delayed(futures, meta=meta, verify_meta=False), placement
+
+
+class _LogProgress(xgb.callback.TrainingCallback):
+    """Log the validation metric every ``every`` rounds from rank 0 (forwarded to the driver)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def before_training(self, model: Any) -> Any:
+        # Runs on the worker, whose loggers default to WARNING: let progress reach the forwarder.
+        logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
+        return model
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
+        if epoch % self.every == 0 and xgb.collective.get_rank() == 0:
+            auc = evals_log.get("valid", {}).get("auc", [float("nan")])[-1]
+            logging.getLogger(PROGRESS_LOGGER).info("round %d: valid AUC %.4f", epoch, auc)
+        return False
+
+
+def booster_params(model: ModelParams, device: Device, threads: int) -> dict[str, Any]:
+    """XGBoost parameters for a binary classifier with native categorical support."""
+    return {
+        "objective": "binary:logistic",
+        "eval_metric": ["logloss", "auc"],
+        "tree_method": "hist",
+        "device": device,
+        "learning_rate": model.learning_rate,
+        "max_depth": model.max_depth,
+        "min_child_weight": model.min_child_weight,
+        "subsample": model.subsample,
+        "colsample_bytree": model.colsample_bytree,
+        "reg_lambda": model.reg_lambda,
+        "max_cat_to_onehot": model.max_cat_to_onehot,
+        "max_bin": model.max_bin,
+        "seed": model.seed,
+        "nthread": threads,
+    }
+
+
+def train_model(
+    client: Client,
+    manifest: ShardManifest,
+    model: ModelParams,
+    threads_per_worker: int,
+    out_dir: Path,
+) -> TrainingResult:
+    """Train with early stopping on valid, save the booster, and score the test split."""
+    device, reason = resolve_device(model.device)
+    logger.info("training on %s (%s)", device, reason)
+    client.forward_logging(PROGRESS_LOGGER, level=logging.INFO)
+    features = [f.name for f in manifest.features]
+    train, placement = pinned_frame(client, manifest, "train", keep=[])
+    valid, _ = pinned_frame(client, manifest, "valid", keep=[])
+    dtrain = dxgb.DaskQuantileDMatrix(
+        client, train[features], train[LABEL], enable_categorical=True
+    )
+    dvalid = dxgb.DaskQuantileDMatrix(
+        client, valid[features], valid[LABEL], ref=dtrain, enable_categorical=True
+    )
+    params = booster_params(model, device, threads_per_worker)
+    started = time.perf_counter()
+    output = dxgb.train(
+        client,
+        params,
+        dtrain,
+        num_boost_round=model.num_boost_round,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=model.early_stopping_rounds,
+        callbacks=[_LogProgress(every=50)],
+        verbose_eval=False,
+    )
+    seconds = time.perf_counter() - started
+    best = int(output["booster"].best_iteration)
+    booster = output["booster"][: best + 1]  # keep the early-stopped model only
+    model_path = _save_booster(booster, out_dir / "model.ubj")
+    predictions = predict_split(client, booster, manifest, "test")
+    predictions_path = out_dir / "predictions.parquet"
+    with atomic_path(predictions_path) as tmp:
+        predictions.to_parquet(tmp, index=False)
+    return TrainingResult(
+        model_path=model_path,
+        params=params,
+        device=device,
+        device_reason=reason,
+        n_workers=len(client.scheduler_info()["workers"]),
+        partition_workers=placement,
+        seed=model.seed,
+        best_iteration=best,
+        num_boosted_rounds=booster.num_boosted_rounds(),
+        valid_auc=float(output["history"]["valid"]["auc"][best]),
+        predictions_path=predictions_path,
+        train_seconds=seconds,
+    )
+
+
+def _save_booster(booster: xgb.Booster, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(booster.save_raw("ubj"))
+    return target
+
+
+def predict_split(
+    client: Client, booster: xgb.Booster, manifest: ShardManifest, split: str
+) -> pd.DataFrame:
+    """Score a split on the workers; return row id, label, score and the sensitive columns."""
+    keep = [manifest.row_id, *manifest.sensitive]
+    frame, _ = pinned_frame(client, manifest, split, keep=keep)
+    features = [f.name for f in manifest.features]
+    scores = dxgb.inplace_predict(client, booster, frame[features])
+    scored = frame[[manifest.row_id, LABEL, *manifest.sensitive]].assign(**{SCORE: scores})
+    result = scored.compute().reset_index(drop=True)
+    result[SCORE] = result[SCORE].astype("float64")
+    for column in manifest.sensitive:
+        result[column] = result[column].astype("string")
+    return result.sort_values(manifest.row_id, kind="stable").reset_index(drop=True)

@@ -1,0 +1,29 @@
+"""Open and close the flow run's MLflow run."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.runtime import flow_run
+
+from evenflow import lineage, registry
+from evenflow.params import RunParams
+from evenflow.settings import EvenflowSettings
+
+
+@task(name="start-tracking")
+def start_tracking(params: RunParams, settings: EvenflowSettings) -> str:
+    """Create the MLflow run with code lineage and parameters; return its id."""
+    code = lineage.code_version(settings.code_root)
+    tags = lineage.lineage_tags("pending", code, params.params_hash(), str(flow_run.get_id()))
+    run_name = f"{params.dataset.name}-{str(flow_run.get_name() or 'local')}"
+    run_id = registry.start_run(settings, params.dataset.name, run_name, tags)
+    registry.log_params(settings, run_id, params.model_dump(mode="json"))
+    if code.dirty:
+        registry.log_json(settings, run_id, {"diff": code.diff}, "lineage/git_diff.json")
+    return run_id
+
+
+@task(name="finish-tracking")
+def finish_tracking(settings: EvenflowSettings, run_id: str, *, failed: bool) -> None:
+    """Close the MLflow run as FINISHED or FAILED."""
+    registry.finish_run(settings, run_id, failed=failed)

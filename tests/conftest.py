@@ -1,0 +1,67 @@
+"""Shared fixtures: small real data, isolated project folders, telemetry off."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evenflow.params import BUILTIN_EXAMPLE, RunParams, builtin_example
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+for key, value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}.items():
+    os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def adult_frame() -> pd.DataFrame:
+    """The built-in example as shipped (48,842 rows)."""
+    return pd.read_csv(BUILTIN_EXAMPLE.parent / "adult.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def adult_sample_path(tmp_path_factory: pytest.TempPathFactory, adult_frame: pd.DataFrame) -> Path:
+    """A 3,000-row sample of Adult, keeping its own train/test split, as a CSV file."""
+    sample = adult_frame.groupby("split", group_keys=False).sample(
+        frac=3000 / len(adult_frame), random_state=7
+    )
+    path = tmp_path_factory.mktemp("adult") / "adult_sample.csv"
+    sample.to_csv(path, index=False)
+    return path
+
+
+def sample_params(path: Path, **overrides: object) -> RunParams:
+    """Run parameters for the Adult sample: small shards, few rounds, CPU, two workers."""
+    base = builtin_example().model_dump(mode="json")
+    base["dataset"]["path"] = str(path)
+    base["shards"] = {"n_shards": 2}
+    base["model"] = {
+        **base["model"],
+        "device": "cpu",
+        "num_boost_round": 60,
+        "early_stopping_rounds": 10,
+    }
+    base["evaluation"] = {**base["evaluation"], "drift_sample_rows": 1000}
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__")
+        base[section][key] = value
+    return RunParams.model_validate(base)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder (data, DVC, MLflow, expectations) whose code is this checkout."""
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.setenv("EVENFLOW_PROJECT_ROOT", str(root))
+    monkeypatch.setenv("EVENFLOW_CODE_ROOT", str(REPO_ROOT))
+    monkeypatch.setenv("EVENFLOW_DVC_REMOTE", str(tmp_path / "dvc-remote"))
+    return root

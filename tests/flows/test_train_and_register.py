@@ -1,0 +1,113 @@
+"""The training flow end to end on a small real sample, and bad batches that must stop it early."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from evenflow import contracts
+from evenflow.errors import ValidationFailed
+from evenflow.settings import EvenflowSettings
+from flows.train_and_register import train_and_register
+from tests.conftest import REPO_ROOT, sample_params
+
+pytestmark = pytest.mark.slow
+
+
+def _client(project: Path) -> MlflowClient:
+    uri = EvenflowSettings(project_root=project).tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_flow_registers_a_candidate_with_lineage(project: Path, adult_sample_path: Path) -> None:
+    params = sample_params(adult_sample_path)
+
+    version = train_and_register(params)
+
+    client = _client(project)
+    model_version = client.get_model_version_by_alias("adult", "candidate")
+    assert str(model_version.version) == version.version
+    run = client.get_run(version.run_id)
+    manifest = client.download_artifacts(version.run_id, "data/manifest.json", str(project / "dl"))
+    data_md5 = pd.read_json(manifest, typ="series")["data_md5"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for tags in (run.data.tags, model_version.tags):
+        assert tags["evenflow.data_md5"] == data_md5
+        assert tags["evenflow.git_commit"] == head
+        assert tags["evenflow.params_hash"] == params.params_hash()
+        assert tags["evenflow.git_dirty"] in {"true", "false"}
+        assert tags["evenflow.flow_run_id"]
+    assert data_md5.endswith(".dir")
+    assert run.info.status == "FINISHED"
+    assert 0.8 < run.data.metrics["test_roc_auc"] <= 1.0
+    assert "champion" not in client.get_registered_model("adult").aliases
+    artifacts = {a.path for a in client.list_artifacts(version.run_id)}
+    assert {"validation", "data", "reports", "predictions", "training"} <= artifacts
+
+    predictions = pd.read_parquet(
+        client.download_artifacts(version.run_id, "predictions", str(project / "p"))
+    )
+    assert {"_row_id", "label", "score", "sex", "race"} <= set(predictions.columns)
+    model = mlflow.pyfunc.load_model("models:/adult@candidate")
+    raw = pd.read_csv(adult_sample_path)
+    scored = model.predict(raw.drop(columns=["income", "split"]).head(20))
+    assert list(scored.columns) == ["score", "prediction"]
+    assert scored["score"].between(0, 1).all()
+
+
+def _corrupt(path: Path, out: Path, how: str) -> Path:
+    frame = pd.read_csv(path)
+    if how == "missing column":
+        frame = frame.drop(columns=["hours-per-week"])
+    elif how == "wrong type":
+        frame["age"] = frame["age"].astype(str) + " years"
+    elif how == "out of range":
+        frame.loc[frame.index[3], "age"] = 420
+    elif how == "unknown label":
+        frame.loc[frame.index[5], "income"] = "maybe"
+    frame.to_csv(out, index=False)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("how", "expectation", "column"),
+    [
+        ("missing column", "expect_column_to_exist", "hours-per-week"),
+        ("wrong type", "expect_column_values_to_be_in_type_list", "age"),
+        ("out of range", "expect_column_values_to_be_between", "age"),
+        ("unknown label", "expect_column_values_to_be_in_set", "income"),
+    ],
+)
+def test_bad_batch_stops_before_training_and_registers_nothing(
+    project: Path, adult_sample_path: Path, tmp_path: Path, how: str, expectation: str, column: str
+) -> None:
+    settings = EvenflowSettings()
+    clean = sample_params(adult_sample_path)
+    suite = contracts.infer_suite(pd.read_csv(adult_sample_path), clean.dataset)
+    contracts.write_suite(suite, settings.expectations_dir / "adult.json")
+    bad_path = _corrupt(adult_sample_path, tmp_path / "bad.csv", how)
+    before = bad_path.read_bytes()
+
+    with pytest.raises(ValidationFailed) as failure:
+        train_and_register(sample_params(bad_path))
+
+    message = str(failure.value)
+    assert any(expectation in line and f"'{column}'" in line for line in failure.value.failures), (
+        message
+    )
+    assert bad_path.read_bytes() == before
+    assert not list(settings.data_root.glob("adult/*/shards-*")), (
+        "sharded despite failed validation"
+    )
+    client = _client(project)
+    assert client.search_registered_models() == []
+    runs = client.search_runs([client.get_experiment_by_name("adult").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "validation" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}

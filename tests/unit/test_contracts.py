@@ -1,0 +1,225 @@
+"""Starter-suite inference and suite files, checked against real Great Expectations 1.24."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import pandas as pd
+import pytest
+
+from evenflow.contracts import (
+    MAX_CATEGORIES,
+    build_gx_suite,
+    infer_suite,
+    load_suite,
+    write_suite,
+)
+from evenflow.errors import ConfigError
+from evenflow.params import DatasetSpec, builtin_example
+
+
+@pytest.fixture(scope="module")
+def spec() -> DatasetSpec:
+    return builtin_example().dataset
+
+
+@pytest.fixture(scope="module")
+def frame(adult_frame: pd.DataFrame) -> pd.DataFrame:
+    return adult_frame.sample(2000, random_state=3).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def suite(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
+    return infer_suite(frame, spec)
+
+
+def toy_spec(**overrides: Any) -> DatasetSpec:
+    fields = {"name": "toy", "path": "toy.csv", "target": "y", "positive_label": "1"}
+    return DatasetSpec(**{**fields, "sensitive": ("group",), **overrides})
+
+
+def expectations_of(suite: dict[str, Any], kind: str, column: str | None = None) -> list[Any]:
+    return [
+        e
+        for e in suite["expectations"]
+        if e["type"] == kind and (column is None or e["kwargs"].get("column") == column)
+    ]
+
+
+def only_kwargs(suite: dict[str, Any], kind: str, column: str) -> dict[str, Any]:
+    (found,) = expectations_of(suite, kind, column)
+    kwargs: dict[str, Any] = found["kwargs"]
+    return kwargs
+
+
+def test_suite_is_a_fixed_point_of_gx_serialisation(suite: dict[str, Any]) -> None:
+    rebuilt = gx.ExpectationSuite(**suite)
+    assert len(rebuilt.expectations) == len(suite["expectations"])
+    assert rebuilt.to_json_dict() == suite
+    assert json.loads(json.dumps(suite)) == suite
+
+
+def test_suite_covers_columns_rows_and_labels(
+    suite: dict[str, Any], frame: pd.DataFrame, spec: DatasetSpec
+) -> None:
+    assert suite["name"] == "adult"
+    (column_set,) = expectations_of(suite, "expect_table_columns_to_match_set")
+    assert column_set["kwargs"]["column_set"] == sorted(frame.columns)
+    existing = {e["kwargs"]["column"] for e in expectations_of(suite, "expect_column_to_exist")}
+    assert existing == set(frame.columns)
+    (rows,) = expectations_of(suite, "expect_table_row_count_to_be_between")
+    assert 1 <= rows["kwargs"]["min_value"] < len(frame)
+    labels = only_kwargs(suite, "expect_column_values_to_be_in_set", spec.target)
+    assert labels["value_set"] == ["<=50K", ">50K"]
+    positive = only_kwargs(suite, "expect_column_distinct_values_to_contain_set", spec.target)
+    assert positive["value_set"] == [">50K"]
+
+
+def test_types_accept_compatible_dtypes_only(suite: dict[str, Any]) -> None:
+    numeric = only_kwargs(suite, "expect_column_values_to_be_in_type_list", "age")["type_list"]
+    assert {"int64", "Int64Dtype", "float64"} <= set(numeric)
+    assert "str" not in numeric
+    text = only_kwargs(suite, "expect_column_values_to_be_in_type_list", "workclass")
+    assert text["type_list"] == ["str", "StringDtype"]
+
+
+def test_null_tolerance_follows_observed_nulls(suite: dict[str, Any], frame: pd.DataFrame) -> None:
+    gx_suite = build_gx_suite(suite, source="test")
+    mostly = {
+        e.column: e.mostly
+        for e in gx_suite.expectations
+        if e.expectation_type == "expect_column_values_to_not_be_null"
+    }
+    assert mostly["age"] == 1.0
+    observed = 1 - frame["workclass"].isna().mean()
+    assert observed - 0.02 < mostly["workclass"] < observed
+
+
+def test_ranges_and_categories(suite: dict[str, Any], frame: pd.DataFrame) -> None:
+    age = only_kwargs(suite, "expect_column_values_to_be_between", "age")
+    assert (age["min_value"], age["max_value"]) == (frame["age"].min(), frame["age"].max())
+    race = only_kwargs(suite, "expect_column_values_to_be_in_set", "race")
+    assert race["value_set"] == sorted(frame["race"].unique())
+
+
+def test_high_cardinality_text_and_odd_dtypes() -> None:
+    toy = pd.DataFrame(
+        {
+            "id": [f"row-{i}" for i in range(MAX_CATEGORIES + 1)],
+            "group": ["a", "b", "c"] * 17,
+            "flag": [True, False, True] * 17,
+            "count": pd.array(range(51), dtype="Int64"),
+            "kind": pd.Categorical(["x", "y", "z"] * 17),
+            "y": [0, 1, 1] * 17,
+        }
+    )
+    suite = infer_suite(toy, toy_spec())
+    assert not expectations_of(suite, "expect_column_values_to_be_in_set", "id")
+    assert only_kwargs(suite, "expect_column_values_to_be_in_set", "group")["value_set"] == [
+        "a",
+        "b",
+        "c",
+    ]
+    flag = only_kwargs(suite, "expect_column_values_to_be_in_type_list", "flag")
+    assert flag["type_list"] == ["bool", "BooleanDtype"]
+    assert not expectations_of(suite, "expect_column_values_to_be_between", "flag")
+    count = only_kwargs(suite, "expect_column_values_to_be_in_type_list", "count")
+    assert "Int64Dtype" in count["type_list"]
+    # GX cannot express a categorical dtype; the column keeps its other checks.
+    assert not expectations_of(suite, "expect_column_values_to_be_in_type_list", "kind")
+    assert expectations_of(suite, "expect_column_values_to_not_be_null", "kind")
+    # Integer labels: the positive label string "1" matches the value 1.
+    assert only_kwargs(suite, "expect_column_distinct_values_to_contain_set", "y") == {
+        "column": "y",
+        "value_set": [1],
+    }
+
+
+def test_inference_is_deterministic(
+    frame: pd.DataFrame, spec: DatasetSpec, suite: dict[str, Any], tmp_path: Path
+) -> None:
+    shuffled = frame.sample(frac=1.0, random_state=11)
+    assert infer_suite(shuffled, spec) == suite
+    first = write_suite(suite, tmp_path / "a.json").read_bytes()
+    second = write_suite(infer_suite(frame.copy(), spec), tmp_path / "b.json").read_bytes()
+    assert first == second
+
+
+def test_inference_leaves_the_frame_alone(frame: pd.DataFrame, spec: DatasetSpec) -> None:
+    before = frame.copy()
+    infer_suite(frame, spec)
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_positive_label_must_be_observed(frame: pd.DataFrame, spec: DatasetSpec) -> None:
+    negatives = frame[frame["income"] == "<=50K"]
+    with pytest.raises(ConfigError, match=r"'>50K'.*'income'.*labels seen: \['<=50K'\]"):
+        infer_suite(negatives, spec)
+
+
+@pytest.mark.parametrize("column", ["income", "race"])
+def test_target_and_sensitive_columns_must_exist(
+    frame: pd.DataFrame, spec: DatasetSpec, column: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"column '{column}' is not in the data"):
+        infer_suite(frame.drop(columns=[column]), spec)
+
+
+def test_write_then_load_round_trips(suite: dict[str, Any], tmp_path: Path) -> None:
+    path = write_suite(suite, tmp_path / "expectations" / "adult.json")
+    assert load_suite(path) == suite
+    assert not [p for p in path.parent.iterdir() if p.name != "adult.json"]
+
+
+def test_missing_suite_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.json"
+    with pytest.raises(ConfigError, match="nope.json"):
+        load_suite(path)
+
+
+def test_malformed_json_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"name": "adult", "expectations": [', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.json: expectation suite is not valid JSON"):
+        load_suite(path)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([], "must be a JSON object"),
+        ({"name": "x", "expectations": [], "owner": "me"}, r"unknown key\(s\).*'owner'"),
+        ({"expectations": []}, "name must be provided"),
+        (
+            {"name": "x", "expectations": [{"type": "expect_bogus", "kwargs": {}}]},
+            r"expectation #0 \(expect_bogus\) is not valid",
+        ),
+        (
+            {
+                "name": "x",
+                "expectations": [
+                    {"type": "expect_column_to_exist", "kwargs": {"column": "a"}},
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"mostly": 2}},
+                ],
+            },
+            r"expectation #1 \(expect_column_values_to_not_be_null\) is not valid",
+        ),
+    ],
+)
+def test_invalid_suite_file_names_the_file_and_the_fault(
+    tmp_path: Path, payload: object, message: str
+) -> None:
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"suite\.json: .*{message}"):
+        load_suite(path)
+
+
+def test_write_refuses_an_invalid_suite(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    with pytest.raises(ConfigError, match="bad.json"):
+        write_suite({"name": "x", "expectations": [{"type": "expect_bogus"}]}, path)
+    assert not path.exists()

@@ -1,0 +1,279 @@
+"""Overall and per-group metrics, checked against sklearn per subset and fairlearn's MetricFrame."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    false_negative_rate,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from evenflow.errors import DataError
+from evenflow.evaluation import (
+    GROUP_COLUMNS,
+    MISSING_GROUP,
+    binary_metrics,
+    confusion_counts,
+    group_metrics,
+    write_evaluation,
+)
+from evenflow.params import EvalParams
+from evenflow.records import EvalReport
+
+THRESHOLD = 0.4
+MIN_GROUP = 30
+TOL = 1e-9
+SENSITIVE = ["sex", "race"]
+TINY = "Tiny"
+
+
+@pytest.fixture(scope="module")
+def predictions() -> pd.DataFrame:
+    """4,000 rows; group base rates differ; sex has 60 missing, race a 5-row group and 1 missing."""
+    rng = np.random.default_rng(20240611)
+    n = 4_000
+    sex = rng.choice(np.array(["F", "M"], dtype=object), n, p=[0.45, 0.55])
+    sex[rng.choice(n, 60, replace=False)] = None
+    race = rng.choice(np.array(["A", "B", "C"], dtype=object), n, p=[0.6, 0.3, 0.1])
+    race[:5] = TINY
+    race[5] = None
+    base = np.where(race == "A", 0.3, np.where(race == "B", 0.45, 0.6))
+    label = (rng.uniform(size=n) < base).astype(np.int64)
+    logit = 1.6 * (label - 0.5) + rng.normal(0.0, 1.0, n) + np.where(sex == "F", -0.3, 0.2)
+    score = 1.0 / (1.0 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "_row_id": np.arange(n, dtype=np.int64),
+            "label": label,
+            "score": score.astype(np.float64),
+            "sex": sex,
+            "race": race,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def groups(predictions: pd.DataFrame) -> pd.DataFrame:
+    return group_metrics(predictions, SENSITIVE, THRESHOLD, MIN_GROUP)
+
+
+def _keys(predictions: pd.DataFrame, column: str) -> pd.Series:
+    return predictions[column].fillna(MISSING_GROUP)
+
+
+def _scored(groups: pd.DataFrame, column: str) -> pd.DataFrame:
+    rows = groups[(groups["column"] == column) & ~groups["suppressed"]]
+    return rows.set_index("group")
+
+
+def _direct(label: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """Each metric the plain way, with sklearn on the subset."""
+    pred = (score >= THRESHOLD).astype(int)
+    tn, fp, fn, tp = confusion_matrix(label, pred, labels=[0, 1]).ravel()
+    return {
+        "n": len(label),
+        "n_pos": int(label.sum()),
+        "roc_auc": roc_auc_score(label, score),
+        "log_loss": log_loss(label, score, labels=[0, 1]),
+        "brier": brier_score_loss(label, score),
+        "mean_score": float(np.mean(score)),
+        "accuracy": accuracy_score(label, pred),
+        "precision": precision_score(label, pred),
+        "recall": recall_score(label, pred),
+        "f1": f1_score(label, pred),
+        "tpr": recall_score(label, pred),
+        "fpr": fp / (fp + tn),
+        "fnr": fn / (fn + tp),
+        "base_rate": float(label.mean()),
+        "selection_rate": float(pred.mean()),
+    }
+
+
+@pytest.mark.parametrize("column", SENSITIVE)
+def test_group_metrics_match_sklearn_on_each_subset(
+    predictions: pd.DataFrame, groups: pd.DataFrame, column: str
+) -> None:
+    scored = _scored(groups, column)
+    keys = _keys(predictions, column)
+    assert len(scored) >= 3
+    for group, row in scored.iterrows():
+        subset = predictions[keys == group]
+        expected = _direct(subset["label"].to_numpy(), subset["score"].to_numpy())
+        for name, value in expected.items():
+            assert row[name] == pytest.approx(value, abs=TOL, rel=TOL), (column, group, name)
+
+
+@pytest.mark.parametrize("column", SENSITIVE)
+def test_group_metrics_match_fairlearn_metricframe(
+    predictions: pd.DataFrame, groups: pd.DataFrame, column: str
+) -> None:
+    frame = MetricFrame(
+        metrics={
+            "recall": recall_score,
+            "precision": precision_score,
+            "accuracy": accuracy_score,
+            "selection_rate": selection_rate,
+            "tpr": true_positive_rate,
+            "fpr": false_positive_rate,
+            "fnr": false_negative_rate,
+            "n": count,
+        },
+        y_true=predictions["label"],
+        y_pred=(predictions["score"] >= THRESHOLD).astype(int),
+        sensitive_features=_keys(predictions, column),
+    )
+    scored = _scored(groups, column)
+    by_group = frame.by_group.loc[scored.index]
+    for name in by_group.columns:
+        np.testing.assert_allclose(
+            scored[name].to_numpy(dtype=float),
+            by_group[name].to_numpy(dtype=float),
+            rtol=TOL,
+            atol=TOL,
+            err_msg=f"{column}.{name}",
+        )
+
+
+def test_every_group_is_listed_including_missing_and_tiny(
+    predictions: pd.DataFrame, groups: pd.DataFrame
+) -> None:
+    assert list(groups.columns) == list(GROUP_COLUMNS)
+    for column in SENSITIVE:
+        rows = groups[groups["column"] == column]
+        assert set(rows["group"]) == set(_keys(predictions, column))
+        assert rows["n"].sum() == len(predictions)
+    sex_missing = groups[(groups["column"] == "sex") & (groups["group"] == MISSING_GROUP)]
+    assert sex_missing["n"].item() == 60
+    assert not sex_missing["suppressed"].item()
+
+
+@pytest.mark.parametrize(("group", "n"), [(TINY, 5), (MISSING_GROUP, 1)])
+def test_small_groups_are_suppressed_not_dropped(groups: pd.DataFrame, group: str, n: int) -> None:
+    row = groups[(groups["column"] == "race") & (groups["group"] == group)]
+    assert len(row) == 1
+    assert row["suppressed"].item()
+    assert row["n"].item() == n
+    metrics = row.drop(columns=["column", "group", "n", "n_pos", "suppressed"])
+    assert metrics.isna().all(axis=None)
+
+
+def test_overall_metrics_match_sklearn(predictions: pd.DataFrame) -> None:
+    label, score = predictions["label"].to_numpy(), predictions["score"].to_numpy()
+    got = binary_metrics(label, score, THRESHOLD)
+    expected = _direct(label, score)
+    for name, value in expected.items():
+        if name != "n_pos":
+            assert got[name] == pytest.approx(value, abs=TOL, rel=TOL), name
+    assert got["n"] == len(predictions)
+
+
+def test_confusion_counts_match_sklearn(predictions: pd.DataFrame) -> None:
+    label, score = predictions["label"], predictions["score"]
+    tn, fp, fn, tp = confusion_matrix(label, score >= THRESHOLD).ravel()
+    assert confusion_counts(label, score, THRESHOLD) == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
+
+
+def test_score_at_threshold_counts_as_positive() -> None:
+    counts = confusion_counts([1, 0], [THRESHOLD, THRESHOLD], THRESHOLD)
+    assert counts == {"tp": 1, "fp": 1, "tn": 0, "fn": 0}
+
+
+def test_single_class_gives_nan_auc_not_an_exception() -> None:
+    frame = pd.DataFrame(
+        {
+            "label": [0] * 40 + [0, 1] * 20,
+            "score": np.linspace(0.05, 0.95, 80),
+            "grp": ["neg_only"] * 40 + ["mixed"] * 40,
+        }
+    )
+    table = group_metrics(frame, ["grp"], 0.5, 10).set_index("group")
+    neg_only = table.loc["neg_only"]
+    assert math.isnan(neg_only["roc_auc"])
+    assert math.isnan(neg_only["recall"])  # no positives: recall is undefined, not 0
+    assert math.isfinite(neg_only["log_loss"])
+    assert math.isfinite(neg_only["fpr"])
+    assert math.isfinite(table.loc["mixed", "roc_auc"])
+    overall = binary_metrics([0, 0, 0], [0.1, 0.2, 0.9], 0.5)
+    assert math.isnan(overall["roc_auc"])
+    assert overall["fpr"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("label", "score", "message"),
+    [
+        ([0, 2], [0.1, 0.2], "only 0 and 1"),
+        ([0, 1], [0.1, np.nan], "finite probability"),
+        ([0, 1], [0.1, 1.2], "finite probability"),
+        ([0, 1], [0.1], "equal length"),
+        ([], [], "empty"),
+    ],
+)
+def test_bad_inputs_raise_data_error(label: list[int], score: list[float], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        binary_metrics(label, score, 0.5)
+
+
+def test_missing_sensitive_column_is_named(predictions: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match="nope"):
+        group_metrics(predictions, ["sex", "nope"], THRESHOLD, MIN_GROUP)
+
+
+def _strict_json(path: Path) -> object:
+    def reject(token: str) -> None:
+        raise AssertionError(f"{path.name} holds non-standard JSON token {token}")
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=reject)
+
+
+def test_write_evaluation_writes_strict_json_and_returns_report(
+    predictions: pd.DataFrame, tmp_path: Path
+) -> None:
+    params = EvalParams(threshold=THRESHOLD, min_group_size=MIN_GROUP)
+    report = write_evaluation(
+        predictions,
+        SENSITIVE,
+        params,
+        tmp_path / "eval",
+        predictions_path=tmp_path / "preds.parquet",
+        report_dir=tmp_path / "reports",
+    )
+    assert isinstance(report, EvalReport)
+    assert report.groups_path == tmp_path / "eval" / "groups.json"
+    assert report.report_dir == tmp_path / "reports"
+    assert report.confusion_matrix == confusion_counts(
+        predictions["label"], predictions["score"], THRESHOLD
+    )
+
+    metrics = _strict_json(tmp_path / "eval" / "metrics.json")
+    assert isinstance(metrics, dict)
+    assert metrics["threshold"] == THRESHOLD
+    assert metrics["metrics"]["roc_auc"] == pytest.approx(report.metrics["roc_auc"], abs=TOL)
+
+    records = _strict_json(report.groups_path)
+    assert isinstance(records, list)
+    assert len(records) == len(group_metrics(predictions, SENSITIVE, THRESHOLD, MIN_GROUP))
+    tiny = next(r for r in records if r["column"] == "race" and r["group"] == TINY)
+    assert tiny["suppressed"] is True
+    assert tiny["n"] == 5
+    assert tiny["recall"] is None
+    assert not list(tmp_path.glob("eval/.*.tmp"))

@@ -1,0 +1,186 @@
+"""Validating frames with real Great Expectations 1.24: reports, result files and Data Docs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from evenflow.contracts import infer_suite
+from evenflow.errors import ConfigError, ValidationFailed
+from evenflow.params import builtin_example
+from evenflow.records import ExpectationFailure, ValidationReport
+from evenflow.validation import DOCS_DIR, RESULT_FILE, failure_summary, validate_frame
+
+
+@pytest.fixture(scope="module")
+def frame(adult_frame: pd.DataFrame) -> pd.DataFrame:
+    return adult_frame.sample(2000, random_state=5).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def suite(frame: pd.DataFrame) -> dict[str, Any]:
+    return infer_suite(frame, builtin_example().dataset)
+
+
+@pytest.fixture(scope="module")
+def clean(
+    frame: pd.DataFrame, suite: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> ValidationReport:
+    return validate_frame(frame, suite, tmp_path_factory.mktemp("clean"), dataset="adult")
+
+
+@pytest.fixture(scope="module")
+def broken_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """One short batch with independent faults, each in its own column."""
+    broken = frame.head(150).drop(columns=["race"])
+    broken["extra"] = 1
+    broken["age"] = broken["age"].astype(str)
+    broken.loc[3:5, "education"] = None
+    broken.loc[0, "hours-per-week"] = 500
+    broken["income"] = broken["income"].replace(">50K", "<=50K")
+    broken.loc[1, "income"] = "maybe"
+    return broken
+
+
+@pytest.fixture(scope="module")
+def broken(
+    broken_frame: pd.DataFrame,
+    suite: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ValidationReport, pd.DataFrame]:
+    """The broken batch's report, and a copy of the batch taken before validation."""
+    before = broken_frame.copy()
+    report = validate_frame(broken_frame, suite, tmp_path_factory.mktemp("broken"), dataset="adult")
+    return report, before
+
+
+def failure(report: ValidationReport, kind: str, column: str) -> ExpectationFailure:
+    found = [f for f in report.failures if f.expectation == kind and f.column == column]
+    assert found, f"no {kind} failure on {column}: {[f.describe() for f in report.failures]}"
+    return found[0]
+
+
+def test_inferred_suite_passes_its_own_frame(
+    clean: ValidationReport, suite: dict[str, Any]
+) -> None:
+    assert clean.success, failure_summary(clean)
+    assert clean.failures == ()
+    assert clean.suite_name == "adult"
+    assert clean.n_expectations == len(suite["expectations"])
+    assert clean.n_rows == 2000
+
+
+def test_result_json_and_data_docs_are_written(clean: ValidationReport) -> None:
+    assert clean.result_path.name == RESULT_FILE
+    result = json.loads(clean.result_path.read_text(encoding="utf-8"))
+    assert result["success"] is True
+    assert len(result["results"]) == clean.n_expectations
+    out_dir = clean.result_path.parent
+    assert clean.docs_path is not None
+    assert clean.docs_path.is_relative_to(out_dir / DOCS_DIR)
+    assert clean.docs_path.suffix == ".html"
+    assert "adult" in clean.docs_path.read_text(encoding="utf-8")
+    assert (out_dir / DOCS_DIR / "index.html").is_file()
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_compatible_dtypes_pass_quietly(
+    frame: pd.DataFrame,
+    suite: dict[str, Any],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    retyped = frame.astype({"age": "Int64", "hours-per-week": "float64", "sex": "string"})
+    with caplog.at_level(logging.INFO):
+        report = validate_frame(retyped, suite, tmp_path, dataset="adult")
+    assert report.success, failure_summary(report)
+    assert capfd.readouterr() == ("", "")  # no progress bars, no prints
+    assert not [r for r in caplog.records if r.name.startswith("great_expectations")]
+
+
+def test_missing_column_is_named(broken: tuple[ValidationReport, pd.DataFrame]) -> None:
+    report, _ = broken
+    assert not report.success
+    missing = failure(report, "expect_column_to_exist", "race")
+    assert missing.observed == "column missing"
+    (column_set,) = [f for f in report.failures if f.expectation.endswith("columns_to_match_set")]
+    assert column_set.observed == "missing ['race']; unexpected ['extra']"
+
+
+def test_wrong_type_reports_the_observed_dtype(
+    broken: tuple[ValidationReport, pd.DataFrame],
+) -> None:
+    report, _ = broken
+    wrong = failure(report, "expect_column_values_to_be_in_type_list", "age")
+    assert wrong.observed.startswith("dtype object; 150 of 150 values of another type")
+
+
+def test_out_of_range_reports_count_and_values(
+    broken: tuple[ValidationReport, pd.DataFrame],
+) -> None:
+    report, _ = broken
+    out = failure(report, "expect_column_values_to_be_between", "hours-per-week")
+    assert out.observed.startswith("1 of 150 values out of range, e.g. 500")
+    assert "max 500" in out.observed
+
+
+def test_unknown_label_is_listed(broken: tuple[ValidationReport, pd.DataFrame]) -> None:
+    report, _ = broken
+    unknown = failure(report, "expect_column_values_to_be_in_set", "income")
+    assert unknown.observed == "1 of 150 values not in the set, e.g. 'maybe'"
+    absent = failure(report, "expect_column_distinct_values_to_contain_set", "income")
+    assert absent.observed == "['>50K'] absent; values seen: '<=50K', 'maybe'"
+
+
+def test_nulls_and_short_batches_are_counted(
+    broken: tuple[ValidationReport, pd.DataFrame],
+) -> None:
+    report, _ = broken
+    nulls = failure(report, "expect_column_values_to_not_be_null", "education")
+    assert nulls.observed == "3 of 150 values null (2.00%)"
+    (rows,) = [f for f in report.failures if f.expectation.endswith("row_count_to_be_between")]
+    assert rows.observed == "150 rows"
+    assert rows.kwargs == {"min_value": 200}
+
+
+def test_input_frame_is_not_modified(
+    broken: tuple[ValidationReport, pd.DataFrame], broken_frame: pd.DataFrame
+) -> None:
+    _, before = broken
+    pd.testing.assert_frame_equal(broken_frame, before)
+
+
+def test_failure_summary_reads_as_one_error(broken: tuple[ValidationReport, pd.DataFrame]) -> None:
+    report, _ = broken
+    summary, lines = failure_summary(report)
+    assert summary == (
+        f"validation failed for 'adult': {len(report.failures)} of {report.n_expectations} "
+        "expectations failed (data: 150 rows)"
+    )
+    assert lines == [f.describe() for f in report.failures]
+    assert "expect_column_to_exist on column 'race': observed column missing" in lines
+    assert str(ValidationFailed(summary, lines)).splitlines()[0] == summary
+
+
+def test_failures_follow_suite_order(
+    broken: tuple[ValidationReport, pd.DataFrame], suite: dict[str, Any]
+) -> None:
+    report, _ = broken
+    position = {
+        (e["type"], e["kwargs"].get("column")): i for i, e in enumerate(suite["expectations"])
+    }
+    order = [position[(f.expectation, f.column)] for f in report.failures]
+    assert order == sorted(order)
+
+
+def test_invalid_suite_is_a_config_error(frame: pd.DataFrame, tmp_path: Path) -> None:
+    suite = {"name": "adult", "expectations": [{"type": "expect_bogus", "kwargs": {}}]}
+    with pytest.raises(ConfigError, match=r"suite 'adult': expectation #0 \(expect_bogus\)"):
+        validate_frame(frame, suite, tmp_path, dataset="adult")
+    assert not any(tmp_path.iterdir())
