@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -50,6 +51,18 @@ def _prepare_environment(settings: EvenflowSettings) -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+class _NoTracebackForKnownErrors(logging.Filter):
+    """Drop the engine's traceback records for our own errors: the CLI states them in plain words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], EvenflowError))
+
+
+def _quiet_known_errors() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoTracebackForKnownErrors())
 
 
 def _fail(exc: EvenflowError) -> None:
@@ -143,6 +156,7 @@ def run(
         params = _run_params(config, data, flags, overrides)
         from flows.train_and_register import train_and_register
 
+        _quiet_known_errors()
         version = train_and_register(params)
     except EvenflowError as exc:
         _fail(exc)

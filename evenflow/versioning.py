@@ -38,17 +38,22 @@ def ensure_repo(project_root: Path, remote: str) -> None:
     """Initialise DVC in ``project_root`` once and point its default remote at ``remote``."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     if not (project_root / ".dvc").is_dir():
-        no_scm = not (project_root / ".git").exists()
-        Repo.init(str(project_root), no_scm=no_scm).close()
-        (project_root / ".dvcignore").write_text(DVCIGNORE, encoding="utf-8")
+        _init_repo(project_root)
     with Repo(str(project_root)) as repo:
-        with repo.config.edit("repo") as conf:
-            conf["core"]["analytics"] = False
-            conf["core"]["autostage"] = False
-        # The remote's location is a setting of this machine, so it goes to the git-ignored local config.
+        # The remote's location is a setting of this machine, so it goes to the git-ignored local config;
+        # the tracked .dvc/config is left alone, or every run would make the code look dirty.
         with repo.config.edit("local") as conf:
             conf["remote"][REMOTE_NAME] = {"url": remote}
             conf["core"]["remote"] = REMOTE_NAME
+
+
+def _init_repo(project_root: Path) -> None:
+    no_scm = not (project_root / ".git").exists()
+    Repo.init(str(project_root), no_scm=no_scm).close()
+    (project_root / ".dvcignore").write_text(DVCIGNORE, encoding="utf-8")
+    with Repo(str(project_root)) as repo, repo.config.edit("repo") as conf:
+        conf["core"]["analytics"] = False
+        conf["core"]["autostage"] = False
 
 
 def version_directory(project_root: Path, data_root: Path, shard_dir: Path) -> str:

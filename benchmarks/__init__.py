@@ -1,0 +1,1 @@
+"""Ratio benchmarks: every figure compares two things measured in the same run on the same data."""

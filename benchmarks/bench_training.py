@@ -1,0 +1,113 @@
+"""Training overheads on the built-in example, as ratios measured in one run.
+
+(a) ``xgboost.dask`` ÷ plain ``xgboost.train``: same rows, same parameters, same number of rounds
+    (no early stopping, so both do the same work), same total threads.
+(b) the whole training flow (validate → shard → train → evaluate → register, Prefect's startup
+    included) ÷ the plain ``xgboost.train`` time on the same rows with early stopping on valid.
+
+    .venv/bin/python -m benchmarks.bench_training [--rounds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xgboost as xgb
+import xgboost.dask as dxgb
+
+from evenflow.features import typed_features
+from evenflow.params import RunParams, builtin_example
+from evenflow.records import ShardManifest
+from evenflow.training import LABEL, booster_params, dask_client, label_values, pinned_frame
+
+
+def _plain_matrices(manifest: ShardManifest) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+    def load(split: str) -> tuple[pd.DataFrame, pd.Series]:
+        frame = pd.concat(
+            [pd.read_parquet(p) for p in manifest.split_paths(split)], ignore_index=True
+        )
+        return typed_features(frame, manifest.features), label_values(
+            frame[manifest.target], manifest.positive_label
+        )
+
+    x_train, y_train = load("train")
+    x_valid, y_valid = load("valid")
+    train = xgb.QuantileDMatrix(x_train, y_train, enable_categorical=True)
+    return train, xgb.QuantileDMatrix(x_valid, y_valid, ref=train, enable_categorical=True)
+
+
+def _timed(fn: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def _dask_seconds(
+    manifest: ShardManifest, params: RunParams, xgb_params: dict[str, Any], rounds: int
+) -> float:
+    with dask_client(None, params.cluster) as client:
+        train, _ = pinned_frame(client, manifest, "train", keep=[])
+        features = [f.name for f in manifest.features]
+        dtrain = dxgb.DaskQuantileDMatrix(
+            client, train[features], train[LABEL], enable_categorical=True
+        )
+        _, seconds = _timed(lambda: dxgb.train(client, xgb_params, dtrain, num_boost_round=rounds))
+    return seconds
+
+
+def run(rounds: int = 300) -> dict[str, Any]:
+    """Run the flow once on the built-in example, then time plain and Dask training on its shards."""
+    params = builtin_example()
+    with tempfile.TemporaryDirectory(prefix="evenflow-bench-") as root:
+        os.environ["EVENFLOW_PROJECT_ROOT"] = root
+        os.environ.setdefault("EVENFLOW_CODE_ROOT", str(Path(__file__).resolve().parents[1]))
+        os.environ["PREFECT_HOME"] = str(Path(root) / "prefect")
+        Path(os.environ["PREFECT_HOME"]).mkdir()
+        # Prefect reads PREFECT_HOME when it loads, so the flow is imported only now.
+        from flows.train_and_register import train_and_register  # noqa: PLC0415
+
+        version, flow_seconds = _timed(lambda: train_and_register(params))
+        manifest_path = next(Path(root, "mlruns").rglob("manifest.json"))
+        manifest = ShardManifest.model_validate_json(manifest_path.read_text())
+        threads = params.cluster.n_workers * params.cluster.threads_per_worker
+        xgb_params = booster_params(params.model, "cpu", threads)
+        dtrain, dvalid = _plain_matrices(manifest)
+        _, plain_fixed = _timed(lambda: xgb.train(xgb_params, dtrain, num_boost_round=rounds))
+        _, plain_early = _timed(
+            lambda: xgb.train(
+                xgb_params,
+                dtrain,
+                num_boost_round=params.model.num_boost_round,
+                evals=[(dvalid, "valid")],
+                early_stopping_rounds=params.model.early_stopping_rounds,
+                verbose_eval=False,
+            )
+        )
+        dask_worker_params = booster_params(params.model, "cpu", params.cluster.threads_per_worker)
+        dask_fixed = _dask_seconds(manifest, params, dask_worker_params, rounds)
+    return {
+        "benchmark": "training",
+        "rows_train": manifest.split_rows("train"),
+        "rounds_fixed": rounds,
+        "threads": threads,
+        "registered_version": version.version,
+        "flow_seconds": round(flow_seconds, 2),
+        "xgboost_train_early_stopping_seconds": round(plain_early, 2),
+        "xgboost_train_fixed_seconds": round(plain_fixed, 2),
+        "xgboost_dask_fixed_seconds": round(dask_fixed, 2),
+        "ratio_flow_over_xgboost_train": round(flow_seconds / plain_early, 2),
+        "ratio_dask_over_xgboost_train": round(dask_fixed / plain_fixed, 2),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=300)
+    print(json.dumps(run(parser.parse_args().rounds)))
