@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evenflow.errors import ConfigError
+from evenflow.fairness import FairnessParams
 
 BUILTIN_EXAMPLE = Path(__file__).parent / "examples" / "adult" / "adult.yaml"
 
@@ -130,6 +131,155 @@ class EvalParams(_Params):
     )
 
 
+# Fairness mitigations and what Fairlearn 0.15 supports for each.
+METHODS = ("none", "reweighing", "threshold", "reductions")
+Method = Literal["none", "reweighing", "threshold", "reductions"]
+Constraint = Literal[
+    "demographic_parity",
+    "equalized_odds",
+    "true_positive_rate_parity",
+    "false_positive_rate_parity",
+    "true_negative_rate_parity",
+    "false_negative_rate_parity",
+    "error_rate_parity",
+]
+Objective = Literal[
+    "accuracy_score",
+    "balanced_accuracy_score",
+    "selection_rate",
+    "true_positive_rate",
+    "true_negative_rate",
+]
+# What Fairlearn 0.15 supports: ThresholdOptimizer's constraints, ExponentiatedGradient's moments.
+THRESHOLD_CONSTRAINTS = frozenset(
+    {
+        "demographic_parity",
+        "equalized_odds",
+        "true_positive_rate_parity",
+        "false_positive_rate_parity",
+        "true_negative_rate_parity",
+        "false_negative_rate_parity",
+    }
+)
+REDUCTIONS_CONSTRAINTS = frozenset(
+    {
+        "demographic_parity",
+        "equalized_odds",
+        "true_positive_rate_parity",
+        "false_positive_rate_parity",
+        "error_rate_parity",
+    }
+)
+EQUALIZED_ODDS_OBJECTIVES = frozenset({"accuracy_score", "balanced_accuracy_score"})
+
+
+class MitigationParams(_Params):
+    """Which mitigation to apply and how; ``compare_mitigations`` reports all of them."""
+
+    method: Method = Field(
+        default="none",
+        description="Mitigation of the registered model: none, reweighing, threshold or reductions.",
+    )
+    sensitive_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Sensitive column the mitigation targets; the first sensitive column if unset.",
+    )
+    constraint: Constraint = Field(
+        default="demographic_parity",
+        description=(
+            "Fairness constraint of threshold and reductions. Threshold: demographic_parity, "
+            "equalized_odds, {true,false}_{positive,negative}_rate_parity. Reductions: "
+            "demographic_parity, equalized_odds, true/false_positive_rate_parity, error_rate_parity."
+        ),
+    )
+    objective: Objective = Field(
+        default="accuracy_score",
+        description=(
+            "What ThresholdOptimizer maximises under the constraint; equalized_odds allows only "
+            "accuracy_score and balanced_accuracy_score."
+        ),
+    )
+    threshold_grid_size: int = Field(
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="Grid over the constraint metric that ThresholdOptimizer searches.",
+    )
+    reductions_max_rows: int = Field(
+        default=20_000,
+        ge=100,
+        le=2_000_000,
+        description="Training rows sampled for ExponentiatedGradient (it runs on one node).",
+    )
+    reductions_eps: float = Field(
+        default=0.01,
+        gt=0.0,
+        le=1.0,
+        description="ExponentiatedGradient's allowed constraint violation (eps).",
+    )
+    reductions_max_iter: int = Field(
+        default=50, ge=1, le=1000, description="ExponentiatedGradient iterations at most."
+    )
+    reductions_n_estimators: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description="Boosting rounds of each inner XGBClassifier (one is trained per iteration).",
+    )
+    reductions_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Threads per inner XGBClassifier fit; more only pays on large row samples.",
+    )
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed of the reductions row sample and of randomised decisions.",
+    )
+
+    @model_validator(mode="after")
+    def _supported_by_fairlearn(self) -> MitigationParams:
+        if self.method == "threshold":
+            check_threshold_options(self.constraint, self.objective)
+        elif self.method == "reductions" and self.constraint not in REDUCTIONS_CONSTRAINTS:
+            raise ValueError(
+                unsupported_constraint("reductions", self.constraint, REDUCTIONS_CONSTRAINTS)
+            )
+        return self
+
+
+def check_threshold_options(constraint: str, objective: str) -> None:
+    """Refuse what ThresholdOptimizer cannot do, in words that name the supported options."""
+    if constraint not in THRESHOLD_CONSTRAINTS:
+        raise ValueError(unsupported_constraint("threshold", constraint, THRESHOLD_CONSTRAINTS))
+    if constraint == "equalized_odds" and objective not in EQUALIZED_ODDS_OBJECTIVES:
+        raise ValueError(
+            f"objective {objective!r} is not supported with equalized_odds; use one of "
+            f"{sorted(EQUALIZED_ODDS_OBJECTIVES)}"
+        )
+
+
+def unsupported_constraint(method: str, constraint: str, supported: frozenset[str]) -> str:
+    """The message for a constraint a mitigation method does not support."""
+    return f"constraint {constraint!r} is not supported by {method}; use one of {sorted(supported)}"
+
+
+class ModelCardParams(_Params):
+    """What the model card says about use; written by the model's owners, reviewed with the code."""
+
+    intended_use: str = Field(
+        default="Not stated: set model_card.intended_use in the run configuration.",
+        description="Who may use the model's scores, for which decision, under what oversight.",
+    )
+    out_of_scope_use: str = Field(
+        default="Not stated: set model_card.out_of_scope_use in the run configuration.",
+        description="Uses the model was not built or evaluated for.",
+    )
+
+
 class RunParams(_Params):
     """Everything that defines a training run; its hash is the run's ``params_hash``."""
 
@@ -139,6 +289,37 @@ class RunParams(_Params):
     cluster: ClusterParams = Field(default_factory=ClusterParams, description="Local Dask cluster.")
     model: ModelParams = Field(default_factory=ModelParams, description="Booster parameters.")
     evaluation: EvalParams = Field(default_factory=EvalParams, description="Evaluation.")
+    fairness: FairnessParams = Field(
+        default_factory=FairnessParams,
+        description="Fairness report (its threshold is evaluation.threshold).",
+    )
+    mitigation: MitigationParams = Field(
+        default_factory=MitigationParams, description="Fairness mitigation of the registered model."
+    )
+    model_card: ModelCardParams = Field(
+        default_factory=ModelCardParams, description="Intended and out-of-scope use."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_decision_threshold(cls, data: Any) -> Any:
+        """The fairness report and the metrics judge the same decisions: one threshold per run."""
+        if not isinstance(data, dict):
+            return data
+        evaluation = data.get("evaluation") or {}
+        threshold = (
+            evaluation.get("threshold", 0.5)
+            if isinstance(evaluation, dict)
+            else getattr(evaluation, "threshold", 0.5)
+        )
+        fairness = data.get("fairness") or {}
+        if isinstance(fairness, dict):
+            if "threshold" in fairness and fairness["threshold"] != threshold:
+                raise ValueError(
+                    "fairness.threshold differs from evaluation.threshold; set evaluation.threshold only"
+                )
+            data = {**data, "fairness": {**fairness, "threshold": threshold}}
+        return data
 
     @classmethod
     def from_yaml(cls, path: Path, overrides: dict[str, Any] | None = None) -> RunParams:
@@ -159,7 +340,9 @@ class RunParams(_Params):
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunParams:
         """Return a copy with nested overrides (e.g. from CLI flags) applied and validated."""
-        merged = _deep_merge(self.model_dump(mode="json"), overrides)
+        current = self.model_dump(mode="json")
+        current["fairness"].pop("threshold")  # derived from evaluation.threshold
+        merged = _deep_merge(current, overrides)
         return RunParams.from_mapping(merged, source="command-line flags")
 
     def params_hash(self) -> str:

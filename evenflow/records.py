@@ -106,6 +106,7 @@ class TrainingResult(_Record):
     num_boosted_rounds: int
     valid_auc: float
     predictions_path: Path = Field(description="Test-split predictions as parquet.")
+    valid_predictions_path: Path = Field(description="Valid-split predictions (fits thresholds).")
     train_seconds: float
 
 

@@ -20,10 +20,12 @@ import pandas as pd
 import xgboost as xgb
 import xgboost.dask as dxgb
 from distributed import Client, Future, LocalCluster
+from pydantic import BaseModel, ConfigDict
 
 from evenflow.errors import ConfigError
 from evenflow.features import typed_column
 from evenflow.io import atomic_path
+from evenflow.mitigation import weights_for
 from evenflow.params import ClusterParams, ModelParams
 from evenflow.records import FeatureSpec, ShardManifest, TrainingResult
 
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 LABEL = "label"
 SCORE = "score"
+WEIGHT = "weight"
 PROGRESS_LOGGER = "evenflow.training.progress"
 Device = Literal["cpu", "cuda"]
 
@@ -86,14 +89,25 @@ def dask_client(address: str | None, cluster: ClusterParams) -> Iterator[Client]
         yield client
 
 
+class SampleWeights(BaseModel):
+    """Per-row training weights by (sensitive group, label) cell, e.g. from reweighing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    column: str
+    table: dict[tuple[str, int], float]
+
+
 def read_partition(
     path: str,
     features: Sequence[FeatureSpec],
     label_column: str,
     positive_label: str,
     keep: Sequence[str],
+    *,
+    weights: SampleWeights | None = None,
 ) -> pd.DataFrame:
-    """Read one shard on a worker: typed features, a 0/1 label and the ``keep`` columns."""
+    """Read one shard on a worker: typed features, a 0/1 label, the ``keep`` columns, weights."""
     raw = pd.read_parquet(path)
     frame = pd.DataFrame(index=raw.index)
     for feature in features:
@@ -102,6 +116,8 @@ def read_partition(
     for column in keep:
         if column not in frame.columns:
             frame[column] = raw[column]
+    if weights is not None:
+        frame[WEIGHT] = weights_for(frame[LABEL], raw[weights.column], weights.table)
     return frame
 
 
@@ -119,7 +135,11 @@ def label_values(column: pd.Series, positive_label: str) -> pd.Series:
 
 
 def pinned_frame(
-    client: Client, manifest: ShardManifest, split: str, keep: Sequence[str]
+    client: Client,
+    manifest: ShardManifest,
+    split: str,
+    keep: Sequence[str],
+    weights: SampleWeights | None = None,
 ) -> tuple[dd.DataFrame, dict[str, int]]:
     """Build a Dask frame whose partitions are read on fixed workers; return it and the shard map."""
     workers = sorted(client.scheduler_info()["workers"])
@@ -136,6 +156,7 @@ def pinned_frame(
                 manifest.target,
                 manifest.positive_label,
                 keep,
+                weights=weights,
                 workers=[workers[rank]],
                 allow_other_workers=False,
                 pure=False,
@@ -143,7 +164,12 @@ def pinned_frame(
         )
         placement[str(path.relative_to(manifest.shard_dir))] = rank
     meta = read_partition(
-        str(paths[0]), manifest.features, manifest.target, manifest.positive_label, keep
+        str(paths[0]),
+        manifest.features,
+        manifest.target,
+        manifest.positive_label,
+        keep,
+        weights=weights,
     ).iloc[:0]
     return dd.from_delayed(futures, meta=meta, verify_meta=False), placement
 
@@ -192,16 +218,22 @@ def train_model(
     model: ModelParams,
     threads_per_worker: int,
     out_dir: Path,
+    *,
+    weights: SampleWeights | None = None,
 ) -> TrainingResult:
-    """Train with early stopping on valid, save the booster, and score the test split."""
+    """Train with early stopping on valid, save the booster, score the valid and test splits."""
     device, reason = resolve_device(model.device)
     logger.info("training on %s (%s)", device, reason)
     client.forward_logging(PROGRESS_LOGGER, level=logging.INFO)
     features = [f.name for f in manifest.features]
-    train, placement = pinned_frame(client, manifest, "train", keep=[])
+    train, placement = pinned_frame(client, manifest, "train", keep=[], weights=weights)
     valid, _ = pinned_frame(client, manifest, "valid", keep=[])
     dtrain = dxgb.DaskQuantileDMatrix(
-        client, train[features], train[LABEL], enable_categorical=True
+        client,
+        train[features],
+        train[LABEL],
+        weight=train[WEIGHT] if weights is not None else None,
+        enable_categorical=True,
     )
     dvalid = dxgb.DaskQuantileDMatrix(
         client, valid[features], valid[LABEL], ref=dtrain, enable_categorical=True
@@ -222,10 +254,12 @@ def train_model(
     best = int(output["booster"].best_iteration)
     booster = output["booster"][: best + 1]  # keep the early-stopped model only
     model_path = _save_booster(booster, out_dir / "model.ubj")
-    predictions = predict_split(client, booster, manifest, "test")
-    predictions_path = out_dir / "predictions.parquet"
-    with atomic_path(predictions_path) as tmp:
-        predictions.to_parquet(tmp, index=False)
+    predictions_path = _write_predictions(
+        predict_split(client, booster, manifest, "test"), out_dir / "predictions.parquet"
+    )
+    valid_predictions_path = _write_predictions(
+        predict_split(client, booster, manifest, "valid"), out_dir / "valid_predictions.parquet"
+    )
     return TrainingResult(
         model_path=model_path,
         params=params,
@@ -238,8 +272,15 @@ def train_model(
         num_boosted_rounds=booster.num_boosted_rounds(),
         valid_auc=float(output["history"]["valid"]["auc"][best]),
         predictions_path=predictions_path,
+        valid_predictions_path=valid_predictions_path,
         train_seconds=seconds,
     )
+
+
+def _write_predictions(predictions: pd.DataFrame, target: Path) -> Path:
+    with atomic_path(target) as tmp:
+        predictions.to_parquet(tmp, index=False)
+    return target
 
 
 def _save_booster(booster: xgb.Booster, target: Path) -> Path:

@@ -39,12 +39,11 @@ def ensure_repo(project_root: Path, remote: str) -> None:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     if not (project_root / ".dvc").is_dir():
         _init_repo(project_root)
-    with Repo(str(project_root)) as repo:
-        # The remote's location is a setting of this machine, so it goes to the git-ignored local config;
-        # the tracked .dvc/config is left alone, or every run would make the code look dirty.
-        with repo.config.edit("local") as conf:
-            conf["remote"][REMOTE_NAME] = {"url": remote}
-            conf["core"]["remote"] = REMOTE_NAME
+    # The remote's location is a setting of this machine, so it goes to the git-ignored local config;
+    # the tracked .dvc/config is left alone, or every run would make the code look dirty.
+    with Repo(str(project_root)) as repo, repo.config.edit("local") as conf:
+        conf["remote"][REMOTE_NAME] = {"url": remote}
+        conf["core"]["remote"] = REMOTE_NAME
 
 
 def _init_repo(project_root: Path) -> None:
