@@ -24,5 +24,14 @@ class ValidationFailed(EvenflowError):
         self.failures = failures
 
 
+class GateFailed(EvenflowError):
+    """A model broke its gate policy: it is registered, without the candidate alias."""
+
+    def __init__(self, summary: str, failures: list[str]) -> None:
+        super().__init__("\n".join([summary, *failures]))
+        self.summary = summary
+        self.failures = failures
+
+
 class VersioningError(EvenflowError):
     """DVC could not store or restore a data version."""

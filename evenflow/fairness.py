@@ -35,6 +35,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 LABEL_COLUMN = "label"
+DECISION_COLUMN = "decision"
 SCORE_COLUMN = "score"
 ROW_ID_COLUMN = "_row_id"
 MISSING = "(missing)"
@@ -373,6 +374,16 @@ def _check_input(predictions: pd.DataFrame, sensitive: tuple[str, ...]) -> None:
         )
 
 
+def _decisions(predictions: pd.DataFrame, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """A ``decision`` column (e.g. per-group thresholds) wins over ``score >= threshold``."""
+    if DECISION_COLUMN not in predictions.columns:
+        return (scores >= threshold).astype(np.int64)
+    decisions = predictions[DECISION_COLUMN].to_numpy()
+    if not np.isin(decisions, (0, 1)).all():
+        raise DataError(f"fairness report: column '{DECISION_COLUMN}' must hold only 0 and 1")
+    return np.asarray(decisions, dtype=np.int64)
+
+
 def _prepare(
     predictions: pd.DataFrame, sensitive: tuple[str, ...], params: FairnessParams
 ) -> _Data:
@@ -384,7 +395,7 @@ def _prepare(
     cell_levels = np.column_stack(np.unravel_index(present, dims)).astype(np.int64)
     scores = predictions[SCORE_COLUMN].to_numpy(dtype=np.float64)
     labels = predictions[LABEL_COLUMN].to_numpy(dtype=np.int64)
-    decisions = (scores >= params.threshold).astype(np.int64)
+    decisions = _decisions(predictions, scores, params.threshold)
     bins = _bin_index(scores, params.calibration_bins)
     keys = ((cells.astype(np.int64) * params.calibration_bins + bins) * 2 + labels) * 2 + decisions
     if ROW_ID_COLUMN in predictions.columns:

@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from evenflow.errors import ConfigError, DataError
 from evenflow.evaluation import json_safe
 from evenflow.fairness import (
+    DECISION_COLUMN,
     LABEL_COLUMN,
     MISSING,
     SCORE_COLUMN,
@@ -67,7 +68,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 CellKey = tuple[str, int]
 
-DECISION_COLUMN = "decision"
 TRADEOFF_JSON = "mitigations.json"
 TRADEOFF_HTML = "mitigations.html"
 TRADEOFF_PNG = "mitigations.png"
@@ -614,19 +614,10 @@ def _method_row(
 
 
 def _decision_view(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Frame whose ``score >= threshold`` rule yields the method's decisions.
-
-    The fairness report thresholds scores; for a decision column, scores of exactly 0 and 1 make
-    that rule return the decisions for any threshold in (0, 1), so its rate metrics and intervals
-    are the decisions' own (its calibration figures are then meaningless and are not used here).
-    """
+    """The frame and the rule that made its decisions (the fairness report reads ``decision``)."""
     if DECISION_COLUMN not in frame.columns:
         return frame, "score"
-    decisions = frame[DECISION_COLUMN].to_numpy()
-    if not np.isin(decisions, (0, 1)).all():
-        raise DataError(f"column '{DECISION_COLUMN}' must hold only 0 and 1")
-    view = frame.assign(**{SCORE_COLUMN: decisions.astype(np.float64)})
-    return view, f"'{DECISION_COLUMN}' column"
+    return frame, f"'{DECISION_COLUMN}' column"
 
 
 def _auc(frame: pd.DataFrame) -> float:

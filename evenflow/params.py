@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evenflow.errors import ConfigError
 from evenflow.fairness import FairnessParams
+from evenflow.policy import GatePolicy
 
 BUILTIN_EXAMPLE = Path(__file__).parent / "examples" / "adult" / "adult.yaml"
 
@@ -267,6 +268,16 @@ def unsupported_constraint(method: str, constraint: str, supported: frozenset[st
     return f"constraint {constraint!r} is not supported by {method}; use one of {sorted(supported)}"
 
 
+class ExplainParams(_Params):
+    """How much data the explanations use (TreeSHAP and the proxy check are per-row work)."""
+
+    shap_rows: int = Field(default=5_000, ge=100, le=1_000_000, description="Test rows explained.")
+    proxy_rows: int = Field(
+        default=20_000, ge=500, le=5_000_000, description="Train rows for the proxy check."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of both row samples.")
+
+
 class ModelCardParams(_Params):
     """What the model card says about use; written by the model's owners, reviewed with the code."""
 
@@ -296,9 +307,23 @@ class RunParams(_Params):
     mitigation: MitigationParams = Field(
         default_factory=MitigationParams, description="Fairness mitigation of the registered model."
     )
+    explain: ExplainParams = Field(default_factory=ExplainParams, description="Explanations.")
+    gates: GatePolicy = Field(
+        default_factory=GatePolicy, description="What a model must meet to become a candidate."
+    )
     model_card: ModelCardParams = Field(
         default_factory=ModelCardParams, description="Intended and out-of-scope use."
     )
+
+    @model_validator(mode="after")
+    def _registered_model_can_serve_its_mitigation(self) -> RunParams:
+        if self.mitigation.method == "reductions":
+            raise ValueError(
+                "mitigation.method 'reductions' trains one node's randomised ensemble and is offered "
+                "for comparison only (--compare-mitigations); a registered model uses none, "
+                "reweighing or threshold"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -6,17 +6,40 @@ be cached on its inputs and re-run alone.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
-from evenflow import contracts, drift, evaluation, registry, validation, versioning
+from evenflow import (
+    contracts,
+    drift,
+    evaluation,
+    explain,
+    mitigation,
+    registry,
+    validation,
+    versioning,
+)
 from evenflow.datasets import load_batch, read_table
 from evenflow.errors import DataError
-from evenflow.io import write_json_atomic
+from evenflow.fairness import FairnessReport, fairness_report
+from evenflow.fairness_html import write_fairness_report
+from evenflow.features import typed_features
+from evenflow.io import write_json_atomic, write_text_atomic
+from evenflow.model_card import (
+    DataSummary,
+    DriftOverview,
+    Lineage,
+    ModelCardInputs,
+    write_model_card,
+)
 from evenflow.params import DatasetSpec, RunParams
+from evenflow.policy import GateDecision, describe_failures, gate_failures
 from evenflow.records import (
     EvalReport,
     ModelVersionRef,
@@ -27,9 +50,11 @@ from evenflow.records import (
 )
 from evenflow.settings import EvenflowSettings
 from evenflow.sharding import feature_specs, shard_key, write_shards
-from evenflow.training import dask_client, train_model
+from evenflow.training import SampleWeights, dask_client, label_values, train_model
 
 logger = logging.getLogger(__name__)
+
+THRESHOLD_POLICY_FILE = "threshold_policy.json"
 
 
 def contract_path(settings: EvenflowSettings, spec: DatasetSpec) -> Path:
@@ -94,18 +119,49 @@ def train(
     manifest: ShardManifest, params: RunParams, settings: EvenflowSettings, out_dir: Path
 ) -> TrainingResult:
     """Train on the configured Dask cluster (a local one unless an address is set)."""
+    weights = reweighing(manifest, params) if params.mitigation.method == "reweighing" else None
     with dask_client(settings.dask_address, params.cluster) as client:
         return train_model(
-            client, manifest, params.model, params.cluster.threads_per_worker, out_dir
+            client,
+            manifest,
+            params.model,
+            params.cluster.threads_per_worker,
+            out_dir,
+            weights=weights,
         )
+
+
+def reweighing(manifest: ShardManifest, params: RunParams) -> SampleWeights:
+    """Reweighing weights from the train split's label and sensitive column only (small reads)."""
+    column = mitigation.target_column(params.mitigation, manifest.sensitive)
+    counts: Counter[tuple[str, int]] = Counter()
+    for path in manifest.split_paths("train"):
+        shard = pd.read_parquet(path, columns=[manifest.target, column])
+        labels = label_values(shard[manifest.target], manifest.positive_label)
+        counts.update(mitigation.cell_counts(labels, shard[column]))
+    return SampleWeights(column=column, table=mitigation.reweighing_table(counts))
 
 
 def evaluate(
     manifest: ShardManifest, training: TrainingResult, params: RunParams, out_dir: Path
 ) -> EvalReport:
-    """Metrics overall and per group, drift of test vs train, and the classification report."""
+    """Metrics overall and per group, fairness report, drift, and classification report.
+
+    With ``mitigation.method: threshold`` the fairness report describes the decisions of per-group
+    thresholds fitted on the valid split: the policy the registered model applies.
+    """
     predictions = pd.read_parquet(training.predictions_path)
     report_dir = out_dir / "reports"
+    policy_path = None
+    if params.mitigation.method == "threshold":
+        policy = mitigation.fit_threshold_policy(
+            pd.read_parquet(training.valid_predictions_path),
+            manifest.sensitive,
+            params.mitigation,
+            default_threshold=params.evaluation.threshold,
+        )
+        policy_path = write_text_atomic(report_dir / THRESHOLD_POLICY_FILE, policy.to_json())
+        predictions = mitigation.with_decisions(predictions, policy, params.mitigation.seed)
     report = evaluation.write_evaluation(
         predictions,
         manifest.sensitive,
@@ -113,31 +169,84 @@ def evaluate(
         report_dir,
         predictions_path=training.predictions_path,
     )
-    rows = params.evaluation.drift_sample_rows
-    numeric = [f.name for f in manifest.features if f.kind == "numeric"]
-    categorical = [f.name for f in manifest.features if f.kind == "categorical"]
-    drift.data_drift_report(
-        sample_split(manifest, "train", rows),
-        sample_split(manifest, "test", rows),
-        numeric,
-        categorical,
-        report_dir,
+    fairness = fairness_report(predictions, manifest.sensitive, params.fairness)
+    fairness_files = write_fairness_report(fairness, report_dir / "fairness")
+    drift_summary = _drift(manifest, params, report_dir)
+    drift_path = write_json_atomic(
+        report_dir / "drift_summary.json", drift_summary.model_dump(mode="json")
     )
     drift.classification_report(predictions, report_dir, params.evaluation.threshold)
-    return report
+    return report.model_copy(
+        update={
+            "report_dir": report_dir,
+            "fairness_path": fairness_files.json_path,
+            "drift_path": drift_path,
+            "threshold_policy_path": policy_path,
+        }
+    )
 
 
-def sample_split(manifest: ShardManifest, split: str, n_rows: int, seed: int = 0) -> pd.DataFrame:
-    """Up to ``n_rows`` rows of a split's feature columns, sampled shard by shard (bounded memory)."""
+def _drift(manifest: ShardManifest, params: RunParams, report_dir: Path) -> drift.DriftSummary:
+    rows = params.evaluation.drift_sample_rows
+    columns = [f.name for f in manifest.features]
+    return drift.data_drift_report(
+        sample_split(manifest, "train", rows, columns),
+        sample_split(manifest, "test", rows, columns),
+        [f.name for f in manifest.features if f.kind == "numeric"],
+        [f.name for f in manifest.features if f.kind == "categorical"],
+        report_dir,
+    )
+
+
+def sample_split(
+    manifest: ShardManifest, split: str, n_rows: int, columns: list[str], seed: int = 0
+) -> pd.DataFrame:
+    """Up to ``n_rows`` rows of a split's ``columns``, sampled shard by shard (bounded memory)."""
     total = manifest.split_rows(split)  # type: ignore[arg-type]
     fraction = min(1.0, n_rows / max(total, 1))
-    columns = [f.name for f in manifest.features]
     rng = np.random.default_rng(seed)
     parts = []
     for path in manifest.split_paths(split):  # type: ignore[arg-type]
         shard = pd.read_parquet(path, columns=columns)
         parts.append(shard[rng.random(len(shard)) < fraction])
     return pd.concat(parts, ignore_index=True)
+
+
+def explain_model(
+    manifest: ShardManifest, training: TrainingResult, params: RunParams, out_dir: Path
+) -> explain.ExplanationFiles:
+    """TreeSHAP on a sample of test rows (global and per group) and the proxy check on train."""
+    sensitive = list(manifest.sensitive)
+    columns = list(dict.fromkeys([*(f.name for f in manifest.features), *sensitive]))
+    seed = params.explain.seed
+    test = sample_split(manifest, "test", params.explain.shap_rows, columns, seed)
+    booster = xgb.Booster()
+    booster.load_model(str(training.model_path))
+    features = typed_features(test, manifest.features)
+    shap = explain.shap_values(booster, features)
+    summary = explain.explanation_summary(shap, test[sensitive])
+    train = sample_split(manifest, "train", params.explain.proxy_rows, columns, seed)
+    others = [f for f in manifest.features if f.name not in manifest.sensitive]
+    proxies = explain.proxy_check(typed_features(train, others), train[sensitive], seed)
+    return explain.write_explanations(
+        shap, features, summary, proxies, out_dir / "explanations", seed=seed
+    )
+
+
+def gate(
+    params: RunParams, settings: EvenflowSettings, report: EvalReport, out_dir: Path
+) -> GateDecision:
+    """Apply the configured gate policy; the decision records every clause with its numbers."""
+    if report.fairness_path is None:
+        raise DataError("the gate needs the fairness report; evaluation did not write one")
+    fairness = FairnessReport.model_validate_json(report.fairness_path.read_text(encoding="utf-8"))
+    candidate_groups = json.loads(report.groups_path.read_text(encoding="utf-8"))
+    champion_groups = registry.champion_groups(settings, params.dataset.name)
+    decision = gate_failures(
+        params.gates, report.metrics, fairness, champion_groups, candidate_groups
+    )
+    write_json_atomic(out_dir / "gate" / "decision.json", decision.model_dump(mode="json"))
+    return decision
 
 
 def input_example(manifest: ShardManifest, n_rows: int = 5) -> pd.DataFrame:
@@ -158,9 +267,15 @@ def register(
     params: RunParams,
     manifest: ShardManifest,
     training: TrainingResult,
+    report: EvalReport,
+    decision: GateDecision,
     tags: dict[str, str],
 ) -> ModelVersionRef:
-    """Log and register the model under the dataset's name with lineage tags; alias candidate."""
+    """Register the model with lineage and gate tags; only a model that passed becomes candidate."""
+    gate_tags = {
+        "evenflow.gate": "passed" if decision.passed else "failed",
+        "evenflow.gate_failed": "; ".join(c.name for c in decision.failed),
+    }
     return registry.register_model(
         settings,
         run_id,
@@ -169,5 +284,73 @@ def register(
         manifest=manifest,
         input_example=input_example(manifest),
         threshold=params.evaluation.threshold,
-        tags=tags,
+        threshold_policy=report.threshold_policy_path,
+        tags={**tags, **gate_tags},
+        candidate=decision.passed,
     )
+
+
+def write_card(
+    params: RunParams,
+    *,
+    version: ModelVersionRef,
+    manifest: ShardManifest,
+    validation_report: ValidationReport,
+    report: EvalReport,
+    explanations: explain.ExplanationFiles,
+    decision: GateDecision,
+    tags: dict[str, str],
+    out_dir: Path,
+) -> tuple[Path, Path]:
+    """Write the version's model card (HTML and Markdown) from the run's own records."""
+    fairness = (
+        FairnessReport.model_validate_json(report.fairness_path.read_text(encoding="utf-8"))
+        if report.fairness_path
+        else None
+    )
+    drift_summary = (
+        drift.DriftSummary.model_validate_json(report.drift_path.read_text(encoding="utf-8"))
+        if report.drift_path
+        else None
+    )
+    inputs = ModelCardInputs(
+        model_name=version.name,
+        model_version=version.version,
+        run_id=version.run_id,
+        intended_use=params.model_card.intended_use,
+        out_of_scope_use=params.model_card.out_of_scope_use,
+        data=DataSummary(
+            dataset=manifest.dataset,
+            data_md5=manifest.data_md5,
+            rows={s: manifest.split_rows(s) for s in ("train", "valid", "test")},
+            validation=validation_report,
+        ),
+        metrics=report.metrics,
+        threshold=params.evaluation.threshold,
+        fairness=fairness,
+        mitigation=params.mitigation.method,
+        drift=DriftOverview.from_summary(drift_summary) if drift_summary else None,
+        explanations=explain.read_explanations(explanations.json_path),
+        shap_plots=(explanations.summary_plot_path, explanations.group_plot_path),
+        lineage=Lineage.from_tags(tags),
+        gate=decision,
+    )
+    return write_model_card(inputs, out_dir / "model_card")
+
+
+def version_description(
+    version: ModelVersionRef, report: EvalReport, decision: GateDecision, card_artifact: str
+) -> str:
+    """What a reviewer sees first in the MLflow UI: the gate outcome, key figures, the card."""
+    outcome = "passed its gates" if decision.passed else "FAILED its gates (not a candidate)"
+    lines = [
+        f"**{version.name} v{version.version} {outcome}.**",
+        "",
+        f"Test ROC AUC {report.metrics['roc_auc']:.4f}, accuracy {report.metrics['accuracy']:.4f}.",
+        "",
+        *[f"- failed: {line}" for line in describe_failures(decision)],
+        "",
+        f"Model card: artifact `{card_artifact}` of run `{version.run_id}` "
+        "(HTML and Markdown; fairness by group with intervals, SHAP, proxy check, lineage).",
+    ]
+    return "\n".join(lines)

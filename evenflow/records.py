@@ -118,6 +118,11 @@ class EvalReport(_Record):
     groups_path: Path = Field(description="Per-group metrics as JSON.")
     report_dir: Path = Field(description="Folder of HTML/JSON reports to log with the run.")
     predictions_path: Path
+    fairness_path: Path | None = Field(default=None, description="Fairness report as JSON.")
+    drift_path: Path | None = Field(default=None, description="Drift summary as JSON.")
+    threshold_policy_path: Path | None = Field(
+        default=None, description="Per-group thresholds the model applies, when mitigated so."
+    )
 
 
 class ModelVersionRef(_Record):

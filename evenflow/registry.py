@@ -21,6 +21,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import evenflow
@@ -31,6 +32,7 @@ from evenflow.settings import EvenflowSettings
 logger = logging.getLogger(__name__)
 
 CANDIDATE = "candidate"
+CHAMPION = "champion"
 _PIP_REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "pydantic", "pyarrow")
 
 
@@ -128,12 +130,20 @@ def register_model(
     manifest: ShardManifest,
     input_example: pd.DataFrame,
     threshold: float,
+    threshold_policy: Path | None,
     tags: Mapping[str, str],
+    candidate: bool,
 ) -> ModelVersionRef:
-    """Log the pyfunc model with signature and example, register it, tag it, alias ``candidate``."""
+    """Log the pyfunc model with signature and example, register and tag it.
+
+    Only a model that passed its gates gets the ``candidate`` alias; one that failed is still
+    registered, so the evidence of the failure stays with the model it describes.
+    """
     client = client_for(settings)
     with tempfile.TemporaryDirectory() as scratch:
-        schema = write_schema(manifest.features, threshold, Path(scratch) / "schema.json")
+        schema = write_schema(
+            manifest.features, threshold, Path(scratch) / "schema.json", threshold_policy
+        )
         model = EvenflowModel()
         model.load_context(
             _Context({BOOSTER_ARTIFACT: str(training.model_path), SCHEMA_ARTIFACT: str(schema)})
@@ -158,9 +168,24 @@ def register_model(
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
-    client.set_registered_model_alias(model_name, CANDIDATE, version)
-    logger.info("registered %s version %s as %s", model_name, version, CANDIDATE)
-    return ModelVersionRef(name=model_name, version=version, run_id=run_id, aliases=(CANDIDATE,))
+    if candidate:
+        client.set_registered_model_alias(model_name, CANDIDATE, version)
+    logger.info("registered %s version %s (candidate: %s)", model_name, version, candidate)
+    aliases = (CANDIDATE,) if candidate else ()
+    return ModelVersionRef(name=model_name, version=version, run_id=run_id, aliases=aliases)
+
+
+def champion_groups(settings: EvenflowSettings, model_name: str) -> list[dict[str, Any]] | None:
+    """Per-group test metrics of the current champion, or None when there is no champion."""
+    client = client_for(settings)
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        path = client.download_artifacts(str(champion.run_id), "reports/groups.json", scratch)
+        groups: list[dict[str, Any]] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return groups
 
 
 class _Context:

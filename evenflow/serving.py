@@ -9,20 +9,32 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 from mlflow.pyfunc.model import PythonModel
 
 from evenflow.features import typed_features
+from evenflow.mitigation import ThresholdPolicy
 from evenflow.records import FeatureSpec
 
 BOOSTER_ARTIFACT = "booster"
 SCHEMA_ARTIFACT = "schema"
 
 
-def write_schema(features: tuple[FeatureSpec, ...], threshold: float, target: Path) -> Path:
-    """Write what serving needs besides the booster: feature types, categories, threshold."""
-    payload = {"features": [f.model_dump() for f in features], "threshold": threshold}
+def write_schema(
+    features: tuple[FeatureSpec, ...],
+    threshold: float,
+    target: Path,
+    threshold_policy: Path | None = None,
+) -> Path:
+    """Write what serving needs besides the booster: feature types, categories, thresholds."""
+    policy = json.loads(threshold_policy.read_text(encoding="utf-8")) if threshold_policy else None
+    payload = {
+        "features": [f.model_dump() for f in features],
+        "threshold": threshold,
+        "threshold_policy": policy,
+    }
     target.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return target
 
@@ -35,6 +47,8 @@ class EvenflowModel(PythonModel):
         schema = json.loads(Path(context.artifacts[SCHEMA_ARTIFACT]).read_text(encoding="utf-8"))
         self.features = tuple(FeatureSpec(**f) for f in schema["features"])
         self.threshold = float(schema["threshold"])
+        policy = schema.get("threshold_policy")
+        self.policy = ThresholdPolicy.from_json(json.dumps(policy)) if policy else None
         self.booster = xgb.Booster()
         self.booster.load_model(context.artifacts[BOOSTER_ARTIFACT])
 
@@ -43,6 +57,13 @@ class EvenflowModel(PythonModel):
         matrix = xgb.DMatrix(typed_features(model_input, self.features), enable_categorical=True)
         score = self.booster.predict(matrix).astype("float64")
         return pd.DataFrame(
-            {"score": score, "prediction": (score >= self.threshold).astype("int64")},
+            {"score": score, "prediction": self._decide(model_input, score)},
             index=model_input.index,
         )
+
+    def _decide(self, model_input: pd.DataFrame, score: np.ndarray) -> np.ndarray:
+        """Per-group thresholds when the model has them and the input names the group."""
+        if self.policy is None or self.policy.sensitive_column not in model_input.columns:
+            return np.asarray(score >= self.threshold, dtype=np.int64)
+        groups = model_input[self.policy.sensitive_column]
+        return np.asarray(self.policy.decide(score, groups, seed=0), dtype=np.int64)

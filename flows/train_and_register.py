@@ -1,38 +1,63 @@
-"""The training flow: validate → shard + version → train → evaluate → register."""
+"""The training flow: validate → shard + version → train → evaluate → explain → gate → register."""
 
 from __future__ import annotations
 
 from prefect import flow
 
+from evenflow.errors import GateFailed
 from evenflow.params import RunParams
+from evenflow.policy import describe_failures
 from evenflow.records import ModelVersionRef
 from evenflow.settings import EvenflowSettings
 from tasks.data import prepare_contract, shard_dataset, validate_batch
-from tasks.modeling import evaluate_model, register_model, train_model
+from tasks.modeling import (
+    evaluate_model,
+    explain_model,
+    gate_model,
+    register_model,
+    train_model,
+)
 from tasks.tracking import finish_tracking, start_tracking
 
 
 @flow(name="train-and-register")
 def train_and_register(params: RunParams) -> ModelVersionRef:
-    """Train a candidate model from one batch of data and register it with full lineage.
+    """Train a model from one batch of data and register it with full lineage and a model card.
 
     Stages: Great Expectations validation, DVC-versioned sharding, XGBoost on Dask, evaluation
-    (metrics, groups, drift), MLflow registration as ``candidate``. Never sets ``champion``.
+    (metrics, fairness by group with intervals, drift), SHAP and proxy check, the gate policy, MLflow
+    registration. A model that passes becomes ``candidate``; one that fails is registered without
+    it and the flow fails naming the clauses. Never sets ``champion``.
     """
     settings = EvenflowSettings()
     run_id = start_tracking(params, settings)
     try:
         # Validate: a batch that breaks its contract stops here, before any data is written.
         prepare_contract(params.dataset, settings)
-        batch = validate_batch(params.dataset, settings, run_id)
+        batch, validation_report = validate_batch(params.dataset, settings, run_id)
         # Shard and version
         manifest = shard_dataset(params, settings, batch, run_id)
         # Train
         training = train_model(manifest, params, settings, run_id)
-        # Evaluate
-        evaluate_model(manifest, training, params, settings, run_id)
-        # Register
-        version = register_model(params, settings, run_id, manifest, training)
+        # Evaluate and explain
+        report = evaluate_model(manifest, training, params, settings, run_id)
+        explanations = explain_model(manifest, training, params, settings, run_id)
+        # Gate, then register (a failed model is registered too, without the candidate alias)
+        decision = gate_model(params, settings, report, run_id)
+        evidence = (manifest, training, report, validation_report)
+        version = register_model(
+            params,
+            settings,
+            run_id,
+            evidence=evidence,
+            explanations=explanations,
+            decision=decision,
+        )
+        if not decision.passed:
+            raise GateFailed(
+                f"{version.name} version {version.version} failed its gates and is not a candidate",
+                describe_failures(decision),
+            )
     except BaseException:
         finish_tracking(settings, run_id, failed=True)
         raise

@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from evenflow import pipeline, registry, validation
 from evenflow.errors import ValidationFailed
 from evenflow.params import DatasetSpec, RunParams
-from evenflow.records import RawBatch, ShardManifest
+from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.settings import EvenflowSettings
 from tasks.progress import stage
 
@@ -26,7 +26,9 @@ def prepare_contract(spec: DatasetSpec, settings: EvenflowSettings) -> str:
 
 
 @task(name="validate-batch")
-def validate_batch(spec: DatasetSpec, settings: EvenflowSettings, run_id: str) -> RawBatch:
+def validate_batch(
+    spec: DatasetSpec, settings: EvenflowSettings, run_id: str
+) -> tuple[RawBatch, ValidationReport]:
     """Validate the batch against its contract; stop the flow if any expectation fails."""
     with stage("validate", f"{spec.path.name} against expectations/{spec.name}.json") as done:
         batch, report = pipeline.validate_batch(spec, settings)
@@ -36,7 +38,7 @@ def validate_batch(spec: DatasetSpec, settings: EvenflowSettings, run_id: str) -
             summary, failures = validation.failure_summary(report)
             raise ValidationFailed(summary, failures)
         done.summary = f"{report.n_rows:,} rows, {report.n_expectations} expectations passed"
-    return batch
+    return batch, report
 
 
 @task(name="shard-dataset")

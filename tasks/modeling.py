@@ -1,15 +1,28 @@
-"""Model stages: distributed training, evaluation and registration."""
+"""Model stages: distributed training, evaluation, explanation, gate and registration."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import task
 from prefect.runtime import flow_run
 
-from evenflow import lineage, pipeline, registry
+from evenflow import explain, lineage, pipeline, registry
 from evenflow.params import RunParams
-from evenflow.records import EvalReport, ModelVersionRef, ShardManifest, TrainingResult
+from evenflow.policy import GateDecision
+from evenflow.records import (
+    EvalReport,
+    ModelVersionRef,
+    ShardManifest,
+    TrainingResult,
+    ValidationReport,
+)
 from evenflow.settings import EvenflowSettings
 from tasks.progress import stage
+
+
+def _run_dir(settings: EvenflowSettings, run_id: str) -> Path:
+    return settings.state_dir / "runs" / run_id
 
 
 @task(name="train-model")
@@ -18,8 +31,9 @@ def train_model(
 ) -> TrainingResult:
     """Train XGBoost on Dask with early stopping on the valid split."""
     where = settings.dask_address or f"local cluster of {params.cluster.n_workers} workers"
-    with stage("train", f"xgboost on {where}, device {params.model.device}") as done:
-        result = pipeline.train(manifest, params, settings, settings.state_dir / "runs" / run_id)
+    weighting = ", reweighed" if params.mitigation.method == "reweighing" else ""
+    with stage("train", f"xgboost on {where}, device {params.model.device}{weighting}") as done:
+        result = pipeline.train(manifest, params, settings, _run_dir(settings, run_id))
         registry.log_metrics(
             settings,
             run_id,
@@ -57,9 +71,9 @@ def evaluate_model(
     settings: EvenflowSettings,
     run_id: str,
 ) -> EvalReport:
-    """Evaluate on the test split; log metrics, group metrics, reports and predictions."""
+    """Evaluate on the test split: metrics, groups, fairness, drift; log reports and predictions."""
     with stage("evaluate", f"{manifest.split_rows('test'):,} test rows") as done:
-        report = pipeline.evaluate(manifest, training, params, settings.state_dir / "runs" / run_id)
+        report = pipeline.evaluate(manifest, training, params, _run_dir(settings, run_id))
         registry.log_metrics(settings, run_id, {f"test_{k}": v for k, v in report.metrics.items()})
         registry.log_artifact(settings, run_id, report.report_dir, "reports")
         registry.log_artifact(settings, run_id, report.predictions_path, "predictions")
@@ -69,15 +83,54 @@ def evaluate_model(
     return report
 
 
+@task(name="explain-model")
+def explain_model(
+    manifest: ShardManifest,
+    training: TrainingResult,
+    params: RunParams,
+    settings: EvenflowSettings,
+    run_id: str,
+) -> explain.ExplanationFiles:
+    """TreeSHAP summary (overall and per group) and the proxy check; logged with the run."""
+    with stage("explain", f"TreeSHAP on up to {params.explain.shap_rows:,} test rows") as done:
+        files = pipeline.explain_model(manifest, training, params, _run_dir(settings, run_id))
+        registry.log_artifact(settings, run_id, files.json_path.parent, "explanations")
+        proxies = explain.read_explanations(files.json_path).proxies
+        done.summary = "proxy AUC " + ", ".join(f"{k} {v.auc:.3f}" for k, v in proxies.items())
+    return files
+
+
+@task(name="gate-model")
+def gate_model(
+    params: RunParams, settings: EvenflowSettings, report: EvalReport, run_id: str
+) -> GateDecision:
+    """Decide, by the configured policy, whether the model may become a candidate."""
+    with stage(
+        "gate", f"{len(params.gates.max_disparity)} fairness limits, AUC ≥ {params.gates.min_auc}"
+    ) as done:
+        decision = pipeline.gate(params, settings, report, _run_dir(settings, run_id))
+        registry.log_json(settings, run_id, decision.model_dump(mode="json"), "gate/decision.json")
+        done.summary = (
+            f"passed {len(decision.clauses)} clauses"
+            if decision.passed
+            else f"FAILED {len(decision.failed)} of {len(decision.clauses)} clauses: "
+            + ", ".join(c.name for c in decision.failed)
+        )
+    return decision
+
+
 @task(name="register-model")
 def register_model(
     params: RunParams,
     settings: EvenflowSettings,
     run_id: str,
-    manifest: ShardManifest,
-    training: TrainingResult,
+    *,
+    evidence: tuple[ShardManifest, TrainingResult, EvalReport, ValidationReport],
+    explanations: explain.ExplanationFiles,
+    decision: GateDecision,
 ) -> ModelVersionRef:
-    """Register the model with lineage tags on run and version; alias it ``candidate``."""
+    """Register the model with lineage tags and its model card; alias ``candidate`` if it passed."""
+    manifest, training, report, validation_report = evidence
     with stage("register", f"model '{params.dataset.name}'") as done:
         code = lineage.code_version(settings.code_root)
         tags = lineage.lineage_tags(
@@ -85,7 +138,33 @@ def register_model(
         )
         registry.set_tags(settings, run_id, tags)
         version = pipeline.register(
-            settings, run_id, params=params, manifest=manifest, training=training, tags=tags
+            settings,
+            run_id,
+            params=params,
+            manifest=manifest,
+            training=training,
+            report=report,
+            decision=decision,
+            tags=tags,
         )
-        done.summary = f"{version.name} version {version.version} (alias candidate), run {run_id}"
+        html, _ = pipeline.write_card(
+            params,
+            version=version,
+            manifest=manifest,
+            validation_report=validation_report,
+            report=report,
+            explanations=explanations,
+            decision=decision,
+            tags=tags,
+            out_dir=_run_dir(settings, run_id),
+        )
+        registry.log_artifact(settings, run_id, html.parent, "model_card")
+        registry.describe_version(
+            settings,
+            version.name,
+            version.version,
+            pipeline.version_description(version, report, decision, "model_card/" + html.name),
+        )
+        alias = "alias candidate" if version.aliases else "NOT a candidate: gates failed"
+        done.summary = f"{version.name} version {version.version} ({alias}), run {run_id}"
     return version

@@ -50,9 +50,14 @@ def sample_params(path: Path, **overrides: object) -> RunParams:
         "early_stopping_rounds": 10,
     }
     base["evaluation"] = {**base["evaluation"], "drift_sample_rows": 1000}
+    base["fairness"] = {"n_bootstrap": 200}
+    base["explain"] = {"shap_rows": 500, "proxy_rows": 1000}
+    base["gates"] = {
+        "min_auc": 0.8
+    }  # 3,000 rows: fairness limits are set by the tests that need them
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
-        base[section][key] = value
+        base.setdefault(section, {})[key] = value
     return RunParams.model_validate(base)
 
 

@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from evenflow import contracts
-from evenflow.errors import ValidationFailed
+from evenflow.errors import GateFailed, ValidationFailed
+from evenflow.mitigation import ThresholdPolicy
 from evenflow.settings import EvenflowSettings
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT, sample_params
@@ -49,7 +50,12 @@ def test_flow_registers_a_candidate_with_lineage(project: Path, adult_sample_pat
     assert 0.8 < run.data.metrics["test_roc_auc"] <= 1.0
     assert "champion" not in client.get_registered_model("adult").aliases
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
-    assert {"validation", "data", "reports", "predictions", "training"} <= artifacts
+    assert {"validation", "data", "reports", "predictions", "training", "explanations"} <= artifacts
+    assert {"gate", "model_card"} <= artifacts
+    card = [a.path for a in client.list_artifacts(version.run_id, "model_card")]
+    assert {"model_card/model_card.html", "model_card/model_card.md"} <= set(card)
+    assert "model_card/model_card.html" in model_version.description
+    assert model_version.tags["evenflow.gate"] == "passed"
 
     predictions = pd.read_parquet(
         client.download_artifacts(version.run_id, "predictions", str(project / "p"))
@@ -111,3 +117,49 @@ def test_bad_batch_stops_before_training_and_registers_nothing(
     runs = client.search_runs([client.get_experiment_by_name("adult").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "validation" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+
+
+def test_model_failing_its_gates_is_registered_without_candidate(
+    project: Path, adult_sample_path: Path
+) -> None:
+    params = sample_params(adult_sample_path, gates__min_auc=0.99)
+
+    with pytest.raises(GateFailed) as failure:
+        train_and_register(params)
+
+    assert any(line.startswith("min_auc:") and "0.99" in line for line in failure.value.failures)
+    client = _client(project)
+    [version] = client.search_model_versions("name='adult'")
+    assert version.tags["evenflow.gate"] == "failed"
+    assert version.tags["evenflow.gate_failed"] == "min_auc"
+    assert "candidate" not in client.get_registered_model("adult").aliases
+    assert "FAILED its gates" in version.description
+    assert client.get_run(version.run_id).info.status == "FAILED"
+
+
+def test_threshold_mitigation_is_applied_by_the_registered_model(
+    project: Path, adult_sample_path: Path
+) -> None:
+    params = sample_params(
+        adult_sample_path, mitigation__method="threshold", mitigation__sensitive_column="sex"
+    )
+
+    version = train_and_register(params)
+
+    client = _client(project)
+    policy_file = client.download_artifacts(
+        version.run_id, "reports/threshold_policy.json", str(project / "dl")
+    )
+    policy = ThresholdPolicy.from_json(Path(policy_file).read_text())
+    model = mlflow.pyfunc.load_model(f"models:/adult/{version.version}")
+    rows = pd.read_csv(adult_sample_path).drop(columns=["income", "split"]).head(200)
+    with_group = model.predict(rows)
+    expected = policy.decide(with_group["score"].to_numpy(), rows["sex"], seed=0)
+    assert (with_group["prediction"].to_numpy() == expected).all()
+    plain = (with_group["score"] >= 0.5).astype(int).to_numpy()
+    without_group = model.predict(rows.drop(columns=["sex"]).assign(sex=None))
+    assert set(policy.groups) == {"Female", "Male"}
+    assert (with_group["prediction"].to_numpy() != plain).any() or policy.groups[
+        "Female"
+    ] == policy.groups["Male"]
+    assert len(without_group) == len(rows)

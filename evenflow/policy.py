@@ -1,0 +1,502 @@
+"""Gates as policy: a configured ``GatePolicy`` and a pure function that applies it.
+
+The decision is data, not a side effect: :func:`gate_failures` returns a ``GateDecision`` holding
+every clause it checked with the numbers it used (the point value, the interval bound chosen, the
+limit), so a reviewer can see why a model passed or failed without re-running anything. Acting on
+the decision (withholding the ``candidate`` alias, failing the flow) happens elsewhere.
+
+Clauses:
+
+- ``min_auc``: overall ROC AUC at or above a minimum.
+- ``max_disparity.<summary>[<slice>]``: a between-group difference from the fairness report at or
+  below a maximum, per slice.
+- ``min_ratio.<summary>[<slice>]``: a between-group ratio (demographic parity ratio) at or above
+  a minimum, per slice.
+- ``non_regression.<metric>[<column>=<group>]``: no group's recall or precision worse than the
+  champion's by more than a margin.
+
+With ``use_interval_bound="upper"`` each fairness clause compares the end of the bootstrap interval
+least favourable to the model (the upper bound of a difference, the lower bound of a ratio), so a
+small group's uncertainty counts against the model instead of for it. A figure that cannot be
+computed fails its clause and says why: a gate never passes for want of a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evenflow.fairness import JOIN, Disparity, FairnessReport, SliceReport
+
+# A figure equal to its limit passes; this absorbs float noise such as 0.8 - 0.1 != 0.7.
+TOLERANCE = 1e-9
+
+MAX_SUMMARIES = (
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "false_positive_rate_difference",
+    "predictive_parity_difference",
+    "calibration_gap",
+)
+MIN_SUMMARIES = ("demographic_parity_ratio",)
+# base_rate_difference describes the data, not the model, so no policy may gate on it.
+UNGATED_SUMMARIES = ("base_rate_difference",)
+
+RegressionMetric = Literal["recall", "precision"]
+REGRESSION_METRICS: tuple[RegressionMetric, ...] = ("recall", "precision")
+Comparison = Literal["<=", ">="]
+Bound = Literal["point", "upper", "lower"]
+
+
+class GatePolicy(BaseModel):
+    """What a model must meet to become a candidate (defined here until it moves to params)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_auc: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Lowest acceptable overall ROC AUC on test."
+    )
+    max_disparity: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Fairness summary -> largest acceptable value, applied to every gated slice. "
+            f"Keys among: {', '.join(MAX_SUMMARIES)}."
+        ),
+    )
+    min_ratio: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Ratio summary -> smallest acceptable value (e.g. 0.8 for the four-fifths rule). "
+            f"Keys among: {', '.join(MIN_SUMMARIES)}."
+        ),
+    )
+    use_interval_bound: Literal["point", "upper"] = Field(
+        default="point",
+        description=(
+            "Compare the point value, or the interval end least favourable to the model "
+            "(upper bound of a difference, lower bound of a ratio or AUC)."
+        ),
+    )
+    columns: tuple[str, ...] | None = Field(
+        default=None,
+        description=(
+            "Slices the fairness clauses apply to: a column, or an intersection written "
+            "'race*sex'. None: every single sensitive column of the report."
+        ),
+    )
+    non_regression_margin: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="Largest drop of a group's metric below the champion's that is accepted.",
+    )
+    non_regression_metrics: tuple[RegressionMetric, ...] = Field(
+        default=REGRESSION_METRICS,
+        description="Per-group metrics compared with the champion; empty disables the check.",
+    )
+    min_group_positives: int = Field(
+        default=20,
+        ge=0,
+        le=1_000_000,
+        description="Groups with fewer positives (candidate or champion) skip non-regression.",
+    )
+
+    @field_validator("max_disparity")
+    @classmethod
+    def _known_max_summaries(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_limits(value, MAX_SUMMARIES, "max_disparity")
+
+    @field_validator("min_ratio")
+    @classmethod
+    def _known_min_summaries(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_limits(value, MIN_SUMMARIES, "min_ratio")
+
+    @field_validator("columns")
+    @classmethod
+    def _slices_are_named(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        parsed = [slice_columns(entry) for entry in value]
+        if any(not columns for columns in parsed):
+            raise ValueError("a slice must name at least one column")
+        if len({frozenset(columns) for columns in parsed}) != len(parsed):
+            raise ValueError(f"slices repeat: {list(value)}")
+        return value
+
+    @field_validator("non_regression_metrics")
+    @classmethod
+    def _unique_metrics(cls, value: tuple[RegressionMetric, ...]) -> tuple[RegressionMetric, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"metrics repeat: {list(value)}")
+        return value
+
+
+def _check_limits(value: dict[str, float], allowed: Sequence[str], field: str) -> dict[str, float]:
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {field} key(s) {unknown}; allowed: {list(allowed)}")
+    outside = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+    if outside:
+        raise ValueError(f"{field} limits must lie in [0, 1], got {outside}")
+    return value
+
+
+def slice_columns(entry: str) -> tuple[str, ...]:
+    """Columns of a policy slice entry: ``"sex"`` or an intersection ``"race*sex"``."""
+    parts = entry.replace(JOIN.strip(), "*").split("*")
+    return tuple(part.strip() for part in parts if part.strip())
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GateClause(_Record):
+    """One checked rule and the numbers it used."""
+
+    name: str = Field(description="Clause id, e.g. 'max_disparity.equalized_odds_difference[sex]'.")
+    kind: Literal["min_auc", "max_disparity", "min_ratio", "non_regression"]
+    passed: bool
+    skipped: bool = Field(default=False, description="Not evaluable by design; counts as passed.")
+    observed: float | None = Field(description="Point value of the figure.")
+    low: float | None = Field(default=None, description="Lower interval bound, when known.")
+    high: float | None = Field(default=None, description="Upper interval bound, when known.")
+    bound: Bound = Field(description="Which figure was compared: the point value or a bound.")
+    compared: float | None = Field(description="The figure compared with the limit.")
+    comparison: Comparison = Field(description="Passes when `compared comparison limit`.")
+    limit: float | None = Field(description="The limit the figure was compared with.")
+    reference: float | None = Field(
+        default=None, description="The champion's value (non-regression clauses)."
+    )
+    detail: str
+
+
+class GateDecision(_Record):
+    """Whether a model passed its gate, every clause checked and the policy used."""
+
+    passed: bool
+    clauses: tuple[GateClause, ...]
+    failed: tuple[GateClause, ...] = Field(description="The clauses that failed, in order.")
+    policy: GatePolicy
+
+    @classmethod
+    def from_clauses(cls, policy: GatePolicy, clauses: Sequence[GateClause]) -> GateDecision:
+        """Build the decision: it passes exactly when no clause failed."""
+        failed = tuple(c for c in clauses if not c.passed)
+        return cls(passed=not failed, clauses=tuple(clauses), failed=failed, policy=policy)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GateDecision:
+        if self.failed != tuple(c for c in self.clauses if not c.passed):
+            raise ValueError("failed must list exactly the clauses that did not pass")
+        if self.passed != (not self.failed):
+            raise ValueError("a decision passes exactly when no clause failed")
+        return self
+
+
+def gate_failures(
+    policy: GatePolicy,
+    metrics: Mapping[str, float],
+    fairness: FairnessReport,
+    champion_groups: Sequence[Mapping[str, Any]] | None,
+    candidate_groups: Sequence[Mapping[str, Any]],
+) -> GateDecision:
+    """Apply a policy to a candidate's evaluation; a pure function of its arguments.
+
+    Args:
+        policy: The gate policy from configuration.
+        metrics: Overall test metrics (``roc_auc`` at least); ``roc_auc_low`` / ``roc_auc_high``
+            are used as the AUC interval when present.
+        fairness: The candidate's fairness report.
+        champion_groups: The champion's per-group records (as
+            ``evenflow.evaluation.groups_to_records``); None when there is no champion.
+        candidate_groups: The candidate's per-group records, same shape.
+
+    Returns:
+        The decision with every clause and the policy.
+    """
+    clauses = [
+        _auc_clause(policy, metrics),
+        *_fairness_clauses(policy, fairness),
+        *_regression_clauses(policy, champion_groups, candidate_groups),
+    ]
+    return GateDecision.from_clauses(policy, clauses)
+
+
+def describe_failures(decision: GateDecision) -> list[str]:
+    """One readable line per failed clause, with the figure, its interval and the limit."""
+    return [_describe(clause) for clause in decision.failed]
+
+
+# --- AUC ------------------------------------------------------------------------------------
+
+
+def _auc_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> GateClause:
+    value = _number(metrics.get("roc_auc"))
+    low, high = _number(metrics.get("roc_auc_low")), _number(metrics.get("roc_auc_high"))
+    use_low = policy.use_interval_bound == "upper" and low is not None
+    compared = low if use_low else value
+    clause = {
+        "name": "min_auc",
+        "kind": "min_auc",
+        "observed": value,
+        "low": low,
+        "high": high,
+        "bound": "lower" if use_low else "point",
+        "compared": compared,
+        "comparison": ">=",
+        "limit": policy.min_auc,
+    }
+    if compared is None:
+        return GateClause(**clause, passed=False, detail="ROC AUC is undefined or missing")
+    note = ""
+    if policy.use_interval_bound == "upper" and not use_low:
+        note = "; no AUC interval given, point value used"
+    return GateClause(
+        **clause,
+        passed=_at_least(compared, policy.min_auc),
+        detail=f"ROC AUC {_fmt(compared)} ({clause['bound']}) vs minimum {_fmt(policy.min_auc)}{note}",
+    )
+
+
+# --- fairness -------------------------------------------------------------------------------
+
+
+def _gated_slices(
+    policy: GatePolicy, fairness: FairnessReport
+) -> list[tuple[str, SliceReport | None]]:
+    """(name, slice) pairs the fairness clauses apply to; a slice the report lacks is None."""
+    if policy.columns is None:
+        return [(column, fairness.slice(column)) for column in fairness.sensitive]
+    pairs: list[tuple[str, SliceReport | None]] = []
+    for entry in policy.columns:
+        columns = slice_columns(entry)
+        try:
+            found: SliceReport | None = fairness.slice(*columns)
+        except KeyError:
+            found = None
+        pairs.append((JOIN.join(columns), found))
+    return pairs
+
+
+def _fairness_clauses(policy: GatePolicy, fairness: FairnessReport) -> Iterator[GateClause]:
+    if not policy.max_disparity and not policy.min_ratio:
+        return
+    for name, item in _gated_slices(policy, fairness):
+        for summary, limit in policy.max_disparity.items():
+            yield _summary_clause(policy, name, item, summary, limit=limit, comparison="<=")
+        for summary, limit in policy.min_ratio.items():
+            yield _summary_clause(policy, name, item, summary, limit=limit, comparison=">=")
+
+
+def _summary_clause(
+    policy: GatePolicy,
+    slice_name: str,
+    item: SliceReport | None,
+    summary: str,
+    *,
+    limit: float,
+    comparison: Comparison,
+) -> GateClause:
+    kind: Literal["max_disparity", "min_ratio"] = (
+        "max_disparity" if comparison == "<=" else "min_ratio"
+    )
+    base = {"name": f"{kind}.{summary}[{slice_name}]", "kind": kind, "comparison": comparison}
+    if item is None:
+        detail = f"slice '{slice_name}' is not in the fairness report"
+        return _unmeasured(base, limit, detail)
+    value: Disparity | None = getattr(item.summary, summary)
+    if value is None or value.value is None:
+        why = item.summary.note or "value undefined"
+        return _unmeasured(base, limit, f"{summary} on '{slice_name}' not computed: {why}")
+    bound, compared = _chosen(policy, value, comparison)
+    figures = {"observed": value.value, "low": value.low, "high": value.high, "bound": bound}
+    if compared is None:
+        detail = f"{summary} on '{slice_name}' has no {bound} bound (no bootstrap interval)"
+        return GateClause(
+            **base, **figures, compared=None, limit=limit, passed=False, detail=detail
+        )
+    passed = _at_most(compared, limit) if comparison == "<=" else _at_least(compared, limit)
+    groups = f"highest {value.highest}, lowest {value.lowest}"
+    detail = (
+        f"{summary} on '{slice_name}': {bound} {_fmt(compared)} {comparison} {_fmt(limit)} "
+        f"required (point {_fmt(value.value)}, interval {_interval(value.low, value.high)}; {groups})"
+    )
+    return GateClause(
+        **base, **figures, compared=compared, limit=limit, passed=passed, detail=detail
+    )
+
+
+def _chosen(
+    policy: GatePolicy, value: Disparity, comparison: Comparison
+) -> tuple[Bound, float | None]:
+    """The figure a clause compares: the point value, or the unfavourable end of the interval."""
+    if policy.use_interval_bound == "point":
+        return "point", value.value
+    if comparison == "<=":
+        return "upper", value.high
+    return "lower", value.low
+
+
+def _unmeasured(base: Mapping[str, Any], limit: float, detail: str) -> GateClause:
+    return GateClause(
+        **base,
+        observed=None,
+        bound="point",
+        compared=None,
+        limit=limit,
+        passed=False,
+        detail=detail,
+    )
+
+
+# --- non-regression -------------------------------------------------------------------------
+
+
+def _regression_clauses(
+    policy: GatePolicy,
+    champion_groups: Sequence[Mapping[str, Any]] | None,
+    candidate_groups: Sequence[Mapping[str, Any]],
+) -> Iterator[GateClause]:
+    if not policy.non_regression_metrics:
+        return
+    if champion_groups is None:
+        yield GateClause(
+            name="non_regression",
+            kind="non_regression",
+            passed=True,
+            skipped=True,
+            observed=None,
+            bound="point",
+            compared=None,
+            comparison=">=",
+            limit=None,
+            detail="no champion to compare",
+        )
+        return
+    wanted = _regression_columns(policy)
+    champion = {_group_key(g): g for g in champion_groups}
+    candidate = {_group_key(g): g for g in candidate_groups}
+    keys = [k for k in candidate if wanted is None or k[0] in wanted]
+    keys += [k for k in champion if k not in candidate and (wanted is None or k[0] in wanted)]
+    for key in keys:
+        for metric in policy.non_regression_metrics:
+            yield _regression_clause(policy, key, metric, candidate.get(key), champion.get(key))
+
+
+def _regression_columns(policy: GatePolicy) -> set[str] | None:
+    """Columns compared with the champion: the policy's single-column slices, or all."""
+    if policy.columns is None:
+        return None
+    return {cols[0] for cols in map(slice_columns, policy.columns) if len(cols) == 1}
+
+
+def _group_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    return str(record["column"]), str(record["group"])
+
+
+def _regression_clause(
+    policy: GatePolicy,
+    key: tuple[str, str],
+    metric: RegressionMetric,
+    candidate: Mapping[str, Any] | None,
+    champion: Mapping[str, Any] | None,
+) -> GateClause:
+    ours = None if candidate is None else _number(candidate.get(metric))
+    theirs = None if champion is None else _number(champion.get(metric))
+    limit = None if theirs is None else theirs - policy.non_regression_margin
+    base = {
+        "name": f"non_regression.{metric}[{key[0]}={key[1]}]",
+        "kind": "non_regression",
+        "observed": ours,
+        "bound": "point",
+        "compared": ours,
+        "comparison": ">=",
+        "limit": limit,
+        "reference": theirs,
+    }
+    skip = _skip_reason(policy, candidate, champion)
+    if skip is None and (theirs is None or limit is None):
+        skip = "champion value undefined"
+    if skip is not None or theirs is None or limit is None:
+        return GateClause(**base, passed=True, skipped=True, detail=f"skipped: {skip}")
+    if ours is None:
+        detail = f"candidate {metric} undefined where the champion's is {_fmt(theirs)}"
+        return GateClause(**base, passed=False, detail=detail)
+    margin = policy.non_regression_margin
+    detail = (
+        f"{metric} {_fmt(ours)} vs champion {_fmt(theirs)}: drop {_fmt(theirs - ours)}, "
+        f"margin {_fmt(margin)}"
+    )
+    return GateClause(**base, passed=_at_least(ours, limit), detail=detail)
+
+
+def _skip_reason(
+    policy: GatePolicy,
+    candidate: Mapping[str, Any] | None,
+    champion: Mapping[str, Any] | None,
+) -> str | None:
+    """Why a group is not compared, or None when it is."""
+    if candidate is None:
+        return "group absent from the candidate's evaluation"
+    if champion is None:
+        return "group absent from the champion's evaluation"
+    for who, record in (("candidate", candidate), ("champion", champion)):
+        if record.get("suppressed"):
+            return f"suppressed in the {who}'s evaluation (n={record.get('n')})"
+    for who, record in (("candidate", candidate), ("champion", champion)):
+        positives = record.get("n_pos")
+        if positives is not None and int(positives) < policy.min_group_positives:
+            return (
+                f"{positives} positives in the {who}'s evaluation "
+                f"< min_group_positives={policy.min_group_positives}"
+            )
+    return None
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for missing, None or NaN values."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _at_most(value: float, limit: float) -> bool:
+    return value <= limit + TOLERANCE
+
+
+def _at_least(value: float, limit: float) -> bool:
+    return value >= limit - TOLERANCE
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "none"
+    return f"[{_fmt(low)}, {_fmt(high)}]"
+
+
+def _describe(clause: GateClause) -> str:
+    if clause.compared is None or clause.limit is None:
+        return f"{clause.name}: FAILED: {clause.detail}"
+    figure = "value" if clause.bound == "point" else f"{clause.bound} bound"
+    line = (
+        f"{clause.name}: {figure} {_fmt(clause.compared)} does not meet "
+        f"{clause.comparison} {_fmt(clause.limit)}"
+    )
+    if clause.bound != "point":
+        line += f" (point {_fmt(clause.observed)}, interval {_interval(clause.low, clause.high)})"
+    if clause.reference is not None:
+        line += f" (champion {_fmt(clause.reference)})"
+    return line

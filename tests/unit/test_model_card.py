@@ -1,0 +1,332 @@
+"""The model card: every section in both renderings, the numbers given, nothing external."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evenflow.explain import (
+    Explanations,
+    ExplanationSummary,
+    FeatureImportance,
+    GroupImportance,
+    ProxyResult,
+)
+from evenflow.fairness import FairnessParams, FairnessReport, fairness_report
+from evenflow.model_card import (
+    HTML_NAME,
+    MARKDOWN_NAME,
+    NOT_PROVIDED,
+    SECTIONS,
+    DataSummary,
+    DriftOverview,
+    Lineage,
+    ModelCardInputs,
+    render_model_card,
+    write_model_card,
+)
+from evenflow.policy import GatePolicy, gate_failures
+from evenflow.records import ExpectationFailure, ValidationReport
+
+# A 1x1 PNG: enough to check embedding without drawing anything.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+DATA_MD5 = "3f2a9c0d1e8b7a6f5e4d3c2b1a098765.dir"
+COMMIT = "9c1b2e3d4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"
+
+
+@pytest.fixture(scope="module")
+def fairness() -> FairnessReport:
+    """A real report on 2,000 synthetic rows; race has a tiny group that gets suppressed."""
+    rng = np.random.default_rng(3)
+    n = 2_000
+    race = rng.choice(np.array(["A", "B"], dtype=object), n)
+    race[:12] = "Tiny"
+    label = (rng.uniform(size=n) < 0.35).astype(np.int64)
+    score = 1 / (1 + np.exp(-(2.0 * (label - 0.5) + rng.normal(0, 1, n))))
+    predictions = pd.DataFrame(
+        {"label": label, "score": score, "sex": rng.choice(["F", "M"], n), "race": race}
+    )
+    return fairness_report(predictions, ["sex", "race"], FairnessParams(n_bootstrap=50))
+
+
+@pytest.fixture(scope="module")
+def explanations() -> Explanations:
+    summary = ExplanationSummary(
+        n_rows=1_500,
+        expected_margin=-1.2345,
+        global_importance=(
+            FeatureImportance(feature="relationship", mean_abs_shap=0.8123),
+            FeatureImportance(feature="age", mean_abs_shap=0.4567),
+        ),
+        groups=(
+            GroupImportance(
+                column="sex", group="F", n=700, mean_abs_shap={"relationship": 0.9, "age": 0.4}
+            ),
+            GroupImportance(
+                column="sex", group="M", n=800, mean_abs_shap={"relationship": 0.7, "age": 0.5}
+            ),
+        ),
+    )
+    proxy = ProxyResult(
+        column="sex",
+        auc=0.9312,
+        auc_kind="binary",
+        n_rows=1_500,
+        n_folds=3,
+        classes={"F": 700, "M": 800},
+        features_used=("relationship", "age"),
+        top_features=(FeatureImportance(feature="relationship", mean_abs_shap=2.5),),
+        model="XGBoost hist",
+    )
+    return Explanations(summary=summary, proxies={"sex": proxy})
+
+
+@pytest.fixture(scope="module")
+def plot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("card") / "plots" / "shap_summary.png"
+    path.parent.mkdir()
+    path.write_bytes(PNG)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(fairness: FairnessReport, explanations: Explanations, plot: Path) -> ModelCardInputs:
+    policy = GatePolicy(min_auc=0.95, max_disparity={"demographic_parity_difference": 0.3})
+    gate = gate_failures(policy, {"roc_auc": 0.8765}, fairness, None, [])
+    validation = ValidationReport(
+        success=False,
+        suite_name="adult",
+        n_expectations=42,
+        n_rows=12_345,
+        failures=(
+            ExpectationFailure(
+                expectation="expect_column_values_to_not_be_null", column="age", observed="3 nulls"
+            ),
+        ),
+        result_path=Path("gx/result.json"),
+    )
+    drift = SimpleNamespace(
+        drifted_count=2,
+        columns=[object()] * 14,
+        drifted_share=0.1429,
+        drift_share_threshold=0.5,
+        dataset_drift=False,
+        drifted_columns=("age", "hours-per-week"),
+    )
+    tradeoff = pd.DataFrame(
+        {
+            "mitigation": ["none", "threshold"],
+            "accuracy": [0.8712, 0.8523],
+            "dpd_sex": [0.176, np.float64(0.0123)],
+            "eod_sex": [0.065, np.nan],
+        }
+    )
+    return ModelCardInputs(
+        model_name="adult",
+        model_version="7",
+        run_id="abc123run",
+        intended_use="Research on income prediction <b>fairness</b>.",
+        out_of_scope_use="Decisions about individuals: credit, hiring, housing.",
+        data=DataSummary(
+            dataset="adult",
+            data_md5=DATA_MD5,
+            rows={"train": 8_000, "valid": 2_000, "test": 2_345},
+            validation=validation,
+        ),
+        metrics={
+            "roc_auc": {"value": 0.8765, "low": 0.8612, "high": 0.8901},
+            "accuracy": 0.8432,
+        },
+        threshold=0.5,
+        fairness=fairness,
+        mitigation="threshold",
+        tradeoff=tradeoff,
+        drift=DriftOverview.from_summary(drift),  # type: ignore[arg-type]
+        explanations=explanations,
+        shap_plots=(plot,),
+        lineage=Lineage.from_tags(
+            {
+                "evenflow.data_md5": DATA_MD5,
+                "evenflow.git_commit": COMMIT,
+                "evenflow.git_dirty": "true",
+                "evenflow.params_hash": "p" * 64,
+                "evenflow.env_hash": "e" * 64,
+                "evenflow.flow_run_id": "flow-run-0042",
+            }
+        ),
+        gate=gate,
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered(inputs: ModelCardInputs) -> tuple[str, str]:
+    """Rendered once: drawing the fairness plots is the slow part."""
+    return render_model_card(inputs)
+
+
+def _md_headings(markdown: str) -> list[str]:
+    return re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
+
+
+def _html_headings(page: str) -> list[str]:
+    return re.findall(r"<h2 id=\"[^\"]+\">(.+?)</h2>", page)
+
+
+def test_every_section_in_both_renderings(rendered: tuple[str, str]) -> None:
+    page, markdown = rendered
+    assert _html_headings(page) == list(SECTIONS)
+    assert _md_headings(markdown) == list(SECTIONS)
+
+
+def test_sections_without_input_say_so(inputs: ModelCardInputs) -> None:
+    bare = inputs.model_copy(
+        update={
+            "fairness": None,
+            "drift": None,
+            "explanations": None,
+            "gate": None,
+            "tradeoff": None,
+        }
+    )
+    page, markdown = render_model_card(bare)
+    assert _html_headings(page) == list(SECTIONS)
+    assert _md_headings(markdown) == list(SECTIONS)
+    for section in ("Fairness", "Drift", "Explanations (SHAP)", "Proxy check", "Gate decision"):
+        body = markdown.split(f"## {section}\n\n", 1)[1]
+        assert body.startswith(NOT_PROVIDED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0.8765",  # AUC
+        "[0.8612, 0.8901]",  # its interval
+        "0.8432",  # accuracy without interval
+        DATA_MD5,
+        "12,345",  # rows validated
+        "2,345",  # test rows
+        "expect_column_values_to_not_be_null on column &#x27;age&#x27;: observed 3 nulls",
+        "2 of 14",  # drift
+        "0.1429",
+        "hours-per-week",
+        "0.8123",  # SHAP importance
+        "0.9312",  # proxy AUC
+        "relationship (2.5)",
+        COMMIT,
+        "flow-run-0042",
+        "0.8523",  # trade-off table
+        "0.0123",
+        "min_auc",
+        "0.95",
+        "FAILED (1 clauses)",
+        "Tiny",  # suppressed cell
+    ],
+)
+def test_numbers_given_appear(rendered: tuple[str, str], text: str) -> None:
+    page, markdown = rendered
+    assert text in page
+    assert text.replace("&#x27;", "'") in markdown
+
+
+def test_fairness_tables_from_the_report(
+    rendered: tuple[str, str], fairness: FairnessReport
+) -> None:
+    page, markdown = rendered
+    dpd = fairness.slice("sex").summary.demographic_parity_difference
+    assert dpd is not None
+    assert dpd.value is not None
+    assert f"{dpd.value:.3f}" in page  # the fairness report's own table, embedded
+    assert f"{dpd.value:.4g}" in markdown
+    assert "<h1>Fairness report</h1>" not in page
+    assert page.count("<h1>") == 1
+    assert page.count("Suppressed cells</h") == 1  # the report's own list is not repeated
+    suppressed = markdown.split("## Suppressed cells\n\n", 1)[1]
+    assert "| race | Tiny | 12 |" in suppressed
+
+
+def test_html_is_self_contained(rendered: tuple[str, str]) -> None:
+    page, _ = rendered
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:|//)", page, flags=re.IGNORECASE)
+    assert "http" not in page
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower()
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert base64.b64encode(PNG).decode() in embedded
+    assert len(embedded) > 1  # the SHAP plot and the fairness report's plots
+
+
+def test_text_from_config_is_escaped(rendered: tuple[str, str]) -> None:
+    page, markdown = rendered
+    assert "&lt;b&gt;fairness&lt;/b&gt;" in page
+    assert "<b>fairness</b>" not in page
+    assert "Research on income prediction <b>fairness</b>." in markdown
+
+
+def test_tradeoff_missing_values_show_as_dash(
+    inputs: ModelCardInputs, rendered: tuple[str, str]
+) -> None:
+    _, markdown = rendered
+    assert inputs.tradeoff is not None
+    assert inputs.tradeoff[1]["eod_sex"] is None
+    assert "| threshold | 0.8523 | 0.0123 | – |" in markdown
+
+
+def test_gate_clauses_listed_with_numbers(rendered: tuple[str, str]) -> None:
+    _, markdown = rendered
+    gate = markdown.split("## Gate decision\n\n", 1)[1]
+    assert "| min_auc | FAIL | 0.8765 | point | 0.8765 | >= 0.95 |" in gate
+    assert "| max_disparity.demographic_parity_difference[sex] | pass |" in gate
+    assert "every single sensitive column" in gate
+
+
+def test_write_model_card_is_atomic_and_links_plots(inputs: ModelCardInputs) -> None:
+    out = inputs.shap_plots[0].parent.parent / "card"  # beside the plots folder
+    quick = inputs.model_copy(update={"fairness": None})  # the fairness plots are slow to draw
+    html_path, md_path = write_model_card(quick, out)
+    assert (html_path, md_path) == (out / HTML_NAME, out / MARKDOWN_NAME)
+    assert sorted(p.name for p in out.iterdir()) == sorted([HTML_NAME, MARKDOWN_NAME])
+    assert "](../plots/shap_summary.png)" in md_path.read_text(encoding="utf-8")
+    assert html_path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_inputs_round_trip_as_json(inputs: ModelCardInputs) -> None:
+    again = ModelCardInputs.model_validate_json(inputs.model_dump_json())
+    assert again == inputs
+
+
+def test_lineage_reads_dirty_flag() -> None:
+    tags: dict[str, Any] = {
+        "evenflow.data_md5": "d",
+        "evenflow.git_commit": "c",
+        "evenflow.git_dirty": "false",
+        "evenflow.params_hash": "p",
+        "evenflow.env_hash": "e",
+        "evenflow.flow_run_id": "f",
+    }
+    assert Lineage.from_tags(tags).git_dirty is False
+
+
+def test_failed_render_leaves_the_previous_card(
+    inputs: ModelCardInputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quick = inputs.model_copy(update={"fairness": None})
+    html_path, md_path = write_model_card(quick, tmp_path)
+    before = (html_path.read_bytes(), md_path.read_bytes())
+
+    def broken(*_: object, **__: object) -> tuple[str, str]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("evenflow.model_card.render_model_card", broken)
+    with pytest.raises(RuntimeError):
+        write_model_card(quick, tmp_path)
+    assert (html_path.read_bytes(), md_path.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([HTML_NAME, MARKDOWN_NAME])

@@ -1,0 +1,382 @@
+"""The gate policy and its pure decision function, on hand-built inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from evenflow.fairness import (
+    BootstrapInfo,
+    Disparity,
+    FairnessParams,
+    FairnessReport,
+    GroupMetrics,
+    SliceReport,
+    SliceSummary,
+)
+from evenflow.policy import (
+    MAX_SUMMARIES,
+    MIN_SUMMARIES,
+    UNGATED_SUMMARIES,
+    GateClause,
+    GateDecision,
+    GatePolicy,
+    describe_failures,
+    gate_failures,
+    slice_columns,
+)
+
+GOOD_AUC = {"roc_auc": 0.9}
+DPD = "demographic_parity_difference"
+EOD = "equalized_odds_difference"
+DPR = "demographic_parity_ratio"
+
+
+def _summary(**values: Disparity) -> SliceSummary:
+    return SliceSummary(n_groups_compared=2, **values)
+
+
+def _report(slices: Mapping[tuple[str, ...], SliceSummary]) -> FairnessReport:
+    """A fairness report holding only what the gate reads: slices and their summaries."""
+    overall = GroupMetrics(
+        name="all rows", values={}, n=100, n_pos=40, n_neg=60, n_pred_pos=30, suppressed=False
+    )
+    items = tuple(
+        SliceReport(name=" × ".join(columns), columns=columns, groups=(), summary=summary)
+        for columns, summary in slices.items()
+    )
+    sensitive = tuple(dict.fromkeys(c for columns in slices for c in columns))
+    return FairnessReport(
+        params=FairnessParams(),
+        sensitive=sensitive,
+        n_rows=100,
+        n_pos=40,
+        n_neg=60,
+        calibration_edges=(0.0, 1.0),
+        histogram_edges=(0.0, 1.0),
+        bootstrap=BootstrapInfo(replicates=1000, confidence_level=0.95, seed=0),
+        overall=overall,
+        slices=items,
+        suppressed=(),
+    )
+
+
+def _fair(value: float, low: float | None = None, high: float | None = None) -> Disparity:
+    return Disparity(value=value, low=low, high=high, highest="M", lowest="F")
+
+
+@pytest.fixture
+def report() -> FairnessReport:
+    return _report(
+        {
+            ("sex",): _summary(**{DPD: _fair(0.05, 0.02, 0.12), EOD: _fair(0.1, 0.06, 0.14)}),
+            ("race",): _summary(**{DPD: _fair(0.08, 0.03, 0.2), DPR: _fair(0.85, 0.75, 0.95)}),
+            ("sex", "race"): SliceSummary(
+                n_groups_compared=1, note="fewer than two unsuppressed groups"
+            ),
+        }
+    )
+
+
+def _group(column: str, group: str, **values: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "column": column,
+        "group": group,
+        "n": 500,
+        "n_pos": 100,
+        "suppressed": False,
+        "recall": 0.7,
+        "precision": 0.6,
+    }
+    record.update(values)
+    return record
+
+
+def _names(decision: GateDecision) -> list[str]:
+    return [clause.name for clause in decision.failed]
+
+
+# --- the policy -----------------------------------------------------------------------------
+
+
+def test_policy_rejects_unknown_and_ungated_summaries() -> None:
+    with pytest.raises(ValidationError, match="unknown max_disparity key"):
+        GatePolicy(max_disparity={"demographic_parity": 0.1})
+    with pytest.raises(ValidationError, match="base_rate_difference"):
+        GatePolicy(max_disparity={"base_rate_difference": 0.1})
+    with pytest.raises(ValidationError, match="unknown min_ratio key"):
+        GatePolicy(min_ratio={DPD: 0.8})
+    with pytest.raises(ValidationError, match=r"\[0, 1\]"):
+        GatePolicy(max_disparity={DPD: 1.5})
+    with pytest.raises(ValidationError, match="extra"):
+        GatePolicy.model_validate({"min_acu": 0.7})
+    with pytest.raises(ValidationError):
+        GatePolicy(min_auc=1.2)
+    with pytest.raises(ValidationError, match="repeat"):
+        GatePolicy(columns=("race*sex", "sex × race"))
+
+
+def test_policy_is_frozen_and_round_trips() -> None:
+    policy = GatePolicy(max_disparity={EOD: 0.1}, columns=("sex", "race*sex"))
+    with pytest.raises(ValidationError):
+        policy.min_auc = 0.9  # type: ignore[misc]
+    assert GatePolicy.model_validate_json(policy.model_dump_json()) == policy
+
+
+def test_every_fairness_summary_is_classified() -> None:
+    disparities = {
+        name
+        for name, field in SliceSummary.model_fields.items()
+        if field.annotation is not None and "Disparity" in str(field.annotation)
+    }
+    assert disparities == {*MAX_SUMMARIES, *MIN_SUMMARIES, *UNGATED_SUMMARIES}
+
+
+def test_slice_columns_parses_intersections() -> None:
+    assert slice_columns("sex") == ("sex",)
+    assert slice_columns("race*sex") == ("race", "sex")
+    assert slice_columns("race × sex") == ("race", "sex")
+
+
+# --- AUC ------------------------------------------------------------------------------------
+
+
+def test_auc_passes_at_the_limit_and_fails_below(report: FairnessReport) -> None:
+    policy = GatePolicy(min_auc=0.8)
+    at = gate_failures(policy, {"roc_auc": 0.8}, report, None, [])
+    below = gate_failures(policy, {"roc_auc": 0.7999}, report, None, [])
+    assert at.passed
+    assert not below.passed
+    assert _names(below) == ["min_auc"]
+    clause = below.failed[0]
+    assert (clause.observed, clause.compared, clause.limit, clause.comparison) == (
+        0.7999,
+        0.7999,
+        0.8,
+        ">=",
+    )
+
+
+def test_auc_undefined_fails(report: FairnessReport) -> None:
+    decision = gate_failures(GatePolicy(), {"roc_auc": float("nan")}, report, None, [])
+    assert _names(decision) == ["min_auc"]
+    assert "undefined" in decision.failed[0].detail
+
+
+def test_auc_upper_mode_uses_the_lower_bound_when_given(report: FairnessReport) -> None:
+    policy = GatePolicy(min_auc=0.8, use_interval_bound="upper")
+    metrics = {"roc_auc": 0.82, "roc_auc_low": 0.79, "roc_auc_high": 0.85}
+    assert gate_failures(
+        policy.model_copy(update={"use_interval_bound": "point"}), metrics, report, None, []
+    ).passed
+    decision = gate_failures(policy, metrics, report, None, [])
+    assert _names(decision) == ["min_auc"]
+    assert decision.failed[0].bound == "lower"
+    assert decision.failed[0].compared == 0.79
+    no_interval = gate_failures(policy, {"roc_auc": 0.82}, report, None, [])
+    assert no_interval.passed
+    assert "point value used" in no_interval.clauses[0].detail
+
+
+# --- fairness -------------------------------------------------------------------------------
+
+
+def test_disparity_passes_at_the_limit_and_fails_above(report: FairnessReport) -> None:
+    at = gate_failures(GatePolicy(max_disparity={DPD: 0.08}), GOOD_AUC, report, None, [])
+    assert at.passed
+    assert [c.name for c in at.clauses] == [
+        "min_auc",
+        f"max_disparity.{DPD}[sex]",
+        f"max_disparity.{DPD}[race]",
+        "non_regression",
+    ]
+    above = gate_failures(GatePolicy(max_disparity={DPD: 0.0799}), GOOD_AUC, report, None, [])
+    assert _names(above) == [f"max_disparity.{DPD}[race]"]
+    race = above.failed[0]
+    assert (race.observed, race.low, race.high, race.bound, race.compared, race.limit) == (
+        0.08,
+        0.03,
+        0.2,
+        "point",
+        0.08,
+        0.0799,
+    )
+    assert "highest M, lowest F" in race.detail
+
+
+def test_missing_summary_value_fails_closed(report: FairnessReport) -> None:
+    # race has no EOD in the hand-built report: the clause fails and says why.
+    decision = gate_failures(GatePolicy(max_disparity={EOD: 0.5}), GOOD_AUC, report, None, [])
+    assert _names(decision) == [f"max_disparity.{EOD}[race]"]
+    assert "not computed" in decision.failed[0].detail
+
+
+def test_upper_bound_changes_the_outcome(report: FairnessReport) -> None:
+    point = GatePolicy(max_disparity={DPD: 0.1}, columns=("sex",))
+    upper = point.model_copy(update={"use_interval_bound": "upper"})
+    assert gate_failures(point, GOOD_AUC, report, None, []).passed  # point 0.05 <= 0.1
+    decision = gate_failures(upper, GOOD_AUC, report, None, [])  # upper 0.12 > 0.1
+    assert _names(decision) == [f"max_disparity.{DPD}[sex]"]
+    assert (decision.failed[0].bound, decision.failed[0].compared) == ("upper", 0.12)
+
+
+def test_ratio_uses_the_lower_bound_in_upper_mode(report: FairnessReport) -> None:
+    point = GatePolicy(min_ratio={DPR: 0.8}, columns=("race",))
+    upper = point.model_copy(update={"use_interval_bound": "upper"})
+    at_limit = point.model_copy(update={"min_ratio": {DPR: 0.85}})
+    assert gate_failures(point, GOOD_AUC, report, None, []).passed
+    assert gate_failures(at_limit, GOOD_AUC, report, None, []).passed
+    decision = gate_failures(upper, GOOD_AUC, report, None, [])
+    assert _names(decision) == [f"min_ratio.{DPR}[race]"]
+    clause = decision.failed[0]
+    assert (clause.bound, clause.compared, clause.comparison, clause.limit) == (
+        "lower",
+        0.75,
+        ">=",
+        0.8,
+    )
+
+
+def test_upper_mode_without_interval_fails(report: FairnessReport) -> None:
+    bare = _report({("sex",): _summary(**{DPD: _fair(0.01)})})
+    policy = GatePolicy(max_disparity={DPD: 0.1}, use_interval_bound="upper")
+    decision = gate_failures(policy, GOOD_AUC, bare, None, [])
+    assert _names(decision) == [f"max_disparity.{DPD}[sex]"]
+    assert "no upper bound" in decision.failed[0].detail
+
+
+def test_slices_named_by_the_policy(report: FairnessReport) -> None:
+    policy = GatePolicy(max_disparity={DPD: 0.5}, columns=("race*sex", "age"))
+    decision = gate_failures(policy, GOOD_AUC, report, None, [])
+    assert _names(decision) == [f"max_disparity.{DPD}[race × sex]", f"max_disparity.{DPD}[age]"]
+    assert "fewer than two unsuppressed groups" in decision.failed[0].detail
+    assert "not in the fairness report" in decision.failed[1].detail
+
+
+# --- non-regression -------------------------------------------------------------------------
+
+
+def test_no_champion_is_a_passing_clause(report: FairnessReport) -> None:
+    decision = gate_failures(GatePolicy(), GOOD_AUC, report, None, [_group("sex", "F")])
+    clause = decision.clauses[-1]
+    assert decision.passed
+    assert (clause.name, clause.passed, clause.detail) == (
+        "non_regression",
+        True,
+        "no champion to compare",
+    )
+
+
+def test_non_regression_catches_one_groups_drop(report: FairnessReport) -> None:
+    policy = GatePolicy(non_regression_margin=0.02)
+    champion = [_group("sex", "F"), _group("sex", "M"), _group("race", "A")]
+    candidate = [
+        _group("sex", "F", recall=0.68),  # a drop of exactly the margin: passes
+        _group("sex", "M", recall=0.65),  # a drop of 0.05: fails
+        _group("race", "A", precision=0.9),
+    ]
+    decision = gate_failures(policy, GOOD_AUC, report, champion, candidate)
+    assert _names(decision) == ["non_regression.recall[sex=M]"]
+    assert len(decision.clauses) == 1 + 3 * 2
+    clause = decision.failed[0]
+    assert clause.observed == 0.65
+    assert clause.reference == 0.7
+    assert clause.limit == pytest.approx(0.68)
+    assert "drop 0.05" in clause.detail
+
+
+def test_non_regression_skips_suppressed_and_small_groups(report: FairnessReport) -> None:
+    policy = GatePolicy(min_group_positives=20)
+    champion = [_group("race", "B"), _group("race", "C"), _group("race", "D")]
+    candidate = [
+        _group("race", "B", recall=0.1, suppressed=True, n=12),
+        _group("race", "C", recall=0.1, n_pos=5),
+        _group("race", "E", recall=0.1),
+    ]
+    decision = gate_failures(policy, GOOD_AUC, report, champion, candidate)
+    assert decision.passed
+    details = {c.name: c.detail for c in decision.clauses if c.kind == "non_regression"}
+    assert all(c.skipped for c in decision.clauses if c.kind == "non_regression")
+    assert (
+        "suppressed in the candidate's evaluation (n=12)"
+        in details["non_regression.recall[race=B]"]
+    )
+    assert "5 positives" in details["non_regression.recall[race=C]"]
+    assert "absent from the champion" in details["non_regression.recall[race=E]"]
+    assert "absent from the candidate" in details["non_regression.recall[race=D]"]
+
+
+def test_non_regression_undefined_candidate_fails(report: FairnessReport) -> None:
+    champion = [_group("sex", "F")]
+    candidate = [_group("sex", "F", precision=None)]
+    decision = gate_failures(GatePolicy(), GOOD_AUC, report, champion, candidate)
+    assert _names(decision) == ["non_regression.precision[sex=F]"]
+
+
+def test_non_regression_follows_policy_columns(report: FairnessReport) -> None:
+    policy = GatePolicy(columns=("sex",), non_regression_metrics=("recall",))
+    champion = [_group("sex", "F"), _group("race", "A")]
+    candidate = [_group("sex", "F"), _group("race", "A", recall=0.1)]
+    decision = gate_failures(policy, GOOD_AUC, report, champion, candidate)
+    assert decision.passed
+    assert [c.name for c in decision.clauses] == ["min_auc", "non_regression.recall[sex=F]"]
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+
+def test_decision_lists_exactly_the_failed_clauses(report: FairnessReport) -> None:
+    policy = GatePolicy(
+        min_auc=0.95, max_disparity={DPD: 0.06}, use_interval_bound="point", columns=None
+    )
+    champion = [_group("sex", "F")]
+    candidate = [_group("sex", "F", precision=0.5)]
+    decision = gate_failures(policy, GOOD_AUC, report, champion, candidate)
+    assert not decision.passed
+    assert _names(decision) == [
+        "min_auc",
+        f"max_disparity.{DPD}[race]",
+        "non_regression.precision[sex=F]",
+    ]
+    assert decision.failed == tuple(c for c in decision.clauses if not c.passed)
+    assert decision.policy == policy
+    assert GateDecision.model_validate_json(decision.model_dump_json()) == decision
+
+
+def test_decision_rejects_inconsistent_records() -> None:
+    failing = GateClause(
+        name="min_auc",
+        kind="min_auc",
+        passed=False,
+        observed=0.5,
+        bound="point",
+        compared=0.5,
+        comparison=">=",
+        limit=0.7,
+        detail="",
+    )
+    with pytest.raises(ValidationError, match="failed must list"):
+        GateDecision(passed=False, clauses=(failing,), failed=(), policy=GatePolicy())
+    with pytest.raises(ValidationError, match="passes exactly"):
+        GateDecision(passed=True, clauses=(failing,), failed=(failing,), policy=GatePolicy())
+
+
+def test_describe_failures_gives_one_line_with_numbers(report: FairnessReport) -> None:
+    policy = GatePolicy(min_auc=0.95, max_disparity={DPD: 0.1}, use_interval_bound="upper")
+    champion = [_group("sex", "M")]
+    candidate = [_group("sex", "M", recall=0.6)]
+    decision = gate_failures(policy, GOOD_AUC, report, champion, candidate)
+    lines = describe_failures(decision)
+    assert len(lines) == len(decision.failed) == 4
+    assert lines[0] == "min_auc: value 0.9 does not meet >= 0.95"
+    assert lines[1] == (
+        f"max_disparity.{DPD}[sex]: upper bound 0.12 does not meet <= 0.1 "
+        "(point 0.05, interval [0.02, 0.12])"
+    )
+    assert (
+        lines[3] == "non_regression.recall[sex=M]: value 0.6 does not meet >= 0.68 (champion 0.7)"
+    )
+    assert describe_failures(gate_failures(GatePolicy(), GOOD_AUC, report, None, [])) == []
