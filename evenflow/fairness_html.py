@@ -50,7 +50,8 @@ _RATE_COLUMNS = (
     ("ece", "ECE"),
     ("mean_score", "Mean score"),
 )
-_PLOTTED_RATES = (
+# The per-group rates shown side by side (plots here, tables in the model card).
+PLOTTED_RATES = (
     ("selection_rate", "Selection rate"),
     ("tpr", "TPR"),
     ("fpr", "FPR"),
@@ -280,8 +281,8 @@ def _rates_figure(title: str, groups: list[GroupMetrics]) -> bytes:
     """Forest plot: one panel per rate, groups on the y axis, intervals as error bars."""
 
     def draw(figure: Figure) -> None:
-        axes = figure.subplots(1, len(_PLOTTED_RATES), sharey=True)
-        for ax, (field, label) in zip(axes, _PLOTTED_RATES, strict=True):
+        axes = figure.subplots(1, len(PLOTTED_RATES), sharey=True)
+        for ax, (field, label) in zip(axes, PLOTTED_RATES, strict=True):
             _forest(ax, groups, field)
             ax.set_title(label, fontsize=9)
         axes[0].set_yticks(range(len(groups)), [g.name for g in groups], fontsize=8)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evenflow.explain import Explanations
 from evenflow.fairness import Estimate, FairnessReport, SliceReport
-from evenflow.fairness_html import render_fairness_html
+from evenflow.fairness_html import PLOTTED_RATES, render_fairness_html
 from evenflow.io import write_text_atomic
 from evenflow.policy import GateClause, GateDecision
 from evenflow.records import ValidationReport
@@ -60,14 +60,6 @@ SECTIONS = (
 _TOP_FEATURES = 20
 _GROUP_FEATURES = 5
 _COUNT_LIKE = 1_000  # whole floats this large are counts, shown in full
-_FAIRNESS_RATES = (
-    ("selection_rate", "Selection rate"),
-    ("tpr", "TPR"),
-    ("fpr", "FPR"),
-    ("precision", "Precision"),
-    ("ece", "ECE"),
-    ("base_rate", "Base rate"),
-)
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
 h1{font-size:1.6rem}h2{font-size:1.3rem;margin-top:2.4rem;border-bottom:1px solid #d0d7de}
@@ -391,9 +383,9 @@ def _slice_group_rows(item: SliceReport) -> Rows:
     for group in item.groups:
         counts = [group.name, _num(group.n), _num(group.n_pos), _num(group.n_neg)]
         if group.suppressed:
-            rows.append([*counts, *(["suppressed"] * len(_FAIRNESS_RATES))])
+            rows.append([*counts, *(["suppressed"] * len(PLOTTED_RATES))])
             continue
-        cells = [_with_interval(getattr(group, field)) for field, _ in _FAIRNESS_RATES]
+        cells = [_with_interval(getattr(group, field)) for field, _ in PLOTTED_RATES]
         rows.append([*counts, *cells])
     return rows
 
@@ -588,7 +580,7 @@ def _fairness_tables_html(report: FairnessReport) -> str:
 
 
 def _group_header() -> list[str]:
-    return ["Group", "n", "Positives", "Negatives", *(label for _, label in _FAIRNESS_RATES)]
+    return ["Group", "n", "Positives", "Negatives", *(label for _, label in PLOTTED_RATES)]
 
 
 def _table(header: Sequence[str] | None, rows: Rows) -> str:
