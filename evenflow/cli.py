@@ -133,6 +133,9 @@ def run(
     num_boost_round: Annotated[
         int | None, typer.Option(help="Upper bound of boosting rounds.")
     ] = None,
+    compare_mitigations: Annotated[
+        bool, typer.Option(help="Also train every mitigation and write the trade-off table.")
+    ] = False,
 ) -> None:
     """Validate, shard, train, evaluate and register a candidate (the built-in example by default)."""
     settings = EvenflowSettings()
@@ -157,7 +160,7 @@ def run(
         from flows.train_and_register import train_and_register
 
         _quiet_known_errors()
-        version = train_and_register(params)
+        version = train_and_register(params, compare_mitigations=compare_mitigations)
     except EvenflowError as exc:
         _fail(exc)
     typer.echo(

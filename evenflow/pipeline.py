@@ -27,7 +27,7 @@ from evenflow import (
 )
 from evenflow.datasets import load_batch, read_table
 from evenflow.errors import DataError
-from evenflow.fairness import FairnessReport, fairness_report
+from evenflow.fairness import DECISION_COLUMN, FairnessReport, fairness_report
 from evenflow.fairness_html import write_fairness_report
 from evenflow.features import typed_features
 from evenflow.io import write_json_atomic, write_text_atomic
@@ -50,7 +50,14 @@ from evenflow.records import (
 )
 from evenflow.settings import EvenflowSettings
 from evenflow.sharding import feature_specs, shard_key, write_shards
-from evenflow.training import SampleWeights, dask_client, label_values, train_model
+from evenflow.training import (
+    LABEL,
+    SCORE,
+    SampleWeights,
+    dask_client,
+    label_values,
+    train_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +256,86 @@ def gate(
     return decision
 
 
+def compare_mitigations(
+    manifest: ShardManifest,
+    training: TrainingResult,
+    params: RunParams,
+    settings: EvenflowSettings,
+    out_dir: Path,
+) -> mitigation.TradeoffFiles:
+    """Train or fit every mitigation and write one trade-off table and plot.
+
+    ``none`` and ``reweighing`` train on the cluster (reusing ``training`` where its method
+    matches), ``threshold`` fits per-group thresholds on the unmitigated model's valid scores, and
+    ``reductions`` fits Fairlearn's ExponentiatedGradient on one node on a train sample.
+    """
+    method = params.mitigation.method
+    compare_dir = out_dir / "mitigations"
+    plain = (
+        training
+        if method != "reweighing"
+        else train(manifest, _with_method(params, "none"), settings, compare_dir / "none")
+    )
+    reweighed = (
+        training
+        if method == "reweighing"
+        else train(
+            manifest, _with_method(params, "reweighing"), settings, compare_dir / "reweighing"
+        )
+    )
+    baseline = pd.read_parquet(plain.predictions_path)
+    policy = mitigation.fit_threshold_policy(
+        pd.read_parquet(plain.valid_predictions_path),
+        manifest.sensitive,
+        params.mitigation.model_copy(update={"method": "threshold"}),
+        default_threshold=params.evaluation.threshold,
+    )
+    results = {
+        "none": baseline,
+        "reweighing": pd.read_parquet(reweighed.predictions_path),
+        "threshold": mitigation.with_decisions(baseline, policy, params.mitigation.seed),
+        "reductions": _reductions_predictions(manifest, params, baseline),
+    }
+    table = mitigation.compare_mitigations(
+        results, manifest.sensitive, params.fairness, params.evaluation.threshold
+    )
+    return mitigation.write_tradeoff(table, compare_dir)
+
+
+def _with_method(params: RunParams, method: str) -> RunParams:
+    return params.model_copy(
+        update={"mitigation": params.mitigation.model_copy(update={"method": method})}
+    )
+
+
+def _reductions_predictions(
+    manifest: ShardManifest, params: RunParams, baseline: pd.DataFrame
+) -> pd.DataFrame:
+    """Test predictions of ExponentiatedGradient, trained on a sample of train (one node)."""
+    settings = params.mitigation.model_copy(update={"method": "reductions"})
+    columns = list(
+        dict.fromkeys([*(f.name for f in manifest.features), manifest.target, *manifest.sensitive])
+    )
+    train = sample_split(manifest, "train", settings.reductions_max_rows, columns, settings.seed)
+    train[LABEL] = label_values(train[manifest.target], manifest.positive_label)
+    model = mitigation.fit_reductions(
+        train, manifest.features, manifest.sensitive, settings, params.model
+    )
+    test = (
+        pd.concat(
+            [pd.read_parquet(path) for path in manifest.split_paths("test")], ignore_index=True
+        )
+        .set_index(manifest.row_id)
+        .loc[baseline[manifest.row_id]]
+    )
+    return baseline.assign(
+        **{
+            SCORE: model.score(test),
+            DECISION_COLUMN: model.decide(test, settings.seed),
+        }
+    )
+
+
 def input_example(manifest: ShardManifest, n_rows: int = 5) -> pd.DataFrame:
     """A few raw test rows, feature columns only, in the data's own dtypes: the input example."""
     first = manifest.split_paths("test")[0]
@@ -301,6 +388,7 @@ def write_card(
     decision: GateDecision,
     tags: dict[str, str],
     out_dir: Path,
+    tradeoff: mitigation.TradeoffFiles | None = None,
 ) -> tuple[Path, Path]:
     """Write the version's model card (HTML and Markdown) from the run's own records."""
     fairness = (
@@ -325,10 +413,12 @@ def write_card(
             rows={s: manifest.split_rows(s) for s in ("train", "valid", "test")},
             validation=validation_report,
         ),
-        metrics=report.metrics,
+        metrics=_metrics_with_intervals(report.metrics, fairness),
         threshold=params.evaluation.threshold,
         fairness=fairness,
         mitigation=params.mitigation.method,
+        tradeoff=_tradeoff_rows(tradeoff),
+        tradeoff_plot=tradeoff.png_path if tradeoff else None,
         drift=DriftOverview.from_summary(drift_summary) if drift_summary else None,
         explanations=explain.read_explanations(explanations.json_path),
         shap_plots=(explanations.summary_plot_path, explanations.group_plot_path),
@@ -336,6 +426,30 @@ def write_card(
         gate=decision,
     )
     return write_model_card(inputs, out_dir / "model_card")
+
+
+def _metrics_with_intervals(
+    metrics: dict[str, float], fairness: FairnessReport | None
+) -> dict[str, object]:
+    """Overall metrics, with the fairness report's bootstrap intervals where it has the same rate."""
+    if fairness is None:
+        return dict(metrics)
+    overall = fairness.overall
+    intervals = {
+        "accuracy": overall.accuracy,
+        "precision": overall.precision,
+        "recall": overall.tpr,
+    }
+    return {k: intervals.get(k) or v for k, v in metrics.items()}
+
+
+def _tradeoff_rows(tradeoff: mitigation.TradeoffFiles | None) -> list[dict[str, object]] | None:
+    if tradeoff is None:
+        return None
+    rows: list[dict[str, object]] = json.loads(tradeoff.json_path.read_text(encoding="utf-8"))[
+        "rows"
+    ]
+    return rows
 
 
 def version_description(

@@ -10,6 +10,7 @@ from evenflow.policy import describe_failures
 from evenflow.records import ModelVersionRef
 from evenflow.settings import EvenflowSettings
 from tasks.data import prepare_contract, shard_dataset, validate_batch
+from tasks.modeling import compare_mitigations as compare_mitigations_task
 from tasks.modeling import (
     evaluate_model,
     explain_model,
@@ -21,13 +22,14 @@ from tasks.tracking import finish_tracking, start_tracking
 
 
 @flow(name="train-and-register")
-def train_and_register(params: RunParams) -> ModelVersionRef:
+def train_and_register(params: RunParams, compare_mitigations: bool = False) -> ModelVersionRef:
     """Train a model from one batch of data and register it with full lineage and a model card.
 
     Stages: Great Expectations validation, DVC-versioned sharding, XGBoost on Dask, evaluation
     (metrics, fairness by group with intervals, drift), SHAP and proxy check, the gate policy, MLflow
     registration. A model that passes becomes ``candidate``; one that fails is registered without
-    it and the flow fails naming the clauses. Never sets ``champion``.
+    it and the flow fails naming the clauses. Never sets ``champion``. With
+    ``compare_mitigations`` every mitigation is trained too, and the trade-off table joins the card.
     """
     settings = EvenflowSettings()
     run_id = start_tracking(params, settings)
@@ -42,6 +44,11 @@ def train_and_register(params: RunParams) -> ModelVersionRef:
         # Evaluate and explain
         report = evaluate_model(manifest, training, params, settings, run_id)
         explanations = explain_model(manifest, training, params, settings, run_id)
+        tradeoff = (
+            compare_mitigations_task(manifest, training, params, settings, run_id)
+            if compare_mitigations
+            else None
+        )
         # Gate, then register (a failed model is registered too, without the candidate alias)
         decision = gate_model(params, settings, report, run_id)
         evidence = (manifest, training, report, validation_report)
@@ -52,6 +59,7 @@ def train_and_register(params: RunParams) -> ModelVersionRef:
             evidence=evidence,
             explanations=explanations,
             decision=decision,
+            tradeoff=tradeoff,
         )
         if not decision.passed:
             raise GateFailed(

@@ -8,6 +8,7 @@ from prefect import task
 from prefect.runtime import flow_run
 
 from evenflow import explain, lineage, pipeline, registry
+from evenflow.mitigation import TradeoffFiles
 from evenflow.params import RunParams
 from evenflow.policy import GateDecision
 from evenflow.records import (
@@ -100,6 +101,25 @@ def explain_model(
     return files
 
 
+@task(name="compare-mitigations")
+def compare_mitigations(
+    manifest: ShardManifest,
+    training: TrainingResult,
+    params: RunParams,
+    settings: EvenflowSettings,
+    run_id: str,
+) -> TradeoffFiles:
+    """Train every mitigation and log one trade-off table and plot with the run."""
+    with stage("compare", "mitigations none, reweighing, threshold, reductions") as done:
+        files = pipeline.compare_mitigations(
+            manifest, training, params, settings, _run_dir(settings, run_id)
+        )
+        for path in (files.json_path, files.html_path, files.png_path):
+            registry.log_artifact(settings, run_id, path, "mitigations")
+        done.summary = f"trade-off table at {files.html_path.name}"
+    return files
+
+
 @task(name="gate-model")
 def gate_model(
     params: RunParams, settings: EvenflowSettings, report: EvalReport, run_id: str
@@ -128,6 +148,7 @@ def register_model(
     evidence: tuple[ShardManifest, TrainingResult, EvalReport, ValidationReport],
     explanations: explain.ExplanationFiles,
     decision: GateDecision,
+    tradeoff: TradeoffFiles | None = None,
 ) -> ModelVersionRef:
     """Register the model with lineage tags and its model card; alias ``candidate`` if it passed."""
     manifest, training, report, validation_report = evidence
@@ -157,6 +178,7 @@ def register_model(
             decision=decision,
             tags=tags,
             out_dir=_run_dir(settings, run_id),
+            tradeoff=tradeoff,
         )
         registry.log_artifact(settings, run_id, html.parent, "model_card")
         registry.describe_version(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -163,3 +164,31 @@ def test_threshold_mitigation_is_applied_by_the_registered_model(
         "Female"
     ] == policy.groups["Male"]
     assert len(without_group) == len(rows)
+
+
+def test_compare_mitigations_tables_every_method_with_intervals(
+    project: Path, adult_sample_path: Path
+) -> None:
+    params = sample_params(
+        adult_sample_path,
+        mitigation__reductions_max_rows=800,
+        mitigation__reductions_n_estimators=20,
+        mitigation__reductions_max_iter=10,
+    )
+
+    version = train_and_register(params, compare_mitigations=True)
+
+    client = _client(project)
+    table_file = client.download_artifacts(
+        version.run_id, "mitigations/mitigations.json", str(project / "dl")
+    )
+    rows = {row["method"]: row for row in json.loads(Path(table_file).read_text())["rows"]}
+    assert list(rows) == ["none", "reweighing", "threshold", "reductions"]
+    for row in rows.values():
+        assert 0.5 < row["accuracy"] <= 1.0
+        assert row["dpd_low[sex]"] <= row["dpd[sex]"] <= row["dpd_high[sex]"]
+        assert row["eod_low[sex]"] <= row["eod[sex]"] <= row["eod_high[sex]"]
+    assert rows["none"]["auc"] > 0.8 and rows["threshold"]["auc"] is None
+    card = client.download_artifacts(version.run_id, "model_card/model_card.md", str(project / "c"))
+    text = Path(card).read_text()
+    assert "reweighing" in text and "reductions" in text
