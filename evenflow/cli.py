@@ -169,6 +169,35 @@ def run(
     )
 
 
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="MLflow run id of a training run.")],
+) -> None:
+    """Rebuild a run from its commit and data hash; exit 0 only if predictions are identical."""
+    from evenflow.reproduce import reproduce as rebuild
+
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    try:
+        result = rebuild(settings, run_id)
+    except EvenflowError as exc:
+        _fail(exc)
+    origin = f"commit {result.git_commit[:12]}, data {result.data_md5}"
+    if result.git_dirty:
+        typer.echo(f"note: run {run_id} was made from a dirty tree (diff: lineage/git_diff.json)")
+    if result.identical:
+        typer.echo(
+            f"identical: all {result.n_rows:,} test predictions match bit for bit ({origin})"
+        )
+        return
+    typer.echo(
+        f"DIFFERENT: {result.n_different:,} of {result.n_rows:,} test predictions differ, "
+        f"max |score difference| {result.max_abs_difference:.3g} ({origin})",
+        err=True,
+    )
+    raise typer.Exit(code=1)
+
+
 @expectations_app.command("init")
 def expectations_init(
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file to infer from.")],

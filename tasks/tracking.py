@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 
 from evenflow import lineage, registry
 from evenflow.params import RunParams
+from evenflow.reproduce import RUN_PARAMS_ARTIFACT
 from evenflow.settings import EvenflowSettings
 
 
@@ -18,6 +19,7 @@ def start_tracking(params: RunParams, settings: EvenflowSettings) -> str:
     run_name = f"{params.dataset.name}-{str(flow_run.get_name() or 'local')}"
     run_id = registry.start_run(settings, params.dataset.name, run_name, tags)
     registry.log_params(settings, run_id, params.model_dump(mode="json"))
+    registry.log_json(settings, run_id, params.model_dump(mode="json"), RUN_PARAMS_ARTIFACT)
     if code.dirty:
         registry.log_json(settings, run_id, {"diff": code.diff}, "lineage/git_diff.json")
     return run_id

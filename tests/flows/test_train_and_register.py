@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from evenflow import contracts
-from evenflow.errors import GateFailed, ValidationFailed
+from evenflow.errors import GateFailed, ValidationFailed, VersioningError
 from evenflow.mitigation import ThresholdPolicy
+from evenflow.reproduce import reproduce
 from evenflow.settings import EvenflowSettings
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT, sample_params
@@ -192,3 +194,19 @@ def test_compare_mitigations_tables_every_method_with_intervals(
     card = client.download_artifacts(version.run_id, "model_card/model_card.md", str(project / "c"))
     text = Path(card).read_text()
     assert "reweighing" in text and "reductions" in text
+
+
+def test_reproduce_rebuilds_identical_predictions_then_refuses_without_data(
+    project: Path, adult_sample_path: Path, tmp_path: Path
+) -> None:
+    version = train_and_register(sample_params(adult_sample_path))
+    settings = EvenflowSettings()
+
+    result = reproduce(settings, version.run_id)
+
+    assert result.identical, result
+    assert result.n_rows == len(pd.read_csv(adult_sample_path).query("split == 'test'"))
+    shutil.rmtree(project / ".dvc" / "cache")
+    shutil.rmtree(tmp_path / "dvc-remote")
+    with pytest.raises(VersioningError, match="neither the DVC cache nor the remote"):
+        reproduce(settings, version.run_id)
