@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from evenflow.errors import EvenflowError
 from evenflow.params import DatasetSpec, RunParams, builtin_example
 from evenflow.settings import EvenflowSettings
+
+if TYPE_CHECKING:
+    from evenflow.promotion import LedgerEntry
 
 app = typer.Typer(
     help="evenflow: fair, explainable, reproducible tabular models.", no_args_is_help=True
@@ -91,14 +95,18 @@ def _dataset_from_flags(
     ]
     if missing:
         raise EvenflowError(f"--data {data} also needs {', '.join(missing)}")
-    stem = data.name.split(".")[0]
     return {
-        "name": name or re.sub(r"[^A-Za-z0-9_.-]", "-", stem),
+        "name": name or _dataset_name(data),
         "path": str(data.resolve()),
         "target": target,
         "positive_label": positive_label,
         "sensitive": sensitive,
     }
+
+
+def _dataset_name(data: Path) -> str:
+    """A dataset name from a file name: its stem, with unusual characters replaced."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", data.name.split(".")[0])
 
 
 def _run_params(
@@ -167,6 +175,121 @@ def run(
         f"registered {version.name} version {version.version} as 'candidate' (run {version.run_id})\n"
         f"review it: mlflow ui --backend-store-uri {settings.tracking_uri}"
     )
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Candidate batch (CSV or Parquet).")],
+    name: NameOption = None,
+    fail_on_schema_change: Annotated[
+        bool, typer.Option(help="Also fail on missing columns or type changes.")
+    ] = False,
+) -> None:
+    """Check a candidate batch against its contract and diff it with the champion's data.
+
+    Exit 0 when it passes, 1 when it fails, 2 when it cannot be checked: ready for a data team's CI.
+    """
+    from evenflow import handoff
+
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    dataset = name or _dataset_name(path)
+    try:
+        report = handoff.validate_candidate(
+            settings, path, dataset, fail_on_schema_change=fail_on_schema_change
+        )
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(handoff.render_handoff(report))
+    raise typer.Exit(code=0 if report.passed else 1)
+
+
+ModelArgument = Annotated[str, typer.Argument(help="Registered model name (the dataset name).")]
+ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Who decides.")]
+NoteOption = Annotated[str, typer.Option("--note", help="Why, in the reviewer's words.")]
+
+
+@app.command()
+def review(
+    model: ModelArgument,
+    version: Annotated[str | None, typer.Argument(help="Version (default: the candidate).")] = None,
+) -> None:
+    """Show a version beside the champion and record that its evidence was reviewed."""
+    from evenflow import promotion
+
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    try:
+        summary = promotion.review(settings, model, version)
+        promotion.record_review(settings, model, summary.version.version, summary)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(promotion.render_review(summary))
+
+
+@app.command()
+def promote(
+    model: ModelArgument,
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    reviewer: ReviewerOption,
+    note: NoteOption,
+    override: Annotated[
+        str | None, typer.Option(help="Promote despite failed gates; the reason is recorded.")
+    ] = None,
+) -> None:
+    """Make a reviewed version champion (refused if it failed its gates or its evidence changed)."""
+    from evenflow import promotion
+
+    _ledger_action(
+        lambda s: promotion.promote(s, model, version, reviewer, note, override=override)
+    )
+
+
+@app.command()
+def reject(
+    model: ModelArgument,
+    version: Annotated[str, typer.Argument(help="Version to reject.")],
+    reviewer: ReviewerOption,
+    note: NoteOption,
+) -> None:
+    """Record that a reviewer rejected a version (nothing is deleted)."""
+    from evenflow import promotion
+
+    _ledger_action(lambda s: promotion.reject(s, model, version, reviewer, note))
+
+
+@app.command()
+def rollback(model: ModelArgument, reviewer: ReviewerOption, note: NoteOption) -> None:
+    """Give champion back to the previous champion recorded in the ledger."""
+    from evenflow import promotion
+
+    _ledger_action(lambda s: promotion.rollback(s, model, reviewer, note))
+
+
+@app.command()
+def history(model: ModelArgument) -> None:
+    """Print the model's append-only promotion ledger."""
+    from evenflow import promotion
+
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    try:
+        entries = promotion.history(settings, model)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(promotion.render_history(entries))
+
+
+def _ledger_action(action: Callable[[EvenflowSettings], LedgerEntry]) -> None:
+    from evenflow import promotion
+
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    try:
+        entry = action(settings)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(promotion.render_history([entry]))
 
 
 @app.command()

@@ -33,5 +33,9 @@ class GateFailed(EvenflowError):
         self.failures = failures
 
 
+class PromotionRefused(EvenflowError):
+    """A promote, reject or rollback was refused; the message says why and what to do."""
+
+
 class VersioningError(EvenflowError):
     """DVC could not store or restore a data version."""

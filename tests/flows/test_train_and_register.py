@@ -11,8 +11,10 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from evenflow import contracts
+from evenflow.cli import app
 from evenflow.errors import GateFailed, ValidationFailed, VersioningError
 from evenflow.mitigation import ThresholdPolicy
 from evenflow.reproduce import reproduce
@@ -206,6 +208,22 @@ def test_reproduce_rebuilds_identical_predictions_then_refuses_without_data(
 
     assert result.identical, result
     assert result.n_rows == len(pd.read_csv(adult_sample_path).query("split == 'test'"))
+    cli = CliRunner()
+    assert cli.invoke(app, ["reproduce", version.run_id]).exit_code == 0
+    refused = cli.invoke(
+        app, ["promote", "adult", version.version, "--reviewer", "r", "--note", "n"]
+    )
+    assert refused.exit_code == 2 and "review" in refused.output
+    assert cli.invoke(app, ["review", "adult"]).exit_code == 0
+    promoted = cli.invoke(
+        app, ["promote", "adult", version.version, "--reviewer", "r", "--note", "ok"]
+    )
+    assert promoted.exit_code == 0, promoted.output
+    assert _client(project).get_model_version_by_alias("adult", "champion").version == int(
+        version.version
+    )
+    assert "promote" in cli.invoke(app, ["history", "adult"]).output
+    assert cli.invoke(app, ["rollback", "adult", "--reviewer", "r", "--note", "n"]).exit_code == 2
     shutil.rmtree(project / ".dvc" / "cache")
     shutil.rmtree(tmp_path / "dvc-remote")
     with pytest.raises(VersioningError, match="neither the DVC cache nor the remote"):
