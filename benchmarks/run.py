@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_fairness, bench_training
+from benchmarks import bench_fairness, bench_training, bench_workers
 from evenflow.io import write_json_atomic, write_text_atomic
 
 OUT = Path(__file__).parent
@@ -35,7 +35,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
-    results = [bench_training.run(), bench_fairness.run(1000, 3, None)]
+    results = [bench_training.run(), bench_fairness.run(1000, 3, None), bench_workers.run()]
     write_json_atomic(OUT / "results.json", {"machine": machine(), "results": results})
     write_text_atomic(OUT / "results.md", table(results))
     print(table(results))

@@ -22,7 +22,7 @@ import xgboost.dask as dxgb
 from distributed import Client, Future, LocalCluster
 from pydantic import BaseModel, ConfigDict
 
-from evenflow.errors import ConfigError
+from evenflow.errors import ConfigError, DataError
 from evenflow.features import typed_column
 from evenflow.io import atomic_path
 from evenflow.mitigation import weights_for
@@ -131,6 +131,8 @@ def label_values(column: pd.Series, positive_label: str) -> pd.Series:
                 f"positive label {positive_label!r} is not a number but target '{column.name}' is numeric"
             ) from None
         return (column.astype("float64") == positive).astype("int64")
+    if column.isna().any():
+        raise DataError(f"target '{column.name}' has {int(column.isna().sum())} missing values")
     return (column.astype("string").str.strip() == positive_label).astype("int64")
 
 
@@ -142,7 +144,10 @@ def pinned_frame(
     weights: SampleWeights | None = None,
 ) -> tuple[dd.DataFrame, dict[str, int]]:
     """Build a Dask frame whose partitions are read on fixed workers; return it and the shard map."""
-    workers = sorted(client.scheduler_info()["workers"])
+    info = client.scheduler_info()["workers"]
+    # XGBoost ranks workers by task id "[xgboost.dask-<worker name>]:<address>"; pinning in the
+    # same order keeps shard i on rank i mod n across clusters, so re-runs build the same model.
+    workers = sorted(info, key=lambda address: f"[xgboost.dask-{info[address]['name']}]:{address}")
     paths = manifest.split_paths(split)  # type: ignore[arg-type]
     futures: list[Future[pd.DataFrame]] = []
     placement: dict[str, int] = {}

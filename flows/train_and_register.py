@@ -9,12 +9,21 @@ from evenflow.params import RunParams
 from evenflow.policy import describe_failures
 from evenflow.records import ModelVersionRef
 from evenflow.settings import EvenflowSettings
-from tasks.data import prepare_contract, shard_dataset, validate_batch
+from tasks.data import (
+    prepare_contract,
+    record_shards,
+    record_validation,
+    shard_dataset,
+    validate_batch,
+)
 from tasks.modeling import compare_mitigations as compare_mitigations_task
 from tasks.modeling import (
     evaluate_model,
     explain_model,
     gate_model,
+    record_evaluation,
+    record_explanations,
+    record_training,
     register_model,
     train_model,
 )
@@ -28,7 +37,9 @@ def train_and_register(params: RunParams, compare_mitigations: bool = False) -> 
     Stages: Great Expectations validation, DVC-versioned sharding, XGBoost on Dask, evaluation
     (metrics, fairness by group with intervals, drift), SHAP and proxy check, the gate policy, MLflow
     registration. A model that passes becomes ``candidate``; one that fails is registered without
-    it and the flow fails naming the clauses. Never sets ``champion``. With
+    it and the flow fails naming the clauses. Never sets ``champion``. Validation, sharding,
+    training, evaluation and explanation are cached on content hashes (data, parameters, code), so
+    a re-run with nothing changed reuses them and logs why. With
     ``compare_mitigations`` every mitigation is trained too, and the trade-off table joins the card.
     """
     settings = EvenflowSettings()
@@ -36,14 +47,19 @@ def train_and_register(params: RunParams, compare_mitigations: bool = False) -> 
     try:
         # Validate: a batch that breaks its contract stops here, before any data is written.
         prepare_contract(params.dataset, settings)
-        batch, validation_report = validate_batch(params.dataset, settings, run_id)
+        batch, validation_report = validate_batch(params.dataset, settings)
+        record_validation(settings, run_id, validation_report)
         # Shard and version
-        manifest = shard_dataset(params, settings, batch, run_id)
+        manifest = shard_dataset(params, settings, batch)
+        record_shards(settings, run_id, manifest)
         # Train
-        training = train_model(manifest, params, settings, run_id)
+        training = train_model(manifest, params, settings)
+        record_training(settings, run_id, training)
         # Evaluate and explain
-        report = evaluate_model(manifest, training, params, settings, run_id)
-        explanations = explain_model(manifest, training, params, settings, run_id)
+        report = evaluate_model(manifest, training, params, settings)
+        record_evaluation(settings, run_id, report)
+        explanations = explain_model(manifest, training, params, settings)
+        record_explanations(settings, run_id, explanations)
         tradeoff = (
             compare_mitigations_task(manifest, training, params, settings, run_id)
             if compare_mitigations

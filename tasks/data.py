@@ -1,14 +1,21 @@
-"""Data stages: contract, validation, sharding and DVC versioning."""
+"""Data stages: contract, validation, sharding and DVC versioning (cached on content hashes)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 
 from evenflow import pipeline, registry, validation
 from evenflow.errors import ValidationFailed
+from evenflow.io import file_md5
 from evenflow.params import DatasetSpec, RunParams
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.settings import EvenflowSettings
+from evenflow.sharding import shard_key
+from tasks.caching import ContentCache, digest
 from tasks.progress import stage
 
 
@@ -25,37 +32,94 @@ def prepare_contract(spec: DatasetSpec, settings: EvenflowSettings) -> str:
     return str(path)
 
 
-@task(name="validate-batch")
+def _validation_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+    spec: DatasetSpec = inputs["spec"]
+    settings: EvenflowSettings = inputs["settings"]
+    return {
+        "data": file_md5(spec.path),
+        "suite": file_md5(pipeline.contract_path(settings, spec)),
+        "outputs": str(settings.data_root),
+    }
+
+
+@task(
+    name="validate-batch",
+    cache_policy=ContentCache(
+        stage="validate",
+        parts=_validation_key,
+        modules=("evenflow.contracts", "evenflow.validation", "evenflow.datasets"),
+    ),
+    persist_result=True,
+)
 def validate_batch(
-    spec: DatasetSpec, settings: EvenflowSettings, run_id: str
+    spec: DatasetSpec, settings: EvenflowSettings
 ) -> tuple[RawBatch, ValidationReport]:
-    """Validate the batch against its contract; stop the flow if any expectation fails."""
+    """Validate the batch against its contract (the file is only read)."""
     with stage("validate", f"{spec.path.name} against expectations/{spec.name}.json") as done:
         batch, report = pipeline.validate_batch(spec, settings)
-        registry.log_artifact(settings, run_id, report.result_path.parent, "validation")
-        registry.log_metrics(settings, run_id, {"validation.success": float(report.success)})
-        if not report.success:
-            summary, failures = validation.failure_summary(report)
-            raise ValidationFailed(summary, failures)
-        done.summary = f"{report.n_rows:,} rows, {report.n_expectations} expectations passed"
+        outcome = "passed" if report.success else f"{len(report.failures)} failed"
+        done.summary = f"{report.n_rows:,} rows, {report.n_expectations} expectations, {outcome}"
     return batch, report
 
 
-@task(name="shard-dataset")
-def shard_dataset(
-    params: RunParams, settings: EvenflowSettings, batch: RawBatch, run_id: str
-) -> ShardManifest:
-    """Split, shard and version the batch with DVC; tag the run with the data hash."""
+@task(name="record-validation")
+def record_validation(settings: EvenflowSettings, run_id: str, report: ValidationReport) -> None:
+    """Log the GX result with the run; stop the flow if any expectation failed."""
+    registry.log_artifact(settings, run_id, report.result_path.parent, "validation")
+    registry.log_metrics(settings, run_id, {"validation.success": float(report.success)})
+    if not report.success:
+        summary, failures = validation.failure_summary(report)
+        get_run_logger().error("✖ validate: %s", summary)
+        raise ValidationFailed(summary, failures)
+
+
+def _shard_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+    params: RunParams = inputs["params"]
+    settings: EvenflowSettings = inputs["settings"]
+    batch: RawBatch = inputs["batch"]
+    shard_dir = pipeline.batch_dir(settings, batch.dataset, batch.md5) / (
+        f"shards-{shard_key(params.split, params.shards)}"
+    )
+    return {
+        "data": batch.md5,
+        "params": digest(
+            params.dataset.model_copy(update={"path": None}), params.split, params.shards
+        ),
+        "outputs": str(shard_dir),
+    }
+
+
+def _shard_dir(inputs: Mapping[str, Any]) -> Path:
+    return Path(_shard_key(inputs)["outputs"])
+
+
+@task(
+    name="shard-dataset",
+    cache_policy=ContentCache(
+        stage="shard",
+        parts=_shard_key,
+        modules=("evenflow.sharding", "evenflow.versioning", "evenflow.datasets"),
+        marker=_shard_dir,
+    ),
+    persist_result=True,
+)
+def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch) -> ShardManifest:
+    """Split, shard and version the batch with DVC."""
     with stage(
         "shard", f"{batch.n_rows:,} rows into {params.shards.n_shards} shards per split"
     ) as done:
         manifest = pipeline.shard_and_version(params, settings, batch)
-        out_dir = settings.state_dir / "runs" / run_id
-        registry.log_artifact(settings, run_id, pipeline.write_manifest(manifest, out_dir), "data")
-        registry.set_tags(settings, run_id, {"evenflow.data_md5": manifest.data_md5})
         rows = {s: manifest.split_rows(s) for s in ("train", "valid", "test")}
         done.summary = (
             f"{len(manifest.shards)} shards, data md5 {manifest.data_md5} "
             f"(train {rows['train']:,} / valid {rows['valid']:,} / test {rows['test']:,})"
         )
     return manifest
+
+
+@task(name="record-shards")
+def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
+    """Log the manifest with the run and tag it with the data hash."""
+    out_dir = settings.state_dir / "runs" / run_id
+    registry.log_artifact(settings, run_id, pipeline.write_manifest(manifest, out_dir), "data")
+    registry.set_tags(settings, run_id, {"evenflow.data_md5": manifest.data_md5})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.runtime import flow_run
@@ -19,44 +21,74 @@ from evenflow.records import (
     ValidationReport,
 )
 from evenflow.settings import EvenflowSettings
+from tasks.caching import ContentCache, digest, source_hash, stage_dir
 from tasks.progress import stage
+
+TRAIN_MODULES = (
+    "evenflow.training",
+    "evenflow.features",
+    "evenflow.mitigation",
+    "evenflow.pipeline",
+)
+EVALUATE_MODULES = (
+    "evenflow.evaluation",
+    "evenflow.fairness",
+    "evenflow.fairness_html",
+    "evenflow.drift",
+    "evenflow.mitigation",
+    "evenflow.pipeline",
+)
+EXPLAIN_MODULES = ("evenflow.explain", "evenflow.features", "evenflow.pipeline")
 
 
 def _run_dir(settings: EvenflowSettings, run_id: str) -> Path:
     return settings.state_dir / "runs" / run_id
 
 
-@task(name="train-model")
+def _train_base(inputs: Mapping[str, Any]) -> dict[str, str]:
+    manifest: ShardManifest = inputs["manifest"]
+    params: RunParams = inputs["params"]
+    settings: EvenflowSettings = inputs["settings"]
+    weighting = params.mitigation if params.mitigation.method == "reweighing" else "unweighted"
+    return {
+        "data": manifest.data_md5,
+        "params": digest(params.model, params.cluster, weighting),
+        "cluster": settings.dask_address or "local",
+        "code": source_hash(TRAIN_MODULES),
+    }
+
+
+def _train_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+    return {**_train_base(inputs), "outputs": str(_train_dir(inputs))}
+
+
+def _train_dir(inputs: Mapping[str, Any]) -> Path:
+    return stage_dir(inputs["settings"], "train", _train_base(inputs))
+
+
+@task(
+    name="train-model",
+    cache_policy=ContentCache(
+        stage="train",
+        parts=_train_key,
+        modules=TRAIN_MODULES,
+        marker=lambda inputs: _train_dir(inputs) / "model.ubj",
+    ),
+    persist_result=True,
+)
 def train_model(
-    manifest: ShardManifest, params: RunParams, settings: EvenflowSettings, run_id: str
+    manifest: ShardManifest, params: RunParams, settings: EvenflowSettings
 ) -> TrainingResult:
     """Train XGBoost on Dask with early stopping on the valid split."""
     where = settings.dask_address or f"local cluster of {params.cluster.n_workers} workers"
     weighting = ", reweighed" if params.mitigation.method == "reweighing" else ""
+    out_dir = stage_dir(
+        settings,
+        "train",
+        _train_base({"manifest": manifest, "params": params, "settings": settings}),
+    )
     with stage("train", f"xgboost on {where}, device {params.model.device}{weighting}") as done:
-        result = pipeline.train(manifest, params, settings, _run_dir(settings, run_id))
-        registry.log_metrics(
-            settings,
-            run_id,
-            {
-                "valid_auc": result.valid_auc,
-                "best_iteration": result.best_iteration,
-                "train_seconds": result.train_seconds,
-            },
-        )
-        registry.set_tags(
-            settings,
-            run_id,
-            {
-                "evenflow.device": result.device,
-                "evenflow.device_reason": result.device_reason,
-                "evenflow.n_workers": str(result.n_workers),
-            },
-        )
-        registry.log_json(
-            settings, run_id, result.partition_workers, "training/partition_workers.json"
-        )
-        registry.log_json(settings, run_id, result.params, "training/booster_params.json")
+        result = pipeline.train(manifest, params, settings, out_dir)
         done.summary = (
             f"best iteration {result.best_iteration}, valid AUC {result.valid_auc:.4f} "
             f"on {result.device} ({result.device_reason})"
@@ -64,41 +96,126 @@ def train_model(
     return result
 
 
-@task(name="evaluate-model")
+@task(name="record-training")
+def record_training(settings: EvenflowSettings, run_id: str, result: TrainingResult) -> None:
+    """Log training figures, device, and which worker read which shard."""
+    registry.log_metrics(
+        settings,
+        run_id,
+        {
+            "valid_auc": result.valid_auc,
+            "best_iteration": result.best_iteration,
+            "train_seconds": result.train_seconds,
+        },
+    )
+    registry.set_tags(
+        settings,
+        run_id,
+        {
+            "evenflow.device": result.device,
+            "evenflow.device_reason": result.device_reason,
+            "evenflow.n_workers": str(result.n_workers),
+        },
+    )
+    registry.log_json(settings, run_id, result.partition_workers, "training/partition_workers.json")
+    registry.log_json(settings, run_id, result.params, "training/booster_params.json")
+
+
+def _evaluate_base(inputs: Mapping[str, Any]) -> dict[str, str]:
+    params: RunParams = inputs["params"]
+    return {
+        "training": digest(inputs["training"]),
+        "params": digest(params.evaluation, params.fairness, params.mitigation),
+        "code": source_hash(EVALUATE_MODULES),
+    }
+
+
+def _evaluate_dir(inputs: Mapping[str, Any]) -> Path:
+    return stage_dir(inputs["settings"], "evaluate", _evaluate_base(inputs))
+
+
+def _evaluate_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+    return {**_evaluate_base(inputs), "outputs": str(_evaluate_dir(inputs))}
+
+
+@task(
+    name="evaluate-model",
+    cache_policy=ContentCache(
+        stage="evaluate",
+        parts=_evaluate_key,
+        modules=EVALUATE_MODULES,
+        marker=lambda inputs: _evaluate_dir(inputs) / "reports" / "metrics.json",
+    ),
+    persist_result=True,
+)
 def evaluate_model(
-    manifest: ShardManifest,
-    training: TrainingResult,
-    params: RunParams,
-    settings: EvenflowSettings,
-    run_id: str,
+    manifest: ShardManifest, training: TrainingResult, params: RunParams, settings: EvenflowSettings
 ) -> EvalReport:
-    """Evaluate on the test split: metrics, groups, fairness, drift; log reports and predictions."""
+    """Evaluate on the test split: metrics, groups, fairness with intervals, drift."""
+    out_dir = _evaluate_dir({"training": training, "params": params, "settings": settings})
     with stage("evaluate", f"{manifest.split_rows('test'):,} test rows") as done:
-        report = pipeline.evaluate(manifest, training, params, _run_dir(settings, run_id))
-        registry.log_metrics(settings, run_id, {f"test_{k}": v for k, v in report.metrics.items()})
-        registry.log_artifact(settings, run_id, report.report_dir, "reports")
-        registry.log_artifact(settings, run_id, report.predictions_path, "predictions")
+        report = pipeline.evaluate(manifest, training, params, out_dir)
         done.summary = (
             f"test AUC {report.metrics['roc_auc']:.4f}, accuracy {report.metrics['accuracy']:.4f}"
         )
     return report
 
 
-@task(name="explain-model")
+@task(name="record-evaluation")
+def record_evaluation(settings: EvenflowSettings, run_id: str, report: EvalReport) -> None:
+    """Log test metrics, reports and predictions with the run."""
+    registry.log_metrics(settings, run_id, {f"test_{k}": v for k, v in report.metrics.items()})
+    registry.log_artifact(settings, run_id, report.report_dir, "reports")
+    registry.log_artifact(settings, run_id, report.predictions_path, "predictions")
+
+
+def _explain_base(inputs: Mapping[str, Any]) -> dict[str, str]:
+    params: RunParams = inputs["params"]
+    return {
+        "training": digest(inputs["training"]),
+        "params": digest(params.explain),
+        "code": source_hash(EXPLAIN_MODULES),
+    }
+
+
+def _explain_dir(inputs: Mapping[str, Any]) -> Path:
+    return stage_dir(inputs["settings"], "explain", _explain_base(inputs))
+
+
+def _explain_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+    return {**_explain_base(inputs), "outputs": str(_explain_dir(inputs))}
+
+
+@task(
+    name="explain-model",
+    cache_policy=ContentCache(
+        stage="explain",
+        parts=_explain_key,
+        modules=EXPLAIN_MODULES,
+        marker=lambda inputs: _explain_dir(inputs) / "explanations" / "explanations.json",
+    ),
+    persist_result=True,
+)
 def explain_model(
-    manifest: ShardManifest,
-    training: TrainingResult,
-    params: RunParams,
-    settings: EvenflowSettings,
-    run_id: str,
+    manifest: ShardManifest, training: TrainingResult, params: RunParams, settings: EvenflowSettings
 ) -> explain.ExplanationFiles:
-    """TreeSHAP summary (overall and per group) and the proxy check; logged with the run."""
+    """TreeSHAP summary (overall and per group) and the proxy check."""
+    out_dir = _explain_dir({"training": training, "params": params, "settings": settings})
     with stage("explain", f"TreeSHAP on up to {params.explain.shap_rows:,} test rows") as done:
-        files = pipeline.explain_model(manifest, training, params, _run_dir(settings, run_id))
-        registry.log_artifact(settings, run_id, files.json_path.parent, "explanations")
+        files = pipeline.explain_model(manifest, training, params, out_dir)
         proxies = explain.read_explanations(files.json_path).proxies
-        done.summary = "proxy AUC " + ", ".join(f"{k} {v.auc:.3f}" for k, v in proxies.items())
+        done.summary = "proxy AUC " + ", ".join(
+            f"{k} {v.auc:.3f}" if v.auc is not None else f"{k} n/a" for k, v in proxies.items()
+        )
     return files
+
+
+@task(name="record-explanations")
+def record_explanations(
+    settings: EvenflowSettings, run_id: str, files: explain.ExplanationFiles
+) -> None:
+    """Log the explanation JSON and plots with the run."""
+    registry.log_artifact(settings, run_id, files.json_path.parent, "explanations")
 
 
 @task(name="compare-mitigations")

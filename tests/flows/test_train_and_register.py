@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -228,3 +229,31 @@ def test_reproduce_rebuilds_identical_predictions_then_refuses_without_data(
     shutil.rmtree(tmp_path / "dvc-remote")
     with pytest.raises(VersioningError, match="neither the DVC cache nor the remote"):
         reproduce(settings, version.run_id)
+
+
+def test_rerun_reuses_unchanged_stages_and_reruns_what_a_change_affects(
+    project: Path, adult_sample_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="evenflow.cache")
+    params = sample_params(adult_sample_path)
+    first = train_and_register(params)
+    caplog.clear()
+
+    second = train_and_register(params)
+
+    client = _client(project)
+    seconds = [client.get_run(v.run_id).data.metrics["train_seconds"] for v in (first, second)]
+    assert seconds[0] == seconds[1], "training ran again although nothing changed"
+    for stage_name in ("validate", "shard", "train", "evaluate", "explain"):
+        assert f"cache {stage_name}: data, parameters and code unchanged" in caplog.text
+    assert {"reports", "explanations", "validation"} <= {
+        a.path for a in client.list_artifacts(second.run_id)
+    }
+    caplog.clear()
+
+    deeper = sample_params(adult_sample_path, model__max_depth=3)
+    third = train_and_register(deeper)
+
+    assert "cache shard: data, parameters and code unchanged" in caplog.text
+    assert "cache train: miss, changed since last run: outputs, params" in caplog.text
+    assert client.get_run(third.run_id).data.metrics["train_seconds"] != seconds[0]
