@@ -148,6 +148,9 @@ class ModelCardInputs(_Record):
     )
     threshold: float | None = Field(default=None, description="Score cut for a positive.")
     fairness: FairnessReport | None = None
+    fairness_html: Path | None = Field(
+        default=None, description="The report's HTML page already rendered (saves redrawing)."
+    )
     mitigation: str = Field(default="none", description="The mitigation chosen in configuration.")
     tradeoff: tuple[dict[str, Cell], ...] | None = Field(
         default=None, description="Trade-off table of the mitigations compared, one row each."
@@ -483,7 +486,9 @@ class _Html:
         report = self.inputs.fairness
         if report is None:
             return _para(NOT_PROVIDED)
-        return _fairness_fragment(report)
+        page = self.inputs.fairness_html
+        rendered = page.read_text(encoding="utf-8") if page is not None and page.is_file() else None
+        return _fairness_fragment(report, rendered)
 
     def _mitigation(self) -> str:
         parts = [_para(f"Chosen: {self.inputs.mitigation}")]
@@ -555,9 +560,9 @@ class _Html:
         )
 
 
-def _fairness_fragment(report: FairnessReport) -> str:
+def _fairness_fragment(report: FairnessReport, page: str | None = None) -> str:
     """The fairness report's own HTML body (tables and plots), nested under the card's heading."""
-    page = render_fairness_html(report)
+    page = page if page is not None else render_fairness_html(report)
     start, end = page.find("<body>"), page.rfind("</body>")
     if start < 0 or end < 0:
         logger.warning("fairness HTML has no body; the card shows its own tables instead")

@@ -416,6 +416,9 @@ def write_card(
         metrics=_metrics_with_intervals(report.metrics, fairness),
         threshold=params.evaluation.threshold,
         fairness=fairness,
+        fairness_html=report.fairness_path.with_name("fairness.html")
+        if report.fairness_path
+        else None,
         mitigation=params.mitigation.method,
         tradeoff=_tradeoff_rows(tradeoff),
         tradeoff_plot=tradeoff.png_path if tradeoff else None,
