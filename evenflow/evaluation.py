@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 LABEL = "label"
 SCORE = "score"
+DECISION = "decision"  # optional 0/1 decisions (e.g. per-group thresholds) that override the cut
 MISSING_GROUP = "(missing)"
 METRICS_FILE = "metrics.json"
 GROUPS_FILE = "groups.json"
@@ -57,22 +58,27 @@ GROUP_COLUMNS = ("column", "group", "n", "n_pos", "suppressed", *GROUP_METRICS)
 FloatArray = NDArray[np.float64]
 
 
-def confusion_counts(label: ArrayLike, score: ArrayLike, threshold: float) -> dict[str, int]:
+def confusion_counts(
+    label: ArrayLike, score: ArrayLike, threshold: float, decision: ArrayLike | None = None
+) -> dict[str, int]:
     """Count true/false positives/negatives at ``threshold``.
 
     Args:
         label: True labels, 0 or 1.
         score: Probability of the positive class.
         threshold: Scores at or above it are predicted positive.
+        decision: The 0/1 decisions actually made, when they are not ``score >= threshold``.
 
     Returns:
         ``{"tp", "fp", "tn", "fn"}`` as Python ints (JSON- and pydantic-friendly).
     """
     y, s = _validated(label, score)
-    return _counts(y, s, threshold)
+    return _counts(y, _predicted(s, threshold, decision))
 
 
-def binary_metrics(label: ArrayLike, score: ArrayLike, threshold: float) -> dict[str, float]:
+def binary_metrics(
+    label: ArrayLike, score: ArrayLike, threshold: float, decision: ArrayLike | None = None
+) -> dict[str, float]:
     """Overall metrics of a binary scorer at one threshold.
 
     Threshold metrics come from the same count formulas as :func:`group_metrics`, so the overall
@@ -82,13 +88,14 @@ def binary_metrics(label: ArrayLike, score: ArrayLike, threshold: float) -> dict
         label: True labels, 0 or 1.
         score: Probability of the positive class.
         threshold: Scores at or above it are predicted positive.
+        decision: The 0/1 decisions actually made, when they are not ``score >= threshold``.
 
     Returns:
         roc_auc, log_loss, brier, mean_score, accuracy, precision, recall, f1, tpr, fpr, fnr,
         base_rate, selection_rate and n. ``roc_auc`` is NaN when only one class is present.
     """
     y, s = _validated(label, score)
-    counts = _counts(y, s, threshold)
+    counts = _counts(y, _predicted(s, threshold, decision))
     rates = _rates_from_counts(*(np.array([counts[k]], dtype=np.float64) for k in _COUNT_KEYS))
     metrics = {name: float(values[0]) for name, values in rates.items()}
     metrics.update(_score_metrics(y, s))
@@ -103,6 +110,9 @@ def group_metrics(
     min_group_size: int,
 ) -> pd.DataFrame:
     """Metrics per group of each sensitive column, one row per (column, group).
+
+    A ``decision`` column (per-group thresholds, say) gives the decisions; otherwise a row is
+    positive when ``score >= threshold``.
 
     Missing values form their own group, labelled ``"(missing)"``. Groups smaller than
     ``min_group_size`` are listed with ``suppressed=True`` and NaN metrics: small cells give
@@ -119,8 +129,9 @@ def group_metrics(
     """
     _require_columns(predictions, [LABEL, SCORE, *sensitive])
     y, s = _validated(predictions[LABEL], predictions[SCORE])
+    predicted = _predicted(s, threshold, predictions.get(DECISION))
     frames = [
-        _column_group_metrics(predictions[column], y, s, threshold, min_group_size)
+        _column_group_metrics(predictions[column], y, s, predicted, min_group_size)
         for column in sensitive
     ]
     if not frames:
@@ -134,8 +145,9 @@ def evaluate(
     """Overall metrics, confusion counts and group table of a prediction frame (no files)."""
     _require_columns(predictions, [LABEL, SCORE, *sensitive])
     label, score = predictions[LABEL], predictions[SCORE]
-    metrics = binary_metrics(label, score, params.threshold)
-    confusion = confusion_counts(label, score, params.threshold)
+    decision = predictions.get(DECISION)
+    metrics = binary_metrics(label, score, params.threshold, decision)
+    confusion = confusion_counts(label, score, params.threshold, decision)
     groups = group_metrics(predictions, sensitive, params.threshold, params.min_group_size)
     return metrics, confusion, groups
 
@@ -219,8 +231,19 @@ def _validated(label: ArrayLike, score: ArrayLike) -> tuple[NDArray[np.int64], F
     return y_raw.astype(np.int64), s
 
 
-def _counts(label: NDArray[np.int64], score: FloatArray, threshold: float) -> dict[str, int]:
-    predicted = score >= threshold
+def _predicted(
+    score: FloatArray, threshold: float, decision: ArrayLike | None
+) -> NDArray[np.bool_]:
+    """The decisions: a given 0/1 ``decision`` array, else ``score >= threshold``."""
+    if decision is None:
+        return np.asarray(score >= threshold)
+    made = np.asarray(decision)
+    if made.shape != score.shape or not np.isin(made, (0, 1)).all():
+        raise DataError("decision must hold one 0 or 1 per row")
+    return made == 1
+
+
+def _counts(label: NDArray[np.int64], predicted: NDArray[np.bool_]) -> dict[str, int]:
     positive = label == 1
     return {
         "tp": int(np.count_nonzero(predicted & positive)),
@@ -286,12 +309,11 @@ def _column_group_metrics(
     values: pd.Series,
     label: NDArray[np.int64],
     score: FloatArray,
-    threshold: float,
+    predicted: NDArray[np.bool_],
     min_group_size: int,
 ) -> pd.DataFrame:
     """One row per group of one sensitive column; counts come from a single groupby."""
     keys = _group_keys(values)
-    predicted = score >= threshold
     positive = label == 1
     parts = pd.DataFrame(
         {

@@ -34,6 +34,7 @@ from evenflow.evaluation import (
     MISSING_GROUP,
     binary_metrics,
     confusion_counts,
+    evaluate,
     group_metrics,
     write_evaluation,
 )
@@ -277,3 +278,25 @@ def test_write_evaluation_writes_strict_json_and_returns_report(
     assert tiny["n"] == 5
     assert tiny["recall"] is None
     assert not list(tmp_path.glob("eval/.*.tmp"))
+
+
+def test_decision_column_overrides_the_threshold_everywhere() -> None:
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "label": rng.integers(0, 2, 400),
+            "score": rng.random(400),
+            "sex": rng.choice(["F", "M"], 400),
+        }
+    )
+    decided = frame.assign(decision=(frame["score"] >= 0.3).astype(int))
+    params = EvalParams(threshold=0.5, min_group_size=10)
+
+    metrics, confusion, groups = evaluate(decided, ["sex"], params)
+    at_03, confusion_03, groups_03 = evaluate(
+        frame, ["sex"], EvalParams(threshold=0.3, min_group_size=10)
+    )
+
+    assert metrics == at_03 and confusion == confusion_03
+    pd.testing.assert_frame_equal(groups, groups_03)
+    assert evaluate(frame, ["sex"], params)[0]["selection_rate"] < metrics["selection_rate"]
