@@ -240,7 +240,7 @@ def _predicted(
     made = np.asarray(decision)
     if made.shape != score.shape or not np.isin(made, (0, 1)).all():
         raise DataError("decision must hold one 0 or 1 per row")
-    return made == 1
+    return np.asarray(made == 1, dtype=np.bool_)
 
 
 def _counts(label: NDArray[np.int64], predicted: NDArray[np.bool_]) -> dict[str, int]:
