@@ -171,6 +171,13 @@ def shap_values(
     )
 
 
+def lightgbm_shap_values(booster: Any, features: pd.DataFrame) -> pd.DataFrame:
+    """TreeSHAP contributions of a LightGBM booster (its own ``pred_contrib``), like ``shap_values``."""
+    contributions = np.asarray(booster.predict(features, pred_contrib=True), dtype=np.float64)
+    columns = [*features.columns, BIAS]
+    return pd.DataFrame(contributions, columns=columns, index=features.index)
+
+
 def sample_rows(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
     """A seeded sample of at most ``max_rows`` rows (all rows, in order, when it fits)."""
     if max_rows is None or len(frame) <= max_rows:

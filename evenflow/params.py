@@ -97,7 +97,9 @@ class ClusterParams(_Params):
 class ModelParams(_Params):
     """Gradient-boosting parameters; defaults are tuned for tabular data of Adult's kind."""
 
-    trainer: Literal["xgboost"] = Field(default="xgboost", description="Training library.")
+    trainer: Literal["xgboost", "lightgbm"] = Field(
+        default="xgboost", description="Training library: xgboost.dask or lightgbm.dask."
+    )
     device: Literal["cpu", "cuda", "auto"] = Field(
         default="auto", description="cuda, cpu, or auto (CUDA when a GPU is visible)."
     )

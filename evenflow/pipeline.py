@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from evenflow import (
     contracts,
@@ -48,6 +47,7 @@ from evenflow.records import (
     TrainingResult,
     ValidationReport,
 )
+from evenflow.serving import load_booster
 from evenflow.settings import EvenflowSettings
 from evenflow.sharding import feature_specs, shard_key, write_shards
 from evenflow.training import (
@@ -227,10 +227,13 @@ def explain_model(
     columns = list(dict.fromkeys([*(f.name for f in manifest.features), *sensitive]))
     seed = params.explain.seed
     test = sample_split(manifest, "test", params.explain.shap_rows, columns, seed)
-    booster = xgb.Booster()
-    booster.load_model(str(training.model_path))
+    booster = load_booster(str(training.model_path), training.trainer)
     features = typed_features(test, manifest.features)
-    shap = explain.shap_values(booster, features)
+    shap = (
+        explain.lightgbm_shap_values(booster, features)
+        if training.trainer == "lightgbm"
+        else explain.shap_values(booster, features)
+    )
     summary = explain.explanation_summary(shap, test[sensitive])
     train = sample_split(manifest, "train", params.explain.proxy_rows, columns, seed)
     others = [f for f in manifest.features if f.name not in manifest.sensitive]

@@ -94,6 +94,7 @@ class TrainingResult(_Record):
     """A trained booster and how it was made."""
 
     model_path: Path
+    trainer: Literal["xgboost", "lightgbm"] = "xgboost"
     params: dict[str, object]
     device: Literal["cpu", "cuda"]
     device_reason: str

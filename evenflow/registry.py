@@ -142,7 +142,11 @@ def register_model(
     client = client_for(settings)
     with tempfile.TemporaryDirectory() as scratch:
         schema = write_schema(
-            manifest.features, threshold, Path(scratch) / "schema.json", threshold_policy
+            manifest.features,
+            threshold,
+            Path(scratch) / "schema.json",
+            threshold_policy,
+            trainer=training.trainer,
         )
         model = EvenflowModel()
         model.load_context(
@@ -162,7 +166,7 @@ def register_model(
                 code_paths=[str(Path(evenflow.__file__).parent)],
                 signature=infer_signature(input_example, output_example),
                 input_example=input_example,
-                pip_requirements=_pinned_requirements(),
+                pip_requirements=_pinned_requirements(training.trainer),
                 registered_model_name=model_name,
             )
     version = str(info.registered_model_version)
@@ -195,8 +199,9 @@ class _Context:
         self.artifacts = artifacts
 
 
-def _pinned_requirements() -> list[str]:
-    return [f"{name}=={installed_version(name)}" for name in _PIP_REQUIREMENTS]
+def _pinned_requirements(trainer: str) -> list[str]:
+    names = (*_PIP_REQUIREMENTS, "lightgbm") if trainer == "lightgbm" else _PIP_REQUIREMENTS
+    return [f"{name}=={installed_version(name)}" for name in names]
 
 
 def describe_version(settings: EvenflowSettings, model_name: str, version: str, text: str) -> None:

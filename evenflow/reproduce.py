@@ -88,7 +88,14 @@ def reproduce(settings: EvenflowSettings, run_id: str) -> Reproduction:
         }
         data_dir = versioning.restore_directory(settings.project_root, data_md5, work / "data")
         with _worktree(settings.code_root, commit, work / "code") as code:
-            rebuilt = _retrain_in(code, artifacts, data_dir, work / "rebuilt", settings)
+            rebuilt = _retrain_in(
+                code,
+                commit,
+                artifacts=artifacts,
+                data_dir=data_dir,
+                out_dir=work / "rebuilt",
+                settings=settings,
+            )
         n_rows, n_different, largest = compare_predictions(
             pd.read_parquet(artifacts[PREDICTIONS_ARTIFACT]), pd.read_parquet(rebuilt)
         )
@@ -129,6 +136,8 @@ def _worktree(repo: Path, commit: str, path: Path) -> Iterator[Path]:
 
 def _retrain_in(
     code: Path,
+    commit: str,
+    *,
     artifacts: dict[str, Path],
     data_dir: Path,
     out_dir: Path,
@@ -151,7 +160,7 @@ def _retrain_in(
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise ReproductionError(f"retraining with commit {code.name} failed:\n{tail}")
+        raise ReproductionError(f"retraining with commit {commit[:12]} failed:\n{tail}")
     return out_dir / "predictions.parquet"
 
 

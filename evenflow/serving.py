@@ -27,16 +27,29 @@ def write_schema(
     threshold: float,
     target: Path,
     threshold_policy: Path | None = None,
+    trainer: str = "xgboost",
 ) -> Path:
-    """Write what serving needs besides the booster: feature types, categories, thresholds."""
+    """Write what serving needs besides the booster: trainer, feature types, thresholds."""
     policy = json.loads(threshold_policy.read_text(encoding="utf-8")) if threshold_policy else None
     payload = {
         "features": [f.model_dump() for f in features],
         "threshold": threshold,
         "threshold_policy": policy,
+        "trainer": trainer,
     }
     target.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return target
+
+
+def load_booster(path: str, trainer: str) -> Any:
+    """Load an XGBoost or LightGBM booster saved by training."""
+    if trainer == "lightgbm":
+        import lightgbm as lgb  # noqa: PLC0415  (only LightGBM models need it)
+
+        return lgb.Booster(model_file=path)
+    booster = xgb.Booster()
+    booster.load_model(path)
+    return booster
 
 
 class EvenflowModel(PythonModel):
@@ -49,13 +62,17 @@ class EvenflowModel(PythonModel):
         self.threshold = float(schema["threshold"])
         policy = schema.get("threshold_policy")
         self.policy = ThresholdPolicy.from_json(json.dumps(policy)) if policy else None
-        self.booster = xgb.Booster()
-        self.booster.load_model(context.artifacts[BOOSTER_ARTIFACT])
+        self.trainer = schema.get("trainer", "xgboost")
+        self.booster = load_booster(context.artifacts[BOOSTER_ARTIFACT], self.trainer)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         """Score rows given with the training data's raw columns."""
-        matrix = xgb.DMatrix(typed_features(model_input, self.features), enable_categorical=True)
-        score = self.booster.predict(matrix).astype("float64")
+        typed = typed_features(model_input, self.features)
+        if self.trainer == "lightgbm":
+            score = np.asarray(self.booster.predict(typed), dtype="float64")
+        else:
+            matrix = xgb.DMatrix(typed, enable_categorical=True)
+            score = self.booster.predict(matrix).astype("float64")
         return pd.DataFrame(
             {"score": score, "prediction": self._decide(model_input, score)},
             index=model_input.index,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 import xgboost.dask as dxgb
@@ -227,6 +228,8 @@ def train_model(
     weights: SampleWeights | None = None,
 ) -> TrainingResult:
     """Train with early stopping on valid, save the booster, score the valid and test splits."""
+    if model.trainer == "lightgbm":
+        return train_lightgbm(client, manifest, model, threads_per_worker, out_dir, weights=weights)
     device, reason = resolve_device(model.device)
     logger.info("training on %s (%s)", device, reason)
     client.forward_logging(PROGRESS_LOGGER, level=logging.INFO)
@@ -305,6 +308,114 @@ def predict_split(
     scored = frame[[manifest.row_id, LABEL, *manifest.sensitive]].assign(**{SCORE: scores})
     result = scored.compute().reset_index(drop=True)
     result[SCORE] = result[SCORE].astype("float64")
+    for column in manifest.sensitive:
+        result[column] = result[column].astype("string")
+    return result.sort_values(manifest.row_id, kind="stable").reset_index(drop=True)
+
+
+def lightgbm_params(model: ModelParams, threads: int) -> dict[str, Any]:
+    """LightGBM parameters matching ``booster_params``; deterministic so re-runs repeat."""
+    return {
+        "n_estimators": model.num_boost_round,
+        "learning_rate": model.learning_rate,
+        "max_depth": model.max_depth,
+        "num_leaves": min(2**model.max_depth - 1, 131_072),
+        "min_child_weight": max(model.min_child_weight, 1e-3),
+        "subsample": model.subsample,
+        "subsample_freq": 1 if model.subsample < 1.0 else 0,
+        "colsample_bytree": model.colsample_bytree,
+        "reg_lambda": model.reg_lambda,
+        "max_cat_to_onehot": model.max_cat_to_onehot,
+        "max_bin": model.max_bin - 1,
+        "random_state": model.seed,
+        "n_jobs": threads,
+        # LightGBM picks row- or column-wise histograms by timing unless told: fix both.
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+
+
+def train_lightgbm(
+    client: Client,
+    manifest: ShardManifest,
+    model: ModelParams,
+    threads_per_worker: int,
+    out_dir: Path,
+    *,
+    weights: SampleWeights | None = None,
+) -> TrainingResult:
+    """Train ``lightgbm.dask`` on the pinned shards; keep the iteration with the best valid AUC.
+
+    Early stopping is not safe in distributed LightGBM (each worker would judge on its own slice
+    of valid), so all rounds are trained with valid as an eval set and the model is truncated at
+    the best round afterwards: the same model early stopping would have chosen.
+    """
+    if model.device == "cuda":
+        raise ConfigError("model.trainer 'lightgbm' runs on CPU here; use device cpu or auto")
+    import lightgbm as lgb  # noqa: PLC0415  (only this trainer needs it)
+
+    features = [f.name for f in manifest.features]
+    train, placement = pinned_frame(client, manifest, "train", keep=[], weights=weights)
+    valid, _ = pinned_frame(client, manifest, "valid", keep=[])
+    params = lightgbm_params(model, threads_per_worker)
+    classifier = lgb.DaskLGBMClassifier(client=client, **params)
+    started = time.perf_counter()
+    classifier.fit(
+        train[features],
+        train[LABEL],
+        sample_weight=train[WEIGHT] if weights is not None else None,
+        eval_set=[(valid[features], valid[LABEL])],
+        eval_metric="auc",
+    )
+    seconds = time.perf_counter() - started
+    aucs = list(classifier.evals_result_["valid_0"]["auc"])
+    best_rounds = int(max(range(len(aucs)), key=aucs.__getitem__)) + 1
+    booster = classifier.booster_
+    model_path = out_dir / "model.txt"
+    with atomic_path(model_path) as tmp:
+        tmp.write_text(booster.model_to_string(num_iteration=best_rounds), encoding="utf-8")
+    local = lgb.Booster(model_file=str(model_path))
+    return TrainingResult(
+        model_path=model_path,
+        trainer="lightgbm",
+        params=params,
+        device="cpu",
+        device_reason="lightgbm trains on CPU",
+        n_workers=len(client.scheduler_info()["workers"]),
+        partition_workers=placement,
+        seed=model.seed,
+        best_iteration=best_rounds - 1,
+        num_boosted_rounds=best_rounds,
+        valid_auc=float(aucs[best_rounds - 1]),
+        predictions_path=_write_predictions(
+            _predict_local(local, manifest, "test"), out_dir / "predictions.parquet"
+        ),
+        valid_predictions_path=_write_predictions(
+            _predict_local(local, manifest, "valid"), out_dir / "valid_predictions.parquet"
+        ),
+        train_seconds=seconds,
+    )
+
+
+def _predict_local(booster: Any, manifest: ShardManifest, split: str) -> pd.DataFrame:
+    """Score a split shard by shard with a local booster (bounded memory, same columns as Dask)."""
+    parts = []
+    for path in manifest.split_paths(split):  # type: ignore[arg-type]
+        frame = read_partition(
+            str(path),
+            manifest.features,
+            manifest.target,
+            manifest.positive_label,
+            [manifest.row_id, *manifest.sensitive],
+        )
+        scores = booster.predict(frame[[f.name for f in manifest.features]])
+        parts.append(
+            frame[[manifest.row_id, LABEL, *manifest.sensitive]].assign(
+                **{SCORE: np.asarray(scores, dtype="float64")}
+            )
+        )
+    result = pd.concat(parts, ignore_index=True)
     for column in manifest.sensitive:
         result[column] = result[column].astype("string")
     return result.sort_values(manifest.row_id, kind="stable").reset_index(drop=True)

@@ -87,7 +87,9 @@ def train_model(
         "train",
         _train_base({"manifest": manifest, "params": params, "settings": settings}),
     )
-    with stage("train", f"xgboost on {where}, device {params.model.device}{weighting}") as done:
+    with stage(
+        "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
+    ) as done:
         result = pipeline.train(manifest, params, settings, out_dir)
         done.summary = (
             f"best iteration {result.best_iteration}, valid AUC {result.valid_auc:.4f} "

@@ -257,3 +257,20 @@ def test_rerun_reuses_unchanged_stages_and_reruns_what_a_change_affects(
     assert "cache shard: data, parameters and code unchanged" in caplog.text
     assert "cache train: miss, changed since last run: outputs, params" in caplog.text
     assert client.get_run(third.run_id).data.metrics["train_seconds"] != seconds[0]
+
+
+def test_lightgbm_trainer_registers_a_serving_model_that_reproduces(
+    project: Path, adult_sample_path: Path
+) -> None:
+    params = sample_params(adult_sample_path, model__trainer="lightgbm")
+
+    version = train_and_register(params)
+
+    client = _client(project)
+    run = client.get_run(version.run_id)
+    assert 0.8 < run.data.metrics["test_roc_auc"] <= 1.0
+    assert run.data.metrics["best_iteration"] < params.model.num_boost_round
+    model = mlflow.pyfunc.load_model(f"models:/adult/{version.version}")
+    rows = pd.read_csv(adult_sample_path).drop(columns=["income", "split"]).head(50)
+    assert model.predict(rows)["score"].between(0, 1).all()
+    assert reproduce(EvenflowSettings(), version.run_id).identical
