@@ -321,6 +321,31 @@ def reproduce(
     raise typer.Exit(code=1)
 
 
+@app.command()
+def synth(
+    rows: Annotated[int, typer.Option("--rows", help="Rows to generate.", min=1)],
+    out: Annotated[Path, typer.Option("--out", help="Folder of parquet parts to write.")],
+    seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows per part (bounds memory).", min=1)
+    ] = 250_000,
+    features: Annotated[
+        int | None, typer.Option(help="Model input columns, padded with noise (at least 10).")
+    ] = None,
+) -> None:
+    """Write Adult-like data with planted group effects, chunk by chunk (10M+ rows fit)."""
+    from evenflow.synth import write_planted_parquet
+
+    manifest = write_planted_parquet(
+        rows, out, seed=seed, chunk_rows=chunk_rows, n_features=features
+    )
+    typer.echo(manifest.model_dump_json(indent=2))
+    typer.echo(
+        f"train on it: evenflow run --data {out} --target {manifest.target} "
+        f"--positive-label '{manifest.positive_label}' --sensitive {','.join(manifest.sensitive)}"
+    )
+
+
 @expectations_app.command("init")
 def expectations_init(
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file to infer from.")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -16,7 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV (optionally compressed) or Parquet file; never modifies it."""
+    """Read a CSV (optionally compressed), a Parquet file or a folder of Parquet parts."""
+    if path.is_dir():
+        parts = sorted(path.glob("*.parquet"))
+        if not parts:
+            raise DataError(f"{path}: folder holds no .parquet parts")
+        return pd.read_parquet(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
     suffixes = [s.lower() for s in path.suffixes]
@@ -36,9 +42,17 @@ def load_batch(spec: DatasetSpec) -> tuple[RawBatch, pd.DataFrame]:
     batch = RawBatch(
         dataset=spec.name,
         path=spec.path.resolve(),
-        md5=file_md5(spec.path),
+        md5=content_md5(spec.path),
         n_rows=len(frame),
         columns=tuple(str(c) for c in frame.columns),
     )
     logger.info("loaded %s: %d rows x %d columns", spec.path, batch.n_rows, len(batch.columns))
     return batch, frame
+
+
+def content_md5(path: Path) -> str:
+    """md5 of a file, or of a folder of parts (over each part's name and md5, in name order)."""
+    if not path.is_dir():
+        return file_md5(path)
+    listing = "\n".join(f"{p.name} {file_md5(p)}" for p in sorted(path.glob("*.parquet")))
+    return hashlib.md5(listing.encode(), usedforsecurity=False).hexdigest()

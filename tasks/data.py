@@ -9,6 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from evenflow import pipeline, registry, validation
+from evenflow.datasets import content_md5
 from evenflow.errors import ValidationFailed
 from evenflow.io import file_md5
 from evenflow.params import DatasetSpec, RunParams
@@ -36,7 +37,7 @@ def _validation_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     spec: DatasetSpec = inputs["spec"]
     settings: EvenflowSettings = inputs["settings"]
     return {
-        "data": file_md5(spec.path),
+        "data": content_md5(spec.path),
         "suite": file_md5(pipeline.contract_path(settings, spec)),
         "outputs": str(settings.data_root),
     }

@@ -8,6 +8,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from evenflow.cli import app
+from evenflow.datasets import content_md5, read_table
 
 RUNNER = CliRunner()
 
@@ -43,3 +44,20 @@ def test_expectations_init_then_validate_passes_and_fails(
     failed = RUNNER.invoke(app, ["validate", str(bad), "--name", "adult"])
     assert failed.exit_code == 1
     assert "FAIL  expect_column_values_to_be_between [age]" in failed.output
+
+
+def test_synth_writes_parts_that_the_loader_reads_as_one_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    result = RUNNER.invoke(
+        app,
+        ["synth", "--rows", "3000", "--out", str(out), "--chunk-rows", "1000", "--features", "12"],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("part-*.parquet"))) == 3
+    frame = read_table(out)
+    assert len(frame) == 3000
+    assert set(frame["income"]) == {">50K", "<=50K"}
+    assert len(frame.columns) == 13  # 12 model inputs and the target
+    before = content_md5(out)
+    (out / "part-00001.parquet").write_bytes(b"changed")
+    assert content_md5(out) != before, "a folder's hash must follow its parts"
