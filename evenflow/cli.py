@@ -138,6 +138,7 @@ def run(
     workers: Annotated[int | None, typer.Option(help="Local Dask workers.")] = None,
     threads: Annotated[int | None, typer.Option(help="Threads per Dask worker.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
+    trainer: Annotated[str | None, typer.Option(help="xgboost or lightgbm.")] = None,
     num_boost_round: Annotated[
         int | None, typer.Option(help="Upper bound of boosting rounds.")
     ] = None,
@@ -154,6 +155,7 @@ def run(
             "cluster.n_workers": workers,
             "cluster.threads_per_worker": threads,
             "model.device": device,
+            "model.trainer": trainer,
             "model.num_boost_round": num_boost_round,
         }
     )
