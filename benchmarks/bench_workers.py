@@ -21,8 +21,9 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from evenflow.datasets import load_batch
 from evenflow.params import ClusterParams, RunParams, builtin_example
+from evenflow.pipeline import describe_shards
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.sharding import feature_specs, write_shards
+from evenflow.sharding import write_shards
 from evenflow.training import LABEL, SCORE, dask_client, train_model
 
 THRESHOLD = 0.5
@@ -38,16 +39,13 @@ def build_manifest(params: RunParams, root: Path) -> ShardManifest:
     spec = params.dataset
     shard_dir = root / "shards"
     shards = write_shards(frame, spec, params.split, params.shards, shard_dir)
-    return ShardManifest(
-        dataset=spec.name,
+    return describe_shards(
+        frame,
+        spec,
         raw_md5=batch.md5,
         data_md5="unversioned.dir",
         shard_dir=shard_dir,
-        shards=tuple(shards),
-        features=feature_specs(frame, spec),
-        target=spec.target,
-        positive_label=spec.positive_label,
-        sensitive=spec.sensitive,
+        shards=shards,
     )
 
 

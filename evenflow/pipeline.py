@@ -43,6 +43,7 @@ from evenflow.records import (
     EvalReport,
     ModelVersionRef,
     RawBatch,
+    ShardInfo,
     ShardManifest,
     TrainingResult,
     ValidationReport,
@@ -108,10 +109,29 @@ def shard_and_version(
     shards = write_shards(frame, params.dataset, params.split, params.shards, shard_dir)
     versioning.ensure_repo(settings.project_root, settings.dvc_remote)
     data_md5 = versioning.version_directory(settings.project_root, settings.data_root, shard_dir)
-    spec = params.dataset
+    return describe_shards(
+        frame,
+        params.dataset,
+        raw_md5=batch.md5,
+        data_md5=data_md5,
+        shard_dir=shard_dir,
+        shards=shards,
+    )
+
+
+def describe_shards(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    raw_md5: str,
+    data_md5: str,
+    shard_dir: Path,
+    shards: list[ShardInfo],
+) -> ShardManifest:
+    """The manifest of freshly written shards: hashes, shard list and the typed feature schema."""
     return ShardManifest(
         dataset=spec.name,
-        raw_md5=batch.md5,
+        raw_md5=raw_md5,
         data_md5=data_md5,
         shard_dir=shard_dir,
         shards=tuple(shards),
