@@ -64,9 +64,12 @@ def _dask_seconds(
     return seconds
 
 
-def run(rounds: int = 300) -> dict[str, Any]:
-    """Run the flow once on the built-in example, then time plain and Dask training on its shards."""
-    params = builtin_example()
+def run(rounds: int = 300, params: RunParams | None = None) -> dict[str, Any]:
+    """Run the flow (cold, then warm) on a dataset, then time plain and Dask training on its shards.
+
+    Without ``params`` the dataset is the built-in example.
+    """
+    params = params or builtin_example()
     with tempfile.TemporaryDirectory(prefix="evenflow-bench-") as root:
         os.environ["EVENFLOW_PROJECT_ROOT"] = root
         os.environ.setdefault("EVENFLOW_CODE_ROOT", str(Path(__file__).resolve().parents[1]))
