@@ -39,3 +39,19 @@ class PromotionRefused(EvenflowError):
 
 class VersioningError(EvenflowError):
     """DVC could not store or restore a data version."""
+
+
+class StackError(EvenflowError):
+    """The local server stack cannot start, stop or be reached (see ``evenflow.stack``)."""
+
+
+class PortBusy(StackError):
+    """A port the stack needs is already in use by another process."""
+
+
+class PostgresUnreachable(StackError):
+    """The PostgreSQL server that backs the stack cannot be reached or refused a command."""
+
+
+class ServiceUnhealthy(StackError):
+    """A stack service exited or did not become healthy in time; the message ends with its log."""

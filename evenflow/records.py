@@ -109,6 +109,11 @@ class TrainingResult(_Record):
     predictions_path: Path = Field(description="Test-split predictions as parquet.")
     valid_predictions_path: Path = Field(description="Valid-split predictions (fits thresholds).")
     train_seconds: float
+    resumed_from_round: int = Field(
+        default=0,
+        ge=0,
+        description="Rounds restored from a checkpoint (not redone) after a failed attempt; 0 if none.",
+    )
 
 
 class EvalReport(_Record):

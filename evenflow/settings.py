@@ -35,7 +35,10 @@ class EvenflowSettings(BaseSettings):
     )
     artifact_root: str = Field(
         default="",
-        description="Artifact location for new experiments (default: mlruns/artifacts).",
+        description=(
+            "Artifact location for new experiments (default: mlruns/artifacts; with an http "
+            "tracking server, the server's own, e.g. mlflow-artifacts:/ when it serves them)."
+        ),
     )
     data_root: Path = Field(default=Path(), description="DVC-tracked data (default: data/).")
     expectations_dir: Path = Field(
@@ -58,7 +61,7 @@ class EvenflowSettings(BaseSettings):
         data["code_root"] = Path(data.get("code_root") or root).resolve()
         if not data.get("tracking_uri"):
             data["tracking_uri"] = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-        if not data.get("artifact_root"):
+        if not data.get("artifact_root") and not is_tracking_server(data["tracking_uri"]):
             data["artifact_root"] = (root / "mlruns" / "artifacts").as_uri()
         data["data_root"] = Path(data.get("data_root") or root / "data").resolve()
         data["expectations_dir"] = Path(data.get("expectations_dir") or root / "expectations")
@@ -70,3 +73,8 @@ class EvenflowSettings(BaseSettings):
     def state_dir(self) -> Path:
         """Git-ignored working folder for Prefect's home and run scratch space."""
         return self.project_root / ".evenflow"
+
+
+def is_tracking_server(tracking_uri: str) -> bool:
+    """Whether MLflow is a tracking server (http[s]), which decides where artifacts go."""
+    return tracking_uri.startswith(("http://", "https://"))
