@@ -50,6 +50,18 @@ class DatasetSpec(_Params):
         default=True,
         description="Train on the sensitive columns too. Dropping them does not remove their signal.",
     )
+    chunk_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Rows of a parquet batch held at once while it is validated and sharded.",
+    )
+    validation_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes validating a parquet batch's chunks in parallel.",
+    )
 
     @field_validator("sensitive", "drop_columns", mode="before")
     @classmethod
@@ -120,6 +132,15 @@ class ModelParams(_Params):
     )
     max_bin: int = Field(default=256, ge=2, le=4096, description="Histogram bins per feature.")
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Random seed of the booster.")
+    checkpoint_every: int = Field(
+        default=50,
+        ge=0,
+        le=100_000,
+        description=(
+            "Save the booster every this many rounds to the stage folder; a retried training "
+            "resumes from the last save instead of starting over. 0 turns checkpoints off."
+        ),
+    )
 
 
 class EvalParams(_Params):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -26,29 +27,16 @@ logger = logging.getLogger(__name__)
 ROW_ID = "_row_id"
 SPLITS: tuple[SplitName, ...] = ("train", "valid", "test")
 _BUCKETS = 10_000
+# Rows per parquet row group in a shard: fixed, so the bytes never depend on the input's chunking.
+ROW_GROUP_ROWS = 65_536
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
 
 
 def feature_specs(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[FeatureSpec, ...]:
     """Type each model input: numeric columns stay numeric, everything else is categorical."""
-    excluded = {spec.target, *spec.drop_columns}
-    if spec.split_column:
-        excluded.add(spec.split_column)
-    if not spec.sensitive_as_features:
-        excluded.update(spec.sensitive)
-    features = []
-    for name in frame.columns:
-        if name in excluded:
-            continue
-        column = frame[name]
-        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            features.append(FeatureSpec(name=str(name), kind="numeric"))
-        else:
-            categories = tuple(sorted(column.dropna().astype(str).unique()))
-            features.append(FeatureSpec(name=str(name), kind="categorical", categories=categories))
-    if not features:
-        raise DataError(f"dataset '{spec.name}' has no feature columns left after exclusions")
-    return tuple(features)
+    tally = _FeatureTally(spec)
+    tally.update(frame)
+    return tally.specs()
 
 
 def row_hashes(frame: pd.DataFrame, seed: int) -> np.ndarray:
@@ -58,8 +46,17 @@ def row_hashes(frame: pd.DataFrame, seed: int) -> np.ndarray:
     return np.asarray(hashed.to_numpy(dtype=np.uint64), dtype=np.uint64)
 
 
-def assign_splits(frame: pd.DataFrame, spec: DatasetSpec, params: SplitParams) -> np.ndarray:
-    """Return each row's split name; the dataset's own split wins where it ships one."""
+def assign_splits(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    params: SplitParams,
+    *,
+    has_valid: bool | None = None,
+) -> np.ndarray:
+    """Return each row's split name; the dataset's own split wins where it ships one.
+
+    ``has_valid`` says whether the whole batch ships valid rows (read from ``frame`` if None).
+    """
     content = frame.drop(columns=[spec.split_column]) if spec.split_column else frame
     buckets = row_hashes(content, params.seed) % _BUCKETS
     test_cut = int(params.test_fraction * _BUCKETS)
@@ -68,10 +65,11 @@ def assign_splits(frame: pd.DataFrame, spec: DatasetSpec, params: SplitParams) -
     if not spec.split_column:
         return np.asarray(hashed)
     shipped = _shipped_splits(frame, spec.split_column)
-    has_valid = (shipped == "valid").any()
+    if has_valid is None:
+        has_valid = bool((shipped == "valid").any())
     # Valid is carved out of the shipped train rows when the dataset has no valid split of its own.
     carve = (shipped == "train") & (buckets < int(params.valid_fraction * _BUCKETS))
-    return np.asarray(np.where(~has_valid & carve, "valid", shipped))
+    return np.asarray(np.where(carve & (not has_valid), "valid", shipped))
 
 
 def _shipped_splits(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -100,41 +98,174 @@ def write_shards(
     out_dir: Path,
 ) -> list[ShardInfo]:
     """Write ``n_shards`` parquet files per split into ``out_dir``, atomically, and describe them."""
-    splits = assign_splits(frame, spec, split)
-    table = frame.drop(columns=[spec.split_column]) if spec.split_column else frame
-    table = table.assign(**{ROW_ID: np.arange(len(table), dtype=np.int64)})
-    table = table[[ROW_ID, *[c for c in table.columns if c != ROW_ID]]]
-    schema = pa.Schema.from_pandas(_normalise_text(table), preserve_index=False)
-    shard_of_row = (
-        row_hashes(table.drop(columns=[ROW_ID]), split.seed) >> np.uint64(20)
-    ) % np.uint64(shards.n_shards)
-    infos: list[ShardInfo] = []
+    infos, _ = write_shard_chunks([frame], spec, split, shards, out_dir)
+    return infos
+
+
+def write_shard_chunks(
+    chunks: Iterable[pd.DataFrame],
+    spec: DatasetSpec,
+    split: SplitParams,
+    shards: ShardParams,
+    out_dir: Path,
+    *,
+    has_valid: bool | None = None,
+) -> tuple[list[ShardInfo], tuple[FeatureSpec, ...]]:
+    """Shard a batch that arrives chunk by chunk; peak memory follows the chunk, not the batch.
+
+    Each chunk is hash-split and appended to per-split, per-shard parquet writers. Rows are
+    buffered per shard file and written in row groups of exactly ``ROW_GROUP_ROWS`` rows, so the
+    files are byte-identical however the input is chunked (and DVC's hash stays the same).
+
+    Args:
+        chunks: The batch's rows in order, one frame at a time (their index is ignored).
+        spec: The dataset: target, split column, exclusions.
+        split: Fractions and seed of the hash split.
+        shards: Shards per split.
+        out_dir: Folder replaced atomically by the shards.
+        has_valid: Whether the dataset's own split column holds any valid rows anywhere in the
+            batch (decides whether valid is carved out of train); read from the first chunk if
+            None, which is exact only for a batch passed as one chunk.
+
+    Returns:
+        The shards written and the typed features (categories gathered over every chunk).
+    """
+    features = _FeatureTally(spec)
+    writers: dict[tuple[SplitName, int], _ShardWriter] = {}
+    offset = 0
+    schema: pa.Schema | None = None
     with atomic_dir(out_dir) as tmp:
-        for split_name in SPLITS:
-            in_split = splits == split_name
-            for index in range(shards.n_shards):
-                rows = table[in_split & (shard_of_row == index)]
-                if rows.empty:
-                    continue
-                relative = f"{split_name}/part-{index:05d}-of-{shards.n_shards:05d}.parquet"
-                infos.append(_write_shard(rows, schema, tmp, relative, split_name))
+        for chunk in chunks:
+            if chunk.empty:
+                continue
+            features.update(chunk)
+            splits = assign_splits(chunk, spec, split, has_valid=has_valid)
+            table = chunk.drop(columns=[spec.split_column]) if spec.split_column else chunk
+            table = table.reset_index(drop=True)
+            table.insert(0, ROW_ID, np.arange(offset, offset + len(table), dtype=np.int64))
+            offset += len(table)
+            table = _normalise_text(table)
+            if schema is None:
+                schema = pa.Schema.from_pandas(table, preserve_index=False)
+            shard_of_row = (
+                row_hashes(table.drop(columns=[ROW_ID]), split.seed) >> np.uint64(20)
+            ) % np.uint64(shards.n_shards)
+            arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+            for split_name in SPLITS:
+                in_split = splits == split_name
+                for index in range(shards.n_shards):
+                    rows = np.flatnonzero(in_split & (shard_of_row == index))
+                    if rows.size == 0:
+                        continue
+                    key = (split_name, index)
+                    if key not in writers:
+                        relative = f"{split_name}/part-{index:05d}-of-{shards.n_shards:05d}.parquet"
+                        writers[key] = _ShardWriter(tmp, relative, split_name, schema)
+                    writers[key].append(arrow.take(rows))
+        infos = [writers[key].close() for key in sorted(writers, key=_split_order)]
     if not any(info.split == "train" for info in infos):
         raise DataError(f"dataset '{spec.name}': the split left no training rows")
-    logger.info("wrote %d shards to %s", len(infos), out_dir)
-    return infos
+    logger.info("wrote %d shards of %d rows to %s", len(infos), offset, out_dir)
+    return infos, features.specs()
+
+
+def shipped_has_valid(values: Iterable[pd.Series], column: str) -> bool:
+    """Whether the dataset's own split column names any valid rows (read column by column)."""
+    return any(
+        (_shipped_splits(chunk.to_frame(column), column) == "valid").any() for chunk in values
+    )
+
+
+def _split_order(key: tuple[SplitName, int]) -> tuple[int, int]:
+    return SPLITS.index(key[0]), key[1]
+
+
+class _ShardWriter:
+    """One shard file, written in fixed-size row groups as rows arrive."""
+
+    def __init__(self, root: Path, relative: str, split: SplitName, schema: pa.Schema) -> None:
+        self.root, self.relative, self.split, self.schema = root, relative, split, schema
+        self.held: list[pa.Table] = []
+        self.held_rows = 0
+        self.n_rows = 0
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+
+    def append(self, rows: pa.Table) -> None:
+        self.held.append(rows)
+        self.held_rows += rows.num_rows
+        if self.held_rows >= ROW_GROUP_ROWS:
+            table = pa.concat_tables(self.held)
+            full = (table.num_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
+            for start in range(0, full, ROW_GROUP_ROWS):
+                self._write(table.slice(start, ROW_GROUP_ROWS))
+            rest = table.slice(full)
+            self.held, self.held_rows = [rest], rest.num_rows
+
+    def close(self) -> ShardInfo:
+        if self.held_rows:
+            self._write(pa.concat_tables(self.held))
+        self.writer.close()
+        path = self.root / self.relative
+        return ShardInfo(
+            split=self.split, path=self.relative, md5=file_md5(path), n_rows=self.n_rows
+        )
+
+    def _write(self, table: pa.Table) -> None:
+        self.writer.write_table(table.combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        self.n_rows += table.num_rows
+
+
+class _FeatureTally:
+    """Feature kinds from the first chunk, categories gathered over every chunk."""
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.spec = spec
+        self.numeric: dict[str, bool] = {}
+        self.categories: dict[str, set[str]] = {}
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        excluded = _excluded(self.spec)
+        for name in chunk.columns:
+            if name in excluded:
+                continue
+            column = chunk[name]
+            if name not in self.numeric:
+                self.numeric[name] = pd.api.types.is_numeric_dtype(
+                    column
+                ) and not pd.api.types.is_bool_dtype(column)
+            if not self.numeric[name]:
+                self.categories.setdefault(name, set()).update(column.dropna().astype(str).unique())
+
+    def specs(self) -> tuple[FeatureSpec, ...]:
+        features = tuple(
+            FeatureSpec(name=str(name), kind="numeric")
+            if numeric
+            else FeatureSpec(
+                name=str(name),
+                kind="categorical",
+                categories=tuple(sorted(self.categories.get(name, ()))),
+            )
+            for name, numeric in self.numeric.items()
+        )
+        if not features:
+            raise DataError(
+                f"dataset '{self.spec.name}' has no feature columns left after exclusions"
+            )
+        return features
+
+
+def _excluded(spec: DatasetSpec) -> set[str]:
+    excluded = {spec.target, *spec.drop_columns}
+    if spec.split_column:
+        excluded.add(spec.split_column)
+    if not spec.sensitive_as_features:
+        excluded.update(spec.sensitive)
+    return excluded
 
 
 def _normalise_text(table: pd.DataFrame) -> pd.DataFrame:
     """Give text columns one dtype so every shard shares one parquet schema (nulls included)."""
     text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     return table.astype(dict.fromkeys(text, "string"))
-
-
-def _write_shard(
-    rows: pd.DataFrame, schema: pa.Schema, root: Path, relative: str, split: SplitName
-) -> ShardInfo:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrow = pa.Table.from_pandas(_normalise_text(rows), schema=schema, preserve_index=False)
-    pq.write_table(arrow, path, compression="zstd")
-    return ShardInfo(split=split, path=relative, md5=file_md5(path), n_rows=len(rows))

@@ -12,6 +12,7 @@ import pytest
 
 from evenflow.contracts import (
     MAX_CATEGORIES,
+    ROW_FLOOR_FRACTION,
     build_gx_suite,
     infer_suite,
     load_suite,
@@ -71,7 +72,8 @@ def test_suite_covers_columns_rows_and_labels(
     existing = {e["kwargs"]["column"] for e in expectations_of(suite, "expect_column_to_exist")}
     assert existing == set(frame.columns)
     (rows,) = expectations_of(suite, "expect_table_row_count_to_be_between")
-    assert 1 <= rows["kwargs"]["min_value"] < len(frame)
+    assert rows["meta"]["observed_rows"] == len(frame) == 2000
+    assert rows["kwargs"]["min_value"] == int(2000 * ROW_FLOOR_FRACTION) == 200
     labels = only_kwargs(suite, "expect_column_values_to_be_in_set", spec.target)
     assert labels["value_set"] == ["<=50K", ">50K"]
     positive = only_kwargs(suite, "expect_column_distinct_values_to_contain_set", spec.target)

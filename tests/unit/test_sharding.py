@@ -7,12 +7,23 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from evenflow import versioning
+from evenflow import sharding, versioning
+from evenflow.datasets import float_columns, iter_chunks
 from evenflow.errors import DataError, VersioningError
 from evenflow.params import DatasetSpec, ShardParams, SplitParams
-from evenflow.sharding import assign_splits, feature_specs, write_shards
+from evenflow.records import ShardInfo
+from evenflow.sharding import (
+    ROW_ID,
+    assign_splits,
+    feature_specs,
+    shipped_has_valid,
+    write_shard_chunks,
+    write_shards,
+)
 
 SPEC = DatasetSpec(
     name="adult",
@@ -122,3 +133,65 @@ def test_restore_of_unknown_hash_says_where_it_looked(tmp_path: Path) -> None:
     versioning.ensure_repo(tmp_path, str(tmp_path / "remote"))
     with pytest.raises(VersioningError, match="neither the DVC cache nor the remote"):
         versioning.restore_directory(tmp_path, "0" * 32 + ".dir", tmp_path / "out")
+
+
+def _md5s(infos: list[ShardInfo]) -> list[tuple[str, str, int]]:
+    return [(i.path, i.md5, i.n_rows) for i in infos]
+
+
+def test_streamed_shards_are_byte_identical_for_any_chunk_size(
+    tmp_path: Path, adult_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small row groups, so every shard file holds several and a chunk edge falls inside them.
+    monkeypatch.setattr(sharding, "ROW_GROUP_ROWS", 97)
+    sample = adult_frame.sample(3000, random_state=3).reset_index(drop=True)
+    whole = write_shards(sample, SPEC, SplitParams(), ShardParams(n_shards=3), tmp_path / "whole")
+    has_valid = shipped_has_valid([sample["split"]], "split")
+    features = {}
+    for rows in (250, 1001):
+        chunks = [sample.iloc[start : start + rows] for start in range(0, len(sample), rows)]
+        infos, features[rows] = write_shard_chunks(
+            chunks,
+            SPEC,
+            SplitParams(),
+            ShardParams(n_shards=3),
+            tmp_path / f"chunks-{rows}",
+            has_valid=has_valid,
+        )
+        assert _md5s(infos) == _md5s(whole)
+    assert features[250] == features[1001] == feature_specs(sample, SPEC)
+    shard = pd.read_parquet(tmp_path / "chunks-250" / whole[0].path)
+    assert pq.ParquetFile(tmp_path / "chunks-250" / whole[0].path).metadata.num_row_groups > 1
+    assert shard[ROW_ID].is_monotonic_increasing
+
+
+def test_parquet_parts_stream_with_whole_file_dtypes(
+    tmp_path: Path, adult_frame: pd.DataFrame
+) -> None:
+    """An int column with a null in one part only reads as float64 in every chunk."""
+    sample = adult_frame.sample(1200, random_state=4).reset_index(drop=True)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for index, start in enumerate(range(0, len(sample), 400)):
+        part = sample.iloc[start : start + 400]
+        # Written as a non-pandas producer would: a plain int64 column, nullable in parquet.
+        table = pa.Table.from_pandas(part, preserve_index=False).replace_schema_metadata(None)
+        ages = pa.array(part["age"], type=pa.int64(), mask=(part.index == 900))
+        table = table.set_column(table.schema.get_field_index("age"), "age", ages)
+        pq.write_table(table, folder / f"part-{index}.parquet")
+    assert float_columns(folder) == {"age"}
+    chunks = list(iter_chunks(folder, 250))
+    assert {str(chunk["age"].dtype) for chunk in chunks} == {"float64"}
+    whole = pd.read_parquet(folder)
+    pd.testing.assert_frame_equal(pd.concat(chunks), whole)
+    spec = SPEC.model_copy(update={"path": folder})
+    streamed, _ = write_shard_chunks(
+        iter_chunks(folder, 250),
+        spec,
+        SplitParams(),
+        ShardParams(n_shards=2),
+        tmp_path / "streamed",
+        has_valid=False,
+    )
+    in_memory = write_shards(whole, spec, SplitParams(), ShardParams(n_shards=2), tmp_path / "mem")
+    assert _md5s(streamed) == _md5s(in_memory)

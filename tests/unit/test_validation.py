@@ -14,7 +14,14 @@ from evenflow.contracts import infer_suite
 from evenflow.errors import ConfigError, ValidationFailed
 from evenflow.params import builtin_example
 from evenflow.records import ExpectationFailure, ValidationReport
-from evenflow.validation import DOCS_DIR, RESULT_FILE, failure_summary, validate_frame
+from evenflow.validation import (
+    DOCS_DIR,
+    RESULT_FILE,
+    failure_summary,
+    gx_ready,
+    validate_frame,
+    validate_parquet,
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +191,91 @@ def test_invalid_suite_is_a_config_error(frame: pd.DataFrame, tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"suite 'adult': expectation #0 \(expect_bogus\)"):
         validate_frame(frame, suite, tmp_path, dataset="adult")
     assert not any(tmp_path.iterdir())
+
+
+def _parts(frame: pd.DataFrame, folder: Path, rows: int) -> Path:
+    folder.mkdir(parents=True)
+    for index, start in enumerate(range(0, len(frame), rows)):
+        frame.iloc[start : start + rows].to_parquet(
+            folder / f"part-{index:03d}.parquet", index=False
+        )
+    return folder
+
+
+def test_streamed_validation_of_a_clean_batch_matches_the_frame(
+    frame: pd.DataFrame, suite: dict[str, Any], clean: ValidationReport, tmp_path: Path
+) -> None:
+    folder = _parts(frame, tmp_path / "parts", 300)
+    report = validate_parquet(folder, suite, tmp_path / "out", dataset="adult", chunk_rows=700)
+    assert report.success, failure_summary(report)
+    assert (report.n_rows, report.n_expectations) == (clean.n_rows, clean.n_expectations)
+    result = json.loads(report.result_path.read_text(encoding="utf-8"))
+    assert result["statistics"]["evaluated_expectations"] == len(suite["expectations"])
+    assert report.docs_path is not None and report.docs_path.is_file()
+    assert (tmp_path / "out" / DOCS_DIR / "index.html").is_file()
+
+
+def test_streamed_validation_says_what_the_frame_says(
+    broken: tuple[ValidationReport, pd.DataFrame], suite: dict[str, Any], tmp_path: Path
+) -> None:
+    report, broken_frame = broken
+    folder = _parts(broken_frame, tmp_path / "parts", 40)
+    streamed = validate_parquet(folder, suite, tmp_path / "out", dataset="adult", chunk_rows=50)
+    assert failure_summary(streamed)[0] == failure_summary(report)[0]
+    assert [(f.expectation, f.column, f.kwargs) for f in streamed.failures] == [
+        (f.expectation, f.column, f.kwargs) for f in report.failures
+    ]
+    # Word for word, but for which equally frequent values are quoted as examples.
+    assert [_without_examples(f) for f in streamed.failures] == [
+        _without_examples(f) for f in report.failures
+    ]
+    typed = failure(streamed, "expect_column_values_to_be_in_type_list", "age")
+    examples = typed.observed.split("e.g. ")[1].removesuffix(", ...").split(", ")
+    assert {e.strip("'") for e in examples} <= set(broken_frame["age"])
+
+
+def _without_examples(failure: ExpectationFailure) -> str:
+    return failure.describe().split(", e.g. ")[0]
+
+
+def test_mostly_and_aggregates_combine_over_chunks_exactly(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Nulls all in one chunk: that chunk alone fails ``mostly``, the batch passes (and v.v.)."""
+    data = frame[["age", "education"]].copy()
+    data.loc[:199, "education"] = None  # 10% of 2,000 rows, all in the first chunk
+    suite = {
+        "name": "adult",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "education", "mostly": 0.85},
+            },
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "education", "mostly": 0.95},
+            },
+            {
+                "type": "expect_column_mean_to_be_between",
+                "kwargs": {"column": "age", "max_value": 30},
+            },
+            {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 2000}},
+        ],
+    }
+    folder = _parts(data, tmp_path / "parts", 250)
+    streamed = validate_parquet(folder, suite, tmp_path / "s", dataset="adult", chunk_rows=250)
+    whole = validate_frame(data, suite, tmp_path / "w", dataset="adult")
+    assert [f.describe() for f in streamed.failures] == [f.describe() for f in whole.failures]
+    assert [(f.expectation, f.kwargs.get("mostly")) for f in streamed.failures] == [
+        ("expect_column_values_to_not_be_null", 0.95),
+        ("expect_column_mean_to_be_between", None),
+    ]
+    assert "200 of 2000 values null (10.00%)" in streamed.failures[0].observed
+
+
+def test_narrow_numbers_are_widened_only_for_gx(frame: pd.DataFrame) -> None:
+    narrow = frame.astype({"age": "int16", "fnlwgt": "float32"})
+    ready = gx_ready(narrow)
+    assert (ready["age"].dtype, ready["fnlwgt"].dtype) == ("int64", "float64")
+    assert (narrow["age"].dtype, narrow["fnlwgt"].dtype) == ("int16", "float32")
+    assert gx_ready(frame) is frame
