@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import Task, get_run_logger, task
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 
 from evenflow import explain, lineage, pipeline, registry
@@ -21,6 +23,7 @@ from evenflow.records import (
     ValidationReport,
 )
 from evenflow.settings import EvenflowSettings
+from evenflow.training import is_infrastructure_failure
 from tasks.caching import ContentCache, digest, source_hash, stage_dir
 from tasks.progress import stage
 
@@ -66,15 +69,48 @@ def _train_dir(inputs: Mapping[str, Any]) -> Path:
     return stage_dir(inputs["settings"], "train", _train_base(inputs))
 
 
+TRAIN_RETRIES = 2
+
+
+def retry_on_infrastructure(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a failed attempt only for a lost worker or connection, never a code or data error."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:
+        return False
+    retry = isinstance(error, BaseException) and is_infrastructure_failure(error)
+    kind = "infrastructure" if retry else "code or data"
+    get_run_logger_safe().warning(
+        "%s failed (%s error: %s): %s",
+        task.name,
+        kind,
+        type(error).__name__,
+        "retrying, resuming from the last checkpoint" if retry else "not retrying",
+    )
+    return retry
+
+
+def get_run_logger_safe() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run logger inside a run, else this module's logger."""
+    try:
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger(__name__)
+
+
 @task(
     name="train-model",
     cache_policy=ContentCache(
         stage="train",
         parts=_train_key,
         modules=TRAIN_MODULES,
-        marker=lambda inputs: _train_dir(inputs) / "model.ubj",
+        # Written last by either trainer: a failed attempt never counts as done.
+        marker=lambda inputs: _train_dir(inputs) / "valid_predictions.parquet",
     ),
     persist_result=True,
+    retries=TRAIN_RETRIES,
+    retry_delay_seconds=1,
+    retry_condition_fn=retry_on_infrastructure,
 )
 def train_model(
     manifest: ShardManifest, params: RunParams, settings: EvenflowSettings
@@ -91,9 +127,14 @@ def train_model(
         "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
     ) as done:
         result = pipeline.train(manifest, params, settings, out_dir)
+        resumed = (
+            f", resumed at round {result.resumed_from_round} (rounds not redone)"
+            if result.resumed_from_round
+            else ""
+        )
         done.summary = (
             f"best iteration {result.best_iteration}, valid AUC {result.valid_auc:.4f} "
-            f"on {result.device} ({result.device_reason})"
+            f"on {result.device} ({result.device_reason}){resumed}"
         )
     return result
 
@@ -108,6 +149,7 @@ def record_training(settings: EvenflowSettings, run_id: str, result: TrainingRes
             "valid_auc": result.valid_auc,
             "best_iteration": result.best_iteration,
             "train_seconds": result.train_seconds,
+            "training.rounds_saved_by_checkpoint": result.resumed_from_round,
         },
     )
     registry.set_tags(

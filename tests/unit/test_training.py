@@ -8,24 +8,34 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client
+import xgboost as xgb
+from distributed import Client, KilledWorker
+from distributed.comm.core import CommClosedError
+from sklearn.metrics import roc_auc_score
 
 from evenflow import mitigation
-from evenflow.errors import ConfigError
+from evenflow.errors import ConfigError, DataError
 from evenflow.params import ClusterParams, ModelParams
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.sharding import feature_specs, write_shards
 from evenflow.training import (
+    CHECKPOINT_FILE,
+    GPU_EXTRA_HINT,
+    KILL_WORKER_ENV,
     LABEL,
     SCORE,
     WEIGHT,
     SampleWeights,
+    WorkerLost,
     dask_client,
+    is_infrastructure_failure,
     label_values,
+    plan_device,
     read_partition,
     resolve_device,
     train_model,
@@ -214,3 +224,120 @@ def test_training_with_reweighing_changes_the_model(
     weighted = _train(client, manifest, tmp_path / "weighted", _reweighing(manifest, "sex"))
     assert not np.array_equal(_scores(weighted), _scores(runs[0]))
     assert weighted.partition_workers == runs[0].partition_workers
+
+
+GPUS = ["GPU 0: NVIDIA H100 (UUID: GPU-1)"]
+
+
+@pytest.mark.parametrize(
+    ("requested", "gpus", "xgboost_cuda", "dask_cuda", "device", "cuda_cluster", "reason"),
+    [
+        ("cpu", GPUS, True, True, "cpu", False, "cpu requested"),
+        ("auto", GPUS, True, True, "cuda", True, f"auto: GPU visible ({GPUS[0]})"),
+        ("auto", [], True, True, "cpu", False, "auto: no GPU visible"),
+        ("auto", GPUS, False, True, "cpu", False, "auto: XGBoost built without CUDA"),
+        ("auto", GPUS, True, False, "cpu", False, f"auto: {GPU_EXTRA_HINT}"),
+        ("cuda", GPUS, True, True, "cuda", True, f"cuda requested; GPUs: {GPUS[0]}"),
+    ],
+)
+def test_device_plan_picks_the_cuda_cluster_only_when_everything_is_there(
+    requested: Literal["cpu", "cuda", "auto"],
+    gpus: list[str],
+    xgboost_cuda: bool,
+    dask_cuda: bool,
+    device: str,
+    cuda_cluster: bool,
+    reason: str,
+) -> None:
+    plan = plan_device(requested, gpus, xgboost_cuda=xgboost_cuda, dask_cuda=dask_cuda)
+    assert (plan.device, plan.cuda_cluster, plan.reason) == (device, cuda_cluster, reason)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "xgboost_cuda", "dask_cuda", "message"),
+    [
+        ([], True, True, "no GPU is visible"),
+        (GPUS, False, True, "no CUDA support"),
+        (GPUS, True, False, "uv sync --extra gpu"),
+    ],
+)
+def test_cuda_that_cannot_be_honoured_is_a_config_error(
+    gpus: list[str], xgboost_cuda: bool, dask_cuda: bool, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        plan_device("cuda", gpus, xgboost_cuda=xgboost_cuda, dask_cuda=dask_cuda)
+
+
+def test_lightgbm_is_cpu_only_and_refuses_cuda() -> None:
+    plan = plan_device("auto", GPUS, xgboost_cuda=True, dask_cuda=True, trainer="lightgbm")
+    assert (plan.device, plan.cuda_cluster) == ("cpu", False)
+    assert "CPU-only" in plan.reason
+    with pytest.raises(ConfigError, match="CPU-only"):
+        plan_device("cuda", GPUS, xgboost_cuda=True, dask_cuda=True, trainer="lightgbm")
+
+
+def _killed_worker() -> KilledWorker:
+    """The error Dask raises for a task whose workers kept dying (built without a scheduler)."""
+    return KilledWorker.__new__(KilledWorker)
+
+
+def _chained(outer: Exception, cause: BaseException) -> Exception:
+    outer.__cause__ = cause
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        (_killed_worker(), True),
+        (CommClosedError("in <TCP>: Stream is closed"), True),
+        (ConnectionResetError("reset by peer"), True),
+        (TimeoutError(), True),
+        (WorkerLost("worker left"), True),
+        (xgb.core.XGBoostError("Ring Allreduce failed. socket.h: Poll error"), True),
+        (_chained(RuntimeError("training failed"), _killed_worker()), True),
+        (xgb.core.XGBoostError("Invalid parameter max_depth: -1"), False),
+        (ConfigError("positive label 'yes' is not a number"), False),
+        (DataError("target has 3 missing values"), False),
+        (_chained(ConfigError("bad config"), OSError("disk")), False),
+        (ValueError("could not convert"), False),
+        (KeyError("age"), False),
+    ],
+)
+def test_only_infrastructure_failures_are_worth_a_retry(error: Exception, retry: bool) -> None:
+    assert is_infrastructure_failure(error) is retry
+
+
+def test_training_resumes_from_its_checkpoint_after_a_worker_is_killed(
+    manifest: ShardManifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = ModelParams(
+        device="cpu",
+        num_boost_round=120,
+        early_stopping_rounds=120,
+        learning_rate=0.1,
+        checkpoint_every=20,
+    )
+    with dask_client(None, CLUSTER) as fresh:
+        baseline = train_model(fresh, manifest, model, 1, tmp_path / "baseline")
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(KILL_WORKER_ENV, f"50:{marker}")
+    out_dir = tmp_path / "interrupted"
+    with dask_client(None, CLUSTER) as first, pytest.raises(Exception) as failure:
+        train_model(first, manifest, model, 1, out_dir)
+    assert marker.exists()
+    assert is_infrastructure_failure(failure.value), repr(failure.value)
+    assert (out_dir / CHECKPOINT_FILE).is_file()
+    with dask_client(None, CLUSTER) as second:  # what the retried task does
+        resumed = train_model(second, manifest, model, 1, out_dir)
+
+    assert resumed.resumed_from_round == 40
+    assert baseline.resumed_from_round == 0
+    assert not (out_dir / CHECKPOINT_FILE).exists()
+    assert resumed.num_boosted_rounds == resumed.best_iteration + 1
+    assert 0 <= resumed.best_iteration < model.num_boost_round
+    aucs = [
+        roc_auc_score(frame[LABEL], frame[SCORE])
+        for frame in (pd.read_parquet(r.predictions_path) for r in (baseline, resumed))
+    ]
+    assert abs(aucs[0] - aucs[1]) < 0.01, aucs
