@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ with warnings.catch_warnings():
     # Evidently's import pulls in modules that warn about numpy.core and litestar deprecations.
     warnings.simplefilter("ignore", DeprecationWarning)
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
     from evidently.presets import ClassificationPreset, DataDriftPreset
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ class ReportFiles(NamedTuple):
 
     html: Path
     json: Path
+
+
+class ColumnTest(NamedTuple):
+    """One column's drift check with an explicit statistic and threshold."""
+
+    column: str
+    kind: Literal["numerical", "categorical"]
+    method: str  # Evidently's statistic name: wasserstein, psi, jensenshannon, ...
+    threshold: float
 
 
 class ColumnDrift(BaseModel):
@@ -133,6 +143,75 @@ def data_drift_report(
     return summary
 
 
+def column_drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    tests: Sequence[ColumnTest],
+    out_dir: Path,
+    *,
+    stem: str = DRIFT_STEM,
+) -> tuple[tuple[ColumnDrift, ...], ReportFiles]:
+    """Run one Evidently ``ValueDrift`` per column with the statistic and threshold given.
+
+    Unlike :func:`data_drift_report`, nothing is chosen by Evidently: each test names its
+    statistic and threshold, so the decision is the caller's policy. Both frames must hold
+    every tested column; sample them first if they are large.
+
+    Args:
+        reference: Reference rows (the data the model was trained on, or a sample of it).
+        current: Rows to check.
+        tests: One test per column: its kind, Evidently statistic name and threshold.
+        out_dir: Folder for ``<stem>.html`` and ``<stem>.json``.
+        stem: File name stem of the report.
+
+    Returns:
+        Each column's value, statistic, threshold and drift flag (in the order of ``tests``),
+        and the report files.
+
+    Raises:
+        DataError: No tests, repeated columns, or a frame lacks a tested column.
+    """
+    columns = [t.column for t in tests]
+    if not columns:
+        raise DataError("data drift needs at least one column to compare")
+    if len(set(columns)) != len(columns):
+        raise DataError(f"drift tests repeat columns: {columns}")
+    frames = [
+        _prepare(frame, columns, name, None, 0)
+        for frame, name in ((reference, "reference"), (current, "current"))
+    ]
+    definition = DataDefinition(
+        numerical_columns=[t.column for t in tests if t.kind == "numerical"],
+        categorical_columns=[t.column for t in tests if t.kind == "categorical"],
+    )
+    ref_ds, cur_ds = (Dataset.from_pandas(f, data_definition=definition) for f in frames)
+    metrics = [ValueDrift(column=t.column, method=t.method, threshold=t.threshold) for t in tests]
+    with _quiet():
+        snapshot = Report(metrics, include_tests=True).run(
+            current_data=cur_ds, reference_data=ref_ds
+        )
+    files = _save(snapshot, out_dir, stem)
+    found = {c.column: c for c in value_drifts(snapshot.dict())}
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise ValueError(f"Evidently's snapshot has no ValueDrift for {missing}")
+    return tuple(found[c] for c in columns), files
+
+
+def value_drifts(snapshot_dict: Mapping[str, Any]) -> tuple[ColumnDrift, ...]:
+    """Every ``ValueDrift`` metric of a snapshot as a :class:`ColumnDrift`, matched by type.
+
+    A column's drift flag is the status of the ``drift`` test Evidently attaches to its metric
+    (FAIL means drift), so the direction of the comparison stays Evidently's decision.
+    """
+    failed = _failed_metric_ids(snapshot_dict.get("tests", []))
+    return tuple(
+        _column_drift(metric, failed)
+        for metric in snapshot_dict.get("metrics", [])
+        if metric.get("config", {}).get("type") == _VALUE_DRIFT
+    )
+
+
 def classification_report(
     predictions: pd.DataFrame,
     out_dir: Path,
@@ -179,12 +258,7 @@ def summarise_drift(
         The summary; raises ``ValueError`` if the snapshot lacks the expected metrics.
     """
     metrics = list(snapshot_dict.get("metrics", []))
-    failed = _failed_metric_ids(snapshot_dict.get("tests", []))
-    columns = tuple(
-        _column_drift(metric, failed)
-        for metric in metrics
-        if metric.get("config", {}).get("type") == _VALUE_DRIFT
-    )
+    columns = value_drifts(snapshot_dict)
     counts = [m for m in metrics if m.get("config", {}).get("type") == _DRIFTED_COLUMNS]
     if not columns or len(counts) != 1:
         raise ValueError("snapshot has no ValueDrift metrics or not one DriftedColumnsCount")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import tempfile
@@ -41,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evenflow import registry
 from evenflow.errors import EvenflowError, PromotionRefused
 from evenflow.io import file_sha256
+from evenflow.numbers import finite_int, finite_number
 from evenflow.policy import GateDecision, describe_failures
 from evenflow.settings import EvenflowSettings
 
@@ -376,12 +376,8 @@ def compare_groups(
     champion_fairness: Mapping[str, Any] | None = None,
 ) -> tuple[GroupComparison, ...]:
     """Per-group recall, precision and selection rate of both versions, with differences."""
-    ours = {_group_key(g): g for g in groups}
-    theirs = {_group_key(g): g for g in champion or ()}
-    keys = [*ours, *(k for k in theirs if k not in ours)]
     rows = []
-    for key in keys:
-        mine, other = ours.get(key, {}), theirs.get(key)
+    for key, mine, other in paired_groups(groups, champion):
         figures = [
             _comparison(
                 metric,
@@ -394,8 +390,8 @@ def compare_groups(
             GroupComparison(
                 column=key[0],
                 group=key[1],
-                n=_int(mine.get("n")),
-                champion_n=None if other is None else _int(other.get("n")),
+                n=finite_int(mine.get("n")),
+                champion_n=None if other is None else finite_int(other.get("n")),
                 suppressed=bool(mine.get("suppressed", False)),
                 champion_suppressed=bool((other or {}).get("suppressed", False)),
                 metrics=tuple(figures),
@@ -917,36 +913,24 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _int(value: Any) -> int | None:
-    number = _number(value)
-    return None if number is None else int(number)
-
-
 _Figure = tuple[float | None, float | None, float | None]
 
 
 def _figure(metrics: Mapping[str, Any], name: str, overall: Mapping[str, Any] | None) -> _Figure:
-    low, high = _number(metrics.get(f"{name}_low")), _number(metrics.get(f"{name}_high"))
+    low, high = (
+        finite_number(metrics.get(f"{name}_low")),
+        finite_number(metrics.get(f"{name}_high")),
+    )
     if low is None and high is None:
         low, high = _interval(overall, name)
-    return _number(metrics.get(name)), low, high
+    return finite_number(metrics.get(name)), low, high
 
 
 def _interval(estimates: Mapping[str, Any] | None, name: str) -> tuple[float | None, float | None]:
     found = (estimates or {}).get(_FAIRNESS_NAME.get(name, name))
     if not isinstance(found, Mapping):
         return None, None
-    return _number(found.get("low")), _number(found.get("high"))
+    return finite_number(found.get("low")), finite_number(found.get("high"))
 
 
 def _comparison(name: str, ours: _Figure, theirs: _Figure | None) -> Comparison:
@@ -969,6 +953,22 @@ def _group_key(record: Mapping[str, Any]) -> tuple[str, str]:
     return str(record["column"]), str(record["group"])
 
 
+GroupPair = tuple[tuple[str, str], Mapping[str, Any], Mapping[str, Any] | None]
+
+
+def paired_groups(
+    groups: Sequence[Mapping[str, Any]], champion: Sequence[Mapping[str, Any]] | None
+) -> list[GroupPair]:
+    """Each (column, group) record beside the champion's: ours first, then groups only it has.
+
+    A group missing on our side comes with an empty record; on the champion's side with None.
+    """
+    ours = {_group_key(g): g for g in groups}
+    theirs = {_group_key(g): g for g in champion or ()}
+    keys = [*ours, *(k for k in theirs if k not in ours)]
+    return [(key, ours.get(key, {}), theirs.get(key)) for key in keys]
+
+
 def _group_figure(
     record: Mapping[str, Any],
     metric: str,
@@ -976,7 +976,7 @@ def _group_figure(
     key: tuple[str, str],
 ) -> _Figure:
     low, high = _interval(_fairness_group(fairness, key), metric)
-    return _number(record.get(metric)), low, high
+    return finite_number(record.get(metric)), low, high
 
 
 def _fairness_group(
@@ -1070,7 +1070,7 @@ def _group_size(group: GroupComparison, with_champion: bool) -> str:
 
 def _metric_row(item: Comparison, with_champion: bool) -> list[str]:
     if item.name in _COUNTS:
-        count = [_count(_int(v)) for v in (item.value, item.champion, item.difference)]
+        count = [_count(finite_int(v)) for v in (item.value, item.champion, item.difference)]
         if item.difference is not None:
             count[2] = f"{int(item.difference):+,}"
         return [item.name, count[0], count[1] if with_champion else "-", count[2]]
