@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
+from evenflow.boosters import tree_settings
 from evenflow.errors import ConfigError, DataError
 from evenflow.evaluation import json_safe
 from evenflow.fairness import (
@@ -518,18 +519,10 @@ def _inner_estimator(model: ModelParams, params: MitigationParams) -> Any:
     return xgb.XGBClassifier(
         n_estimators=params.reductions_n_estimators,
         n_jobs=params.reductions_threads,
-        tree_method="hist",
         enable_categorical=True,
         device="cpu",
-        learning_rate=model.learning_rate,
-        max_depth=model.max_depth,
-        min_child_weight=model.min_child_weight,
-        subsample=model.subsample,
-        colsample_bytree=model.colsample_bytree,
-        reg_lambda=model.reg_lambda,
-        max_cat_to_onehot=model.max_cat_to_onehot,
-        max_bin=model.max_bin,
         random_state=model.seed,
+        **tree_settings(model),
     )
 
 

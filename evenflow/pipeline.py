@@ -24,7 +24,7 @@ from evenflow import (
     validation,
     versioning,
 )
-from evenflow.datasets import load_batch, read_table
+from evenflow.datasets import describe_batch, is_parquet, iter_chunks, load_batch, read_table
 from evenflow.errors import DataError
 from evenflow.fairness import DECISION_COLUMN, FairnessReport, fairness_report
 from evenflow.fairness_html import write_fairness_report
@@ -41,6 +41,7 @@ from evenflow.params import DatasetSpec, RunParams
 from evenflow.policy import GateDecision, describe_failures, gate_failures
 from evenflow.records import (
     EvalReport,
+    FeatureSpec,
     ModelVersionRef,
     RawBatch,
     ShardInfo,
@@ -50,7 +51,7 @@ from evenflow.records import (
 )
 from evenflow.serving import load_booster
 from evenflow.settings import EvenflowSettings
-from evenflow.sharding import feature_specs, shard_key, write_shards
+from evenflow.sharding import shard_key, shipped_has_valid, write_shard_chunks
 from evenflow.training import (
     LABEL,
     SCORE,
@@ -89,8 +90,21 @@ def validate_batch(
     spec: DatasetSpec, settings: EvenflowSettings
 ) -> tuple[RawBatch, ValidationReport]:
     """Check the input file against its contract; the file is only read."""
-    batch, frame = load_batch(spec)
     suite = contracts.load_suite(contract_path(settings, spec))
+    if is_parquet(spec.path):
+        # Out of core: validated chunk by chunk, the batch is never held whole.
+        batch = describe_batch(spec)
+        out_dir = batch_dir(settings, spec.name, batch.md5) / "validation"
+        report = validation.validate_parquet(
+            spec.path,
+            suite,
+            out_dir,
+            dataset=spec.name,
+            chunk_rows=spec.chunk_rows,
+            workers=spec.validation_workers,
+        )
+        return batch, report
+    batch, frame = load_batch(spec)
     out_dir = batch_dir(settings, spec.name, batch.md5) / "validation"
     return batch, validation.validate_frame(frame, suite, out_dir, dataset=spec.name)
 
@@ -99,19 +113,28 @@ def shard_and_version(
     params: RunParams, settings: EvenflowSettings, batch: RawBatch
 ) -> ShardManifest:
     """Split and shard the validated batch under data/, version it with DVC, describe it."""
-    batch_now, frame = load_batch(params.dataset)
+    spec = params.dataset
+    batch_now = describe_batch(spec)
     if batch_now.md5 != batch.md5:
         raise DataError(f"{batch.path} changed after it was validated; run again")
     shard_dir = (
         batch_dir(settings, batch.dataset, batch.md5)
         / f"shards-{shard_key(params.split, params.shards)}"
     )
-    shards = write_shards(frame, params.dataset, params.split, params.shards, shard_dir)
+    # Streamed: one chunk of rows is held at a time (a CSV arrives as one chunk).
+    shards, features = write_shard_chunks(
+        iter_chunks(spec.path, spec.chunk_rows),
+        spec,
+        params.split,
+        params.shards,
+        shard_dir,
+        has_valid=_ships_valid(spec, batch_now),
+    )
     versioning.ensure_repo(settings.project_root, settings.dvc_remote)
     data_md5 = versioning.version_directory(settings.project_root, settings.data_root, shard_dir)
     return describe_shards(
-        frame,
-        params.dataset,
+        features,
+        spec,
         raw_md5=batch.md5,
         data_md5=data_md5,
         shard_dir=shard_dir,
@@ -119,8 +142,19 @@ def shard_and_version(
     )
 
 
+def _ships_valid(spec: DatasetSpec, batch: RawBatch) -> bool | None:
+    """Whether the batch's own split column names valid rows (None: no split column, or a CSV)."""
+    column = spec.split_column
+    if column is None or not is_parquet(spec.path):
+        return None
+    if column not in batch.columns:
+        raise DataError(f"split column '{column}' is not in the data")
+    chunks = iter_chunks(spec.path, spec.chunk_rows, columns=[column])
+    return shipped_has_valid((chunk[column] for chunk in chunks), column)
+
+
 def describe_shards(
-    frame: pd.DataFrame,
+    features: tuple[FeatureSpec, ...],
     spec: DatasetSpec,
     *,
     raw_md5: str,
@@ -135,7 +169,7 @@ def describe_shards(
         data_md5=data_md5,
         shard_dir=shard_dir,
         shards=tuple(shards),
-        features=feature_specs(frame, spec),
+        features=features,
         target=spec.target,
         positive_label=spec.positive_label,
         sensitive=spec.sensitive,
@@ -147,7 +181,7 @@ def train(
 ) -> TrainingResult:
     """Train on the configured Dask cluster (a local one unless an address is set)."""
     weights = reweighing(manifest, params) if params.mitigation.method == "reweighing" else None
-    with dask_client(settings.dask_address, params.cluster) as client:
+    with dask_client(settings.dask_address, params.cluster, params.model) as client:
         return train_model(
             client,
             manifest,
@@ -359,10 +393,18 @@ def _reductions_predictions(
     )
 
 
-def input_example(manifest: ShardManifest, n_rows: int = 5) -> pd.DataFrame:
-    """A few raw test rows, feature columns only, in the data's own dtypes: the input example."""
-    first = manifest.split_paths("test")[0]
-    return pd.read_parquet(first, columns=[f.name for f in manifest.features]).head(n_rows)
+def input_example(
+    manifest: ShardManifest, n_rows: int = 5, *, decision_columns: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """A few raw test rows in the data's own dtypes: the input example, hence the signature.
+
+    ``decision_columns`` are inputs the model decides with but does not score with (the group of
+    a threshold policy when sensitive columns are not features): MLflow drops any column the
+    signature does not name, which would silently switch the policy off.
+    """
+    features = [f.name for f in manifest.features]
+    columns = features + [c for c in decision_columns if c not in features]
+    return pd.read_parquet(manifest.split_paths("test")[0], columns=columns).head(n_rows)
 
 
 def write_manifest(manifest: ShardManifest, out_dir: Path) -> Path:
@@ -392,7 +434,10 @@ def register(
         model_name=params.dataset.name,
         training=training,
         manifest=manifest,
-        input_example=input_example(manifest),
+        input_example=input_example(
+            manifest,
+            decision_columns=(manifest.sensitive if report.threshold_policy_path else ()),
+        ),
         threshold=params.evaluation.threshold,
         threshold_policy=report.threshold_policy_path,
         tags={**tags, **gate_tags},

@@ -58,11 +58,23 @@ def start_run(
         found.experiment_id
         if found is not None
         else client.create_experiment(
-            experiment, artifact_location=f"{settings.artifact_root}/{experiment}"
+            experiment, artifact_location=artifact_location(settings.artifact_root, experiment)
         )
     )
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     return str(run.info.run_id)
+
+
+def artifact_location(artifact_root: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: under the root, or the server's choice.
+
+    ``file:///p/mlruns/artifacts`` gives ``file:///p/mlruns/artifacts/adult``;
+    ``mlflow-artifacts:/`` (proxied by the tracking server) gives ``mlflow-artifacts:/adult``;
+    an empty root (a tracking server with no root set) leaves it to the server.
+    """
+    if not artifact_root:
+        return None
+    return f"{artifact_root.rstrip('/')}/{experiment}"
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

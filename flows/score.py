@@ -1,0 +1,34 @@
+"""The scoring flow: resolve the alias → check rows against the contract → score → record."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from evenflow.scoring import ScoreParams, ScoringResult
+from evenflow.settings import EvenflowSettings
+from tasks.scoring import record_scoring, resolve_model, score_rows, start_scoring_run
+from tasks.tracking import finish_tracking
+
+
+@flow(name="score")
+def score_batch(params: ScoreParams) -> ScoringResult:
+    """Score a batch with the model behind an alias (``champion`` by default).
+
+    Rows that break the dataset's contract are written to a rejects file with the rules they
+    failed, never scored; the predictions carry the model's name, version, alias and run id and
+    the input's md5 (as columns, in a sidecar ``<out>.json`` and as Parquet metadata). The run is
+    logged to MLflow in the ``NAME-scoring`` experiment. The input file is only read.
+    """
+    settings = EvenflowSettings()
+    # Model: a missing alias stops here, before anything is read or logged.
+    model = resolve_model(params, settings)
+    run_id = start_scoring_run(params, settings, model)
+    try:
+        # Check, score and write (rejects, predictions, then the sidecar)
+        result = score_rows(params, settings, model, run_id)
+        record_scoring(settings, run_id, result)
+    except BaseException:
+        finish_tracking(settings, run_id, failed=True)
+        raise
+    finish_tracking(settings, run_id, failed=False)
+    return result

@@ -1,0 +1,69 @@
+"""Scoring stages: resolve the alias, open the scoring run, check + score + write, record."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+from evenflow import lineage, registry, scoring
+from evenflow.scoring import ScoreParams, ScoringModel, ScoringResult
+from evenflow.settings import EvenflowSettings
+from tasks.progress import stage
+
+
+@task(name="resolve-model")
+def resolve_model(params: ScoreParams, settings: EvenflowSettings) -> ScoringModel:
+    """Find the version behind the alias (fails at once if there is none)."""
+    with stage("model", params.model_uri) as done:
+        model = scoring.resolve_model(settings, params)
+        done.summary = f"{model.name} version {model.version} (run {model.run_id})"
+    return model
+
+
+@task(name="start-scoring-run")
+def start_scoring_run(params: ScoreParams, settings: EvenflowSettings, model: ScoringModel) -> str:
+    """Open the MLflow run in the ``NAME-scoring`` experiment, tagged with lineage and the model."""
+    input_md5 = scoring.input_md5(params.data)
+    code = lineage.code_version(settings.code_root)
+    tags = lineage.lineage_tags(input_md5, code, params.params_hash(), str(flow_run.get_id()))
+    run_name = f"{params.name}-scoring-{flow_run.get_name() or 'local'}"
+    run_id = registry.start_run(
+        settings,
+        f"{params.name}-scoring",
+        run_name,
+        scoring.scoring_tags(model, input_md5, tags),
+    )
+    registry.log_params(settings, run_id, params.model_dump(mode="json"))
+    return run_id
+
+
+@task(name="score-rows")
+def score_rows(
+    params: ScoreParams, settings: EvenflowSettings, model: ScoringModel, run_id: str
+) -> ScoringResult:
+    """Check each row against the contract, score the rest, write predictions and rejects."""
+    with stage("score", f"{params.data.name} with {model.uri} (version {model.version})") as done:
+        result = scoring.score_file(
+            settings, params, model, scoring_run_id=run_id, flow_run_id=str(flow_run.get_id())
+        )
+        done.summary = (
+            f"{result.n_scored:,} of {result.n_input:,} rows scored, {result.n_rejected:,} "
+            f"rejected → {result.out_path}"
+        )
+    logger = get_run_logger()
+    if result.n_rejected:
+        logger.warning(
+            "%d rows failed the contract and were not scored (%s); see %s",
+            result.n_rejected,
+            scoring.describe_rejects(result.rejected_by_rule),
+            result.rejects_path,
+        )
+    for line in result.warnings:
+        logger.warning("contract: %s", line)
+    return result
+
+
+@task(name="record-scoring")
+def record_scoring(settings: EvenflowSettings, run_id: str, result: ScoringResult) -> None:
+    """Log counts, the sidecar summary and the rejects with the scoring run."""
+    scoring.log_scoring(settings, run_id, result)

@@ -1,0 +1,172 @@
+"""The scoring flow end to end: a real champion (trained once per module) scores a batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from evenflow.cli import app
+from evenflow.io import file_md5
+from evenflow.mitigation import ThresholdPolicy
+from evenflow.records import ModelVersionRef
+from evenflow.scoring import ScoreParams
+from evenflow.settings import EvenflowSettings
+from flows.score import score_batch
+from flows.train_and_register import train_and_register
+from tests.conftest import REPO_ROOT, sample_params
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Champion:
+    root: Path
+    version: ModelVersionRef
+    client: MlflowClient
+    policy: ThresholdPolicy
+
+
+@pytest.fixture(scope="module")
+def champion(
+    tmp_path_factory: pytest.TempPathFactory, adult_sample_path: Path
+) -> Iterator[Champion]:
+    """Train once (threshold mitigation on sex, so the policy is visible) and make it champion."""
+    root = tmp_path_factory.mktemp("scoring")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("EVENFLOW_PROJECT_ROOT", str(root / "project"))
+        env.setenv("EVENFLOW_CODE_ROOT", str(REPO_ROOT))
+        env.setenv("EVENFLOW_DVC_REMOTE", str(root / "dvc-remote"))
+        (root / "project").mkdir()
+        params = sample_params(
+            adult_sample_path, mitigation__method="threshold", mitigation__sensitive_column="sex"
+        )
+        version = train_and_register(params)
+        uri = EvenflowSettings().tracking_uri
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.set_registered_model_alias("adult", "champion", version.version)
+        policy_file = client.download_artifacts(
+            version.run_id, "reports/threshold_policy.json", str(root / "dl")
+        )
+        policy = ThresholdPolicy.from_json(Path(policy_file).read_text(encoding="utf-8"))
+        yield Champion(root, version, client, policy)
+
+
+def _batch(adult_sample_path: Path, out: Path, *, drop: tuple[str, ...] = ()) -> Path:
+    """The sample as a scoring batch: no label, an id column, three rows that break the contract."""
+    frame = pd.read_csv(adult_sample_path).drop(columns=["income", "split", *drop])
+    frame.insert(0, "customer_id", [f"c{i:05d}" for i in range(len(frame))])
+    if "age" in frame.columns:
+        frame.loc[3, "age"] = 420
+    frame.loc[5, "workclass"] = "Space-force"
+    frame.loc[8, "sex"] = None
+    frame.to_csv(out, index=False)
+    return out
+
+
+def test_score_writes_predictions_with_lineage_and_rejects_with_rules(
+    champion: Champion, adult_sample_path: Path, tmp_path: Path
+) -> None:
+    data = _batch(adult_sample_path, tmp_path / "batch.csv")
+    before = data.read_bytes()
+    out = tmp_path / "out" / "scores.parquet"
+
+    result = score_batch(ScoreParams(data=data, out=out, name="adult"))
+
+    assert data.read_bytes() == before
+    md5 = file_md5(data)
+    assert (result.n_input, result.n_scored, result.n_rejected) == (3000, 2997, 3)
+    rejects = pd.read_parquet(result.rejects_path)
+    assert list(rejects["input_row"]) == [3, 5, 8]
+    assert list(rejects["customer_id"]) == ["c00003", "c00005", "c00008"]
+    assert rejects["failed_rules"].tolist() == [
+        "expect_column_values_to_be_between[age]: 420 not in [17.0, 90.0]",
+        "expect_column_values_to_be_in_set[workclass]: 'Space-force' not in the set",
+        "expect_column_values_to_not_be_null[sex]: missing",
+    ]
+    scored = pd.read_parquet(out)
+    assert len(scored) == 2997 and not scored["input_row"].isin([3, 5, 8]).any()
+    version = champion.version
+    lineage = {
+        "model_name": "adult",
+        "model_version": version.version,
+        "model_alias": "champion",
+        "model_run_id": version.run_id,
+        "input_md5": md5,
+    }
+    for column, value in lineage.items():
+        assert (scored[column] == value).all(), column
+    metadata = json.loads(pq.read_schema(out).metadata[b"evenflow.scoring"])
+    assert {k: metadata[k] for k in lineage} == lineage
+    # The registered pyfunc applied the model's per-group thresholds (seeded as in serving).
+    expected = champion.policy.decide(scored["score"].to_numpy(), scored["sex"], seed=0)
+    assert (scored["prediction"].to_numpy() == expected).all()
+    assert result.threshold.startswith("per-group thresholds on 'sex'")
+    assert scored["score"].between(0, 1).all()
+
+    sidecar = json.loads((tmp_path / "out" / "scores.parquet.json").read_text())
+    assert sidecar["counts"] == {"input_rows": 3000, "scored_rows": 2997, "rejected_rows": 3}
+    assert sidecar["model"]["version"] == version.version and sidecar["input"]["md5"] == md5
+    assert sidecar["outputs"]["predictions"]["md5"] == file_md5(out)
+    assert sidecar["rejected_by_rule"]["expect_column_values_to_not_be_null[sex]"] == 1
+    assert any("income" in line for line in sidecar["not_checked_per_row"])
+    assert not list(out.parent.glob(".*.tmp")), "a temp file was left behind"
+
+    client = champion.client
+    experiment = client.get_experiment_by_name("adult-scoring")
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.run_id == sidecar["mlflow_run_id"]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["scored_rows"] == 2997 and run.data.metrics["rejected_rows"] == 3
+    tags = run.data.tags
+    assert tags["evenflow.data_md5"] == md5
+    assert tags["evenflow.model_version"] == version.version
+    assert tags["evenflow.model_run_id"] == version.run_id
+    assert tags["evenflow.flow_run_id"] == sidecar["flow_run_id"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "scoring")}
+    assert artifacts == {"scoring/scores.parquet.json", "scoring/scores.rejects.parquet"}
+
+
+def test_cli_scores_to_csv_and_names_what_makes_a_batch_unusable(
+    champion: Champion, adult_sample_path: Path, tmp_path: Path
+) -> None:
+    cli = CliRunner()
+    data = _batch(adult_sample_path, tmp_path / "batch.csv")
+    out = tmp_path / "scores.csv"
+
+    done = cli.invoke(app, ["score", "--data", str(data), "--out", str(out), "--name", "adult"])
+
+    assert done.exit_code == 0, done.output
+    assert "scored 2,997 of 3,000 rows" in done.output
+    scored = pd.read_csv(out)
+    assert len(scored) == 2997 and (scored["model_alias"] == "champion").all()
+    assert len(pd.read_csv(tmp_path / "scores.rejects.csv")) == 3
+    assert json.loads((tmp_path / "scores.csv.json").read_text())["counts"]["scored_rows"] == 2997
+
+    no_hours = _batch(adult_sample_path, tmp_path / "no_hours.csv", drop=("hours-per-week",))
+    missing = cli.invoke(
+        app,
+        ["score", "--data", str(no_hours), "--out", str(tmp_path / "x.parquet"), "--name", "adult"],
+    )
+    assert missing.exit_code == 2
+    assert "no_hours.csv: missing feature column(s) ['hours-per-week']" in missing.output
+    assert not (tmp_path / "x.parquet").exists()
+    runs = champion.client.search_runs(
+        [champion.client.get_experiment_by_name("adult-scoring").experiment_id],
+        order_by=["attributes.start_time DESC"],
+    )
+    assert runs[0].info.status == "FAILED"
+
+    no_alias = cli.invoke(
+        app,
+        ["score", "--data", str(data), "--out", str(tmp_path / "y.csv"), "--model", "adult@gold"],
+    )
+    assert no_alias.exit_code == 2
+    assert "model 'adult' has no version with alias 'gold'" in no_alias.output
