@@ -1,0 +1,220 @@
+"""Schedules as code against a real Prefect server: `evenflow serve` registers and runs deployments.
+
+A Prefect server (its own PREFECT_HOME and SQLite database under tmp_path) and `evenflow serve`
+run as subprocesses. The weekly training deployment is checked for its cron schedule and run on
+demand on the 3,000-row sample; its model is made champion and the on-demand scoring deployment
+scores a batch with it. Every process started here is stopped (terminate, wait, kill) and the
+server's port must be free again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+
+import anyio
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from evenflow.settings import EvenflowSettings
+from tests.conftest import REPO_ROOT, sample_params
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT_S = 150
+RUN_TIMEOUT_S = 300
+
+
+@dataclass
+class Started:
+    """A subprocess started by this module, its log, and how to say what it printed."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    home = tmp_path / "prefect-home"
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_EXTRA_LOGGERS="evenflow",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        DVC_NO_ANALYTICS="1",
+        **extra,
+    )
+    return env
+
+
+def _start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> Started:
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    handle.close()
+    return Started(process, log)
+
+
+def _stop(started: Started, timeout_s: float = 30) -> None:
+    """Terminate, wait, kill on timeout; then end anything left in the process group it leads."""
+    process = started.process
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the session it leads: runs and server workers
+
+
+def _wait_healthy(server: Started, url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"prefect server exited ({server.process.returncode}):\n{server.tail()}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as reply:
+                if reply.status == 200:
+                    return
+        except (URLError, OSError):
+            pass
+        time.sleep(1)
+    pytest.fail(f"prefect server not healthy after {STARTUP_TIMEOUT_S}s:\n{server.tail()}")
+
+
+@pytest.fixture
+def prefect_api(tmp_path: Path) -> Iterator[str]:
+    """A real `prefect server start` on a free port, with its own home and SQLite database."""
+    port = _free_port()
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    env = _environment(
+        tmp_path,
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_UI_ENABLED="false",
+    )
+    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+    server = _start([*command, "--port", str(port)], env, tmp_path / "server.log", tmp_path)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_healthy(server, url)
+        yield url
+    finally:
+        _stop(server)
+        assert server.process.poll() is not None
+        assert not _port_in_use(port), f"port {port} still in use after stopping the server"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def served(prefect_api: str, project: Path, tmp_path: Path) -> Iterator[Started]:
+    """`evenflow serve` for the training and scoring deployments, pointed at the server."""
+    env = _environment(
+        tmp_path,
+        PREFECT_API_URL=prefect_api,
+        EVENFLOW_PROJECT_ROOT=str(project),
+        EVENFLOW_CODE_ROOT=str(REPO_ROOT),
+        EVENFLOW_DVC_REMOTE=str(tmp_path / "dvc-remote"),
+        PREFECT_RUNNER_POLL_FREQUENCY="2",  # pick a run up in 2 s, not 10
+    )
+    command = [str(BIN / "evenflow"), "serve", "--only", "train-weekly,score-on-demand"]
+    serve = _start(command, env, tmp_path / "serve.log", REPO_ROOT)
+    try:
+        yield serve
+    finally:
+        _stop(serve)
+        assert serve.process.poll() is not None
+
+
+async def _registered(name: str, serve: Started) -> DeploymentResponse:
+    """Wait until `evenflow serve` has registered the deployment; fail with its log if it dies."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            if serve.process.poll() is not None:
+                pytest.fail(f"evenflow serve exited:\n{serve.tail()}")
+            try:
+                return await client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                await anyio.sleep(1)
+    pytest.fail(f"{name} was not registered within {STARTUP_TIMEOUT_S}s:\n{serve.tail()}")
+
+
+def _run(name: str, parameters: dict[str, object], serve: Started) -> None:
+    flow_run = run_deployment(
+        name, parameters=parameters, timeout=RUN_TIMEOUT_S, poll_interval=2, as_subflow=False
+    )
+    assert isinstance(flow_run, FlowRun) and flow_run.state is not None
+    assert flow_run.state.is_completed(), f"{name}: {flow_run.state}\n{serve.tail(80)}"
+
+
+def test_served_deployments_keep_their_schedule_and_run_on_demand(
+    prefect_api: str, served: Started, project: Path, adult_sample_path: Path, tmp_path: Path
+) -> None:
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        training = anyio.run(_registered, "train-and-register/train-weekly", served)
+        scoring = anyio.run(_registered, "score/score-on-demand", served)
+        [schedule] = training.schedules
+        assert schedule.schedule.cron == "0 3 * * 1" and schedule.active  # type: ignore[union-attr]
+        assert scoring.schedules == []
+
+        params = sample_params(adult_sample_path, cluster__n_workers=1).model_dump(mode="json")
+        _run("train-and-register/train-weekly", {"params": params}, served)
+
+        uri = EvenflowSettings(project_root=project).tracking_uri
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        candidate = client.get_model_version_by_alias("adult", "candidate")
+        client.set_registered_model_alias("adult", "champion", candidate.version)
+        batch = tmp_path / "batch.csv"
+        pd.read_csv(adult_sample_path).drop(columns=["income"]).to_csv(batch, index=False)
+        out = tmp_path / "scores" / "adult.parquet"
+        request = {"data": str(batch), "out": str(out), "name": "adult"}
+        _run("score/score-on-demand", {"params": request}, served)
+
+    scored = pd.read_parquet(out)
+    assert len(scored) == 3000
+    assert (scored["model_version"] == str(candidate.version)).all()
+    assert scored["score"].between(0, 1).all()
