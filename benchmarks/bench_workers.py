@@ -23,7 +23,7 @@ from evenflow.datasets import load_batch
 from evenflow.params import ClusterParams, RunParams, builtin_example
 from evenflow.pipeline import describe_shards
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.sharding import write_shards
+from evenflow.sharding import feature_specs, write_shards
 from evenflow.training import LABEL, SCORE, dask_client, train_model
 
 THRESHOLD = 0.5
@@ -40,7 +40,7 @@ def build_manifest(params: RunParams, root: Path) -> ShardManifest:
     shard_dir = root / "shards"
     shards = write_shards(frame, spec, params.split, params.shards, shard_dir)
     return describe_shards(
-        frame,
+        feature_specs(frame, spec),
         spec,
         raw_md5=batch.md5,
         data_md5="unversioned.dir",

@@ -25,6 +25,10 @@ expectations_app = typer.Typer(
     help="Data contracts (Great Expectations suites).", no_args_is_help=True
 )
 app.add_typer(expectations_app, name="expectations")
+stack_app = typer.Typer(
+    help="The server stack (MLflow, Prefect, Dask) as local processes.", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
 
 DataOption = Annotated[Path | None, typer.Option("--data", help="CSV or Parquet file to train on.")]
 TargetOption = Annotated[str | None, typer.Option("--target", help="Label column.")]
@@ -175,8 +179,15 @@ def run(
         _fail(exc)
     typer.echo(
         f"registered {version.name} version {version.version} as 'candidate' (run {version.run_id})\n"
-        f"review it: mlflow ui --backend-store-uri {settings.tracking_uri}"
+        f"review it: {_review_hint(settings.tracking_uri)}"
     )
+
+
+def _review_hint(tracking_uri: str) -> str:
+    """Where a reviewer looks: the tracking server itself, or a local UI over the SQLite store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} (MLflow tracking server)"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
 @app.command()
@@ -204,6 +215,63 @@ def validate(
         _fail(exc)
     typer.echo(handoff.render_handoff(report))
     raise typer.Exit(code=0 if report.passed else 1)
+
+
+@app.command()
+def monitor(
+    data: Annotated[Path, typer.Option("--data", help="New batch (CSV or Parquet).")],
+    name: NameOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="MODEL or MODEL@ALIAS (default: NAME@champion)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Monitoring configuration (YAML).")
+    ] = None,
+    retrain_config: Annotated[
+        Path | None,
+        typer.Option("--retrain-config", help="On drift, train a candidate from this run YAML."),
+    ] = None,
+) -> None:
+    """Check a new batch against a registered model: contract, drift, performance, fairness.
+
+    Exit 0 within the drift policy, 1 on drift beyond it, 2 on bad input (contract, files, model).
+    """
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    from evenflow.monitoring import DriftDetected
+    from evenflow.monitoring_params import MonitorParams, parse_model_ref
+    from flows.monitor import monitor_batch
+
+    try:
+        model_name, alias = parse_model_ref(model) if model else (None, None)
+        flags = {
+            "dataset": name or _dataset_name(data),
+            "data": str(data.resolve()),
+            "model": model_name,
+            "alias": alias,
+            **(
+                {"retrain": True, "retrain_config": str(retrain_config.resolve())}
+                if retrain_config
+                else {}
+            ),
+        }
+        given = {k: v for k, v in flags.items() if v is not None}
+        params = (
+            MonitorParams.from_yaml(config, given)
+            if config
+            else MonitorParams.from_mapping(given, source="command-line flags")
+        )
+        _quiet_known_errors()
+        report = monitor_batch(params)
+    except DriftDetected as exc:
+        typer.echo(f"error: {exc.summary}", err=True)
+        for line in exc.breaches:
+            typer.echo(f"  - {line}", err=True)
+        raise typer.Exit(code=1) from None
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(f"{report.headline()}\nreport: {report.html_path}")
 
 
 ModelArgument = Annotated[str, typer.Argument(help="Registered model name (the dataset name).")]
@@ -324,6 +392,70 @@ def reproduce(
 
 
 @app.command()
+def score(
+    data: Annotated[Path, typer.Option("--data", help="Batch to score (CSV or Parquet).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Predictions: Parquet, or CSV if it ends in .csv.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="MODEL or MODEL@ALIAS (default: NAME@champion)."),
+    ] = None,
+    name: NameOption = None,
+) -> None:
+    """Score a batch with the model behind an alias; rows breaking the contract go to rejects."""
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    from evenflow.scoring import ScoreParams
+    from flows.score import score_batch
+
+    try:
+        flags = {"data": str(data), "out": str(out), "name": name or _dataset_name(data)}
+        params = ScoreParams.from_mapping({**flags, "model": model or ""}, "command-line flags")
+        _quiet_known_errors()
+        result = score_batch(params)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(
+        f"scored {result.n_scored:,} of {result.n_input:,} rows with {result.model.name} "
+        f"version {result.model.version} (@{result.model.alias}) → {result.out_path}\n"
+        f"rejected {result.n_rejected:,} → {result.rejects_path}\nsummary: {result.summary_path}"
+    )
+
+
+@app.command()
+def serve(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Deployments file (default: infra/prefect.yaml)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Serve only these deployments (repeat or comma-separate)."),
+    ] = None,
+) -> None:
+    """Serve the deployments of infra/prefect.yaml with their schedules on this machine (blocks)."""
+    settings = EvenflowSettings()
+    _prepare_environment(settings)
+    from flows import deployments
+
+    try:
+        names = [part.strip() for item in only or [] for part in item.split(",") if part.strip()]
+        selected = deployments.load_deployments(file or deployments.DEFAULT_FILE, names)
+    except EvenflowError as exc:
+        _fail(exc)
+    for line in deployments.describe(selected):
+        typer.echo(line)
+    if not deployments.api_url():
+        typer.echo(
+            "warning: PREFECT_API_URL is not set; Prefect's ephemeral server cannot run "
+            "schedules. Start a server (prefect server start) and set PREFECT_API_URL.",
+            err=True,
+        )
+    deployments.serve(selected)
+
+
+@app.command()
 def synth(
     rows: Annotated[int, typer.Option("--rows", help="Rows to generate.", min=1)],
     out: Annotated[Path, typer.Option("--out", help="Folder of parquet parts to write.")],
@@ -378,6 +510,77 @@ def expectations_init(
     except EvenflowError as exc:
         _fail(exc)
     typer.echo(f"wrote {len(suite['expectations'])} expectations to {path}")
+
+
+PortOption = Annotated[int, typer.Option(min=1, max=65535)]
+
+
+@stack_app.command("up")
+def stack_up(
+    postgres_url: Annotated[
+        str, typer.Option(help="PostgreSQL server; its databases are created if missing.")
+    ] = "postgresql://postgres@127.0.0.1:5432",
+    workers: Annotated[int, typer.Option(help="Dask worker processes.", min=1, max=64)] = 2,
+    mlflow_port: PortOption = 5000,
+    prefect_port: PortOption = 4200,
+    dask_port: PortOption = 8786,
+    dask_http_port: PortOption = 8787,
+    worker_port: Annotated[
+        int, typer.Option(help="First worker's port (then +1, +2...).", min=1, max=65535)
+    ] = 8790,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for health.", min=1)] = 180.0,
+) -> None:
+    """Start MLflow (basic auth), Prefect, a Dask scheduler and workers; write .evenflow/stack/env."""
+    from evenflow import stack
+
+    settings = EvenflowSettings()
+    config = stack.StackConfig(
+        state_dir=stack.stack_dir(settings),
+        postgres_url=postgres_url,
+        n_workers=workers,
+        mlflow_port=mlflow_port,
+        prefect_port=prefect_port,
+        dask_port=dask_port,
+        dask_http_port=dask_http_port,
+        worker_port=worker_port,
+        health_timeout_s=timeout,
+    )
+    try:
+        env = stack.up(config)
+        statuses = stack.status(config.state_dir)
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(stack.render_status(statuses))
+    typer.echo(f"\n{stack.render_env(env)}")
+    typer.echo(f"\nuse it: source {config.state_dir / stack.ENV_FILE}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each service of the stack with its pid, port and health (exit 1 unless all healthy)."""
+    from evenflow import stack
+
+    try:
+        statuses = stack.status(stack.stack_dir(EvenflowSettings()))
+    except EvenflowError as exc:
+        _fail(exc)
+    typer.echo(stack.render_status(statuses))
+    if not all(item.healthy for item in statuses):
+        raise typer.Exit(code=1)
+
+
+@stack_app.command("down")
+def stack_down(
+    timeout: Annotated[float, typer.Option(help="Seconds before SIGKILL.", min=0)] = 20.0,
+) -> None:
+    """Stop every service of the stack (its databases and artifacts are kept)."""
+    from evenflow import stack
+
+    stopped = stack.down(stack.stack_dir(EvenflowSettings()), timeout_s=timeout)
+    for name, pid, how in stopped:
+        typer.echo(f"{name} (pid {pid}) {how}")
+    if not stopped:
+        typer.echo("nothing was running")
 
 
 def _nested(flat: dict[str, Any]) -> dict[str, Any]:
