@@ -1,8 +1,18 @@
-"""Data contracts: infer a starter Great Expectations suite from a frame, save it and load it back.
+"""Data contracts: infer a starter Great Expectations suite from data, save it and load it back.
 
-GX 1.x ships no profiler, so the starter suite is inferred here from a reference frame. It is a
+GX 1.x ships no profiler, so the starter suite is inferred here from reference data. It is a
 first draft for the data team to edit and review like code, so it is deterministic: the same data
-always gives the same file.
+always gives the same file, however it is cut into chunks.
+
+Inference streams: each chunk is folded into a few facts per column (counts, dtype, range, at most
+``MAX_CATEGORIES + 1`` distinct texts), so a batch of any size is never held whole. Chunks of one
+frame all share its dtypes; chunks read separately may not, and their dtypes are merged the way
+``pd.concat`` merges them where that is well defined:
+
+- a chunk where the column holds only nulls says nothing about its type (pyarrow reads an all-null
+  text column as object, a CSV reader as float64); it is ignored unless its dtype merges cleanly;
+- numpy integer and float dtypes widen (int64 and float64 give float64);
+- any other difference (text in one chunk, numbers in another) is a ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -10,7 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +31,7 @@ import pandas as pd
 from great_expectations.exceptions.exceptions import GreatExpectationsError
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-from evenflow.errors import ConfigError
+from evenflow.errors import ConfigError, DataError
 from evenflow.io import write_json_atomic
 from evenflow.params import DatasetSpec
 
@@ -75,20 +86,28 @@ _SUITE_KEYS = frozenset({"name", "expectations", "suite_parameters", "meta", "no
 
 
 def infer_suite(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
-    """Infer a starter expectation suite from a reference frame, as GX 1.24 serialises it.
+    """Infer a starter expectation suite from a reference frame (the one-chunk case)."""
+    return infer_suite_from_chunks([frame], spec)
+
+
+def infer_suite_from_chunks(chunks: Iterable[pd.DataFrame], spec: DatasetSpec) -> dict[str, Any]:
+    """Infer a starter suite from the chunks of a batch, as GX 1.24 serialises it.
+
+    Gives the same suite as ``infer_suite`` on the chunks joined, holding one chunk at a time.
 
     Raises:
-        ConfigError: The target or a sensitive column is missing, or the positive label is not
-            among the target's values.
+        ConfigError: The target or a sensitive column is missing, the positive label is not
+            among the target's values, or a column's dtypes in two chunks cannot be merged.
+        DataError: There are no chunks, or a chunk's columns differ from the first chunk's.
     """
-    _require_columns(frame, spec)
-    labels = _sorted_values(frame[spec.target])
+    table = _gather(chunks, spec)
+    labels = table.columns[spec.target].distinct()
     _require_positive_label(labels, spec)
-    expectations = [*_table_expectations(frame)]
-    for column in frame.columns:
-        expectations.extend(_column_expectations(frame[column], is_target=column == spec.target))
+    expectations = [*_table_expectations(table)]
+    for name, facts in table.columns.items():
+        expectations.extend(_column_expectations(facts, is_target=name == spec.target))
     expectations.extend(_label_expectations(spec, labels))
-    draft = {"name": spec.name, "expectations": expectations, "meta": _suite_meta(frame, spec)}
+    draft = {"name": spec.name, "expectations": expectations, "meta": _suite_meta(table, spec)}
     # GX's own serialisation is the canonical form: a suite saved by a GX context round-trips to
     # the same file (it drops default kwargs such as mostly=1.0 and adds its version to meta).
     suite: dict[str, Any] = build_gx_suite(draft, source=f"suite {spec.name!r}").to_json_dict()
@@ -162,13 +181,147 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def _require_columns(frame: pd.DataFrame, spec: DatasetSpec) -> None:
+@dataclass
+class _ColumnFacts:
+    """What the suite needs to know of one column, folded in chunk by chunk in bounded memory."""
+
+    name: str
+    # The target keeps every label (the suite lists them all); text keeps MAX_CATEGORIES + 1 at most.
+    keep_all_values: bool
+    rows: int = 0
+    nulls: int = 0
+    dtype: Any = None  # merged dtype of the chunks holding a value; None until one does
+    null_dtypes: list[Any] = field(default_factory=list)  # dtypes of chunks holding only nulls
+    all_text: bool = True  # every object chunk holding a value held strings only
+    low: float = math.inf
+    high: float = -math.inf
+    values: set[Any] = field(default_factory=set)
+
+    def add(self, series: pd.Series) -> None:
+        """Fold one chunk of the column in."""
+        nulls = int(series.isna().sum())
+        self.rows += len(series)
+        self.nulls += nulls
+        if nulls == len(series):
+            if series.dtype not in self.null_dtypes:
+                self.null_dtypes.append(series.dtype)
+            return
+        self._merge_dtype(series.dtype)
+        if self.all_text and pd.api.types.is_object_dtype(series.dtype):
+            self.all_text = pd.api.types.infer_dtype(series, skipna=True) == "string"
+        family = _type_family(series.dtype, holds_text=self.all_text)
+        if family is _NUMERIC_TYPES:
+            # + 0.0 turns -0.0 into 0.0, so which zero bounds a range cannot depend on the chunking.
+            self.low = min(self.low, float(series.min()) + 0.0)
+            self.high = max(self.high, float(series.max()) + 0.0)
+        if self.keep_all_values:
+            self.values.update(_distinct(series))
+        elif family is _TEXT_TYPES and len(self.values) <= MAX_CATEGORIES:
+            # A chunk with more than MAX_CATEGORIES values proves the overflow with that many.
+            self.values.update(_distinct(series)[: MAX_CATEGORIES + 1])
+
+    def _merge_dtype(self, dtype: Any) -> None:
+        merged = dtype if self.dtype is None else _common_dtype(self.dtype, dtype)
+        if merged is None:
+            raise ConfigError(
+                f"column {self.name!r} is {self.dtype} in one chunk and {dtype} in another: "
+                "a contract needs one type per column, so make the data agree on it"
+            )
+        self.dtype = merged
+
+    @property
+    def holds_text(self) -> bool:
+        """Strings in every chunk holding a value, and at least one such chunk."""
+        return self.all_text and self.nulls < self.rows
+
+    def resolved_dtype(self) -> Any:
+        """The column's dtype in the chunks joined (the module notes give the rule)."""
+        if self.dtype is None:
+            dtype = self.null_dtypes[0]
+            for other in self.null_dtypes[1:]:
+                dtype = _common_dtype(dtype, other) or np.dtype(object)
+            return dtype
+        dtype = self.dtype
+        for other in self.null_dtypes:
+            dtype = _common_dtype(dtype, other) or dtype
+        return dtype
+
+    def distinct(self) -> list[Any]:
+        """Distinct values in a stable order, as the resolved dtype holds them."""
+        values: Iterable[Any] = self.values
+        dtype = self.resolved_dtype()
+        if _is_numpy_number(dtype):
+            # Values gathered as int64 read back as floats once another chunk widens the column.
+            values = set(np.array(list(values), dtype=dtype).tolist())
+        return sorted(values, key=lambda value: (type(value).__name__, value))
+
+
+@dataclass
+class _TableFacts:
+    """Row count and per-column facts, in the first chunk's column order."""
+
+    columns: dict[Any, _ColumnFacts]
+    rows: int = 0
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Fold one chunk in; its columns must be the first chunk's, in any order."""
+        missing = [str(c) for c in self.columns if c not in chunk.columns]
+        extra = [str(c) for c in chunk.columns if c not in self.columns]
+        if missing or extra:
+            raise DataError(
+                f"a chunk's columns differ from the first chunk's: missing {missing}, extra {extra}"
+            )
+        self.rows += len(chunk)
+        for column, facts in self.columns.items():
+            facts.add(chunk[column])
+
+
+def _gather(chunks: Iterable[pd.DataFrame], spec: DatasetSpec) -> _TableFacts:
+    """Fold the chunks into facts, checking the required columns on the first one (fail fast)."""
+    table: _TableFacts | None = None
+    for chunk in chunks:
+        if table is None:
+            _require_columns(list(chunk.columns), spec)
+            table = _TableFacts(
+                {c: _ColumnFacts(str(c), keep_all_values=c == spec.target) for c in chunk.columns}
+            )
+        table.add(chunk)
+    if table is None:
+        raise DataError(f"dataset {spec.name!r}: no data to infer a contract from")
+    return table
+
+
+def _common_dtype(left: Any, right: Any) -> Any:
+    """The dtype both merge into, as ``pd.concat`` gives it; None where they do not merge."""
+    if left == right:
+        return left
+    if _is_numpy_number(left) and _is_numpy_number(right):
+        return np.result_type(left, right)
+    return None
+
+
+def _is_numpy_number(dtype: Any) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+def _distinct(series: pd.Series) -> list[Any]:
+    """Distinct non-null values as plain Python objects.
+
+    Nulls are dropped after ``unique``, from the few distinct values: checking every row of a
+    text column for nulls costs as much as ``unique`` itself.
+    """
+    uniques = series.unique()
+    values: list[Any] = uniques[~pd.isna(uniques)].tolist()
+    return values
+
+
+def _require_columns(columns: list[Any], spec: DatasetSpec) -> None:
     for column in (spec.target, *spec.sensitive):
-        if column not in frame.columns:
+        if column not in columns:
             role = "target" if column == spec.target else "sensitive"
             raise ConfigError(
                 f"dataset {spec.name!r}: {role} column {column!r} is not in the data "
-                f"(columns: {list(frame.columns)})"
+                f"(columns: {columns})"
             )
 
 
@@ -182,65 +335,62 @@ def _require_positive_label(labels: list[Any], spec: DatasetSpec) -> None:
         )
 
 
-def _sorted_values(series: pd.Series) -> list[Any]:
-    """Distinct non-null values as plain Python objects, in a stable order."""
-    values = series.dropna().unique().tolist()
-    return sorted(values, key=lambda value: (type(value).__name__, value))
-
-
 def _expectation(kind: str, meta: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     return {"type": kind, "kwargs": kwargs, "meta": meta or {}}
 
 
-def _table_expectations(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+def _table_expectations(table: _TableFacts) -> Iterator[dict[str, Any]]:
     yield _expectation(
         "expect_table_columns_to_match_set",
-        column_set=sorted(str(column) for column in frame.columns),
+        column_set=sorted(str(column) for column in table.columns),
         exact_match=True,
     )
     yield _expectation(
         "expect_table_row_count_to_be_between",
-        {"observed_rows": len(frame)},
-        min_value=max(1, math.floor(len(frame) * ROW_FLOOR_FRACTION)),
+        {"observed_rows": table.rows},
+        min_value=max(1, math.floor(table.rows * ROW_FLOOR_FRACTION)),
     )
 
 
-def _column_expectations(series: pd.Series, *, is_target: bool) -> Iterator[dict[str, Any]]:
-    column = str(series.name)
+def _column_expectations(facts: _ColumnFacts, *, is_target: bool) -> Iterator[dict[str, Any]]:
+    column = facts.name
     yield _expectation("expect_column_to_exist", column=column)
-    family = _type_family(series)
+    dtype = facts.resolved_dtype()
+    family = _type_family(dtype, holds_text=facts.holds_text)
     if family is None:
-        logger.info("column %r: dtype %s has no GX type check; none inferred", column, series.dtype)
+        logger.info("column %r: dtype %s has no GX type check; none inferred", column, dtype)
     else:
         yield _expectation(
             "expect_column_values_to_be_in_type_list",
-            {"observed_dtype": str(series.dtype)},
+            {"observed_dtype": str(dtype)},
             column=column,
             type_list=list(family),
         )
-    yield _null_expectation(series)
-    if is_target or series.count() == 0:
+    yield _null_expectation(column, facts.nulls / facts.rows)
+    if is_target or facts.nulls == facts.rows:
         return
     if family is _NUMERIC_TYPES:
         yield _expectation(
             "expect_column_values_to_be_between",
             column=column,
-            min_value=float(series.min()),
-            max_value=float(series.max()),
+            min_value=facts.low,
+            max_value=facts.high,
         )
     elif family is _TEXT_TYPES:
-        categories = _sorted_values(series)
+        categories = facts.distinct()
         if len(categories) <= MAX_CATEGORIES:
             yield _expectation(
                 "expect_column_values_to_be_in_set", column=column, value_set=categories
             )
 
 
-def _type_family(series: pd.Series) -> tuple[str, ...] | None:
-    """GX type names compatible with the column's dtype, or None where GX cannot express it."""
-    dtype = series.dtype
+def _type_family(dtype: Any, *, holds_text: bool) -> tuple[str, ...] | None:
+    """GX type names compatible with a dtype, or None where GX cannot express it.
+
+    An object column is text only where its values are all strings (``holds_text``).
+    """
     if pd.api.types.is_object_dtype(dtype):
-        return _TEXT_TYPES if pd.api.types.infer_dtype(series, skipna=True) == "string" else None
+        return _TEXT_TYPES if holds_text else None
     if dtype == pd.StringDtype():
         return _TEXT_TYPES
     name = dtype.name if isinstance(dtype, np.dtype) else type(dtype).__name__
@@ -250,15 +400,14 @@ def _type_family(series: pd.Series) -> tuple[str, ...] | None:
     return None
 
 
-def _null_expectation(series: pd.Series) -> dict[str, Any]:
-    null_fraction = float(series.isna().mean())
+def _null_expectation(column: str, null_fraction: float) -> dict[str, Any]:
     mostly = 1.0
     if null_fraction > 0:
         mostly = max(0.0, math.floor((1.0 - null_fraction - NULL_TOLERANCE) * 1000) / 1000)
     return _expectation(
         "expect_column_values_to_not_be_null",
         {"observed_null_fraction": round(null_fraction, 4)},
-        column=str(series.name),
+        column=column,
         mostly=mostly,
     )
 
@@ -279,14 +428,14 @@ def _label_expectations(spec: DatasetSpec, labels: list[Any]) -> Iterator[dict[s
     )
 
 
-def _suite_meta(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
+def _suite_meta(table: _TableFacts, spec: DatasetSpec) -> dict[str, Any]:
     return {
         "evenflow": {
             "dataset": spec.name,
             "target": spec.target,
             "positive_label": spec.positive_label,
             "sensitive": list(spec.sensitive),
-            "inferred_from_rows": len(frame),
+            "inferred_from_rows": table.rows,
             "note": "Starter suite inferred by evenflow.contracts.infer_suite: edit it to state "
             "the data contract.",
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -56,11 +56,10 @@ class DatasetSpec(_Params):
         le=100_000_000,
         description="Rows of a parquet batch held at once while it is validated and sharded.",
     )
-    validation_workers: int = Field(
-        default=1,
-        ge=1,
-        le=64,
-        description="Processes validating a parquet batch's chunks in parallel.",
+    validation_workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto",
+        description="Processes validating a parquet batch's chunks in parallel (1 to 64); auto: "
+        "one per CPU this process may use. Each holds one chunk.",
     )
 
     @field_validator("sensitive", "drop_columns", mode="before")

@@ -24,7 +24,7 @@ from evenflow import (
     validation,
     versioning,
 )
-from evenflow.datasets import describe_batch, is_parquet, iter_chunks, load_batch, read_table
+from evenflow.datasets import describe_batch, is_parquet, iter_chunks, load_batch
 from evenflow.errors import DataError
 from evenflow.fairness import DECISION_COLUMN, FairnessReport, fairness_report
 from evenflow.fairness_html import write_fairness_report
@@ -72,12 +72,15 @@ def contract_path(settings: EvenflowSettings, spec: DatasetSpec) -> Path:
 
 
 def ensure_contract(spec: DatasetSpec, settings: EvenflowSettings) -> tuple[Path, bool]:
-    """Return the dataset's suite, inferring a starter suite first if none exists (and say so)."""
+    """Return the dataset's suite, inferring a starter suite first if none exists (and say so).
+
+    Inference streams over the batch's chunks, so a large parquet batch is never read whole.
+    """
     path = contract_path(settings, spec)
     if path.is_file():
         return path, False
-    frame = read_table(spec.path)
-    contracts.write_suite(contracts.infer_suite(frame, spec), path)
+    chunks = iter_chunks(spec.path, spec.chunk_rows)
+    contracts.write_suite(contracts.infer_suite_from_chunks(chunks, spec), path)
     return path, True
 
 
@@ -101,7 +104,7 @@ def validate_batch(
             out_dir,
             dataset=spec.name,
             chunk_rows=spec.chunk_rows,
-            workers=spec.validation_workers,
+            workers=validation.worker_count(spec.validation_workers),
         )
         return batch, report
     batch, frame = load_batch(spec)

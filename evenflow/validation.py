@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -523,6 +524,13 @@ def validate_parquet(
             item = whole[index]
         items.append({**item, "expectation_config": config.to_json_dict()})
     return _write_streamed(gx_suite, items, facts, out_dir, dataset)
+
+
+def worker_count(requested: int | Literal["auto"]) -> int:
+    """Processes for chunked validation: ``auto`` is one per CPU this process may use."""
+    if requested != "auto":
+        return requested
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

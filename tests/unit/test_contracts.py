@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from evenflow.contracts import (
@@ -15,10 +19,12 @@ from evenflow.contracts import (
     ROW_FLOOR_FRACTION,
     build_gx_suite,
     infer_suite,
+    infer_suite_from_chunks,
     load_suite,
     write_suite,
 )
-from evenflow.errors import ConfigError
+from evenflow.datasets import iter_chunks, read_table
+from evenflow.errors import ConfigError, DataError
 from evenflow.params import DatasetSpec, builtin_example
 
 
@@ -168,6 +174,121 @@ def test_target_and_sensitive_columns_must_exist(
 ) -> None:
     with pytest.raises(ConfigError, match=f"column '{column}' is not in the data"):
         infer_suite(frame.drop(columns=[column]), spec)
+
+
+def as_json(suite: dict[str, Any]) -> str:
+    return json.dumps(suite, sort_keys=True)
+
+
+def cut(frame: pd.DataFrame, sizes: list[int]) -> list[pd.DataFrame]:
+    """Consecutive slices of the given sizes, then the rest."""
+    bounds = list(itertools.accumulate([0, *sizes]))
+    return [frame.iloc[a:b] for a, b in zip(bounds, [*bounds[1:], len(frame)], strict=True)]
+
+
+def test_chunked_inference_equals_whole_frame(adult_frame: pd.DataFrame, spec: DatasetSpec) -> None:
+    whole = as_json(infer_suite(adult_frame, spec))
+    for sizes in ([1000, 7], [0, 1, 48_000], [len(adult_frame)]):
+        assert as_json(infer_suite_from_chunks(cut(adult_frame, sizes), spec)) == whole
+
+
+def separately_read_chunks() -> list[pd.DataFrame]:
+    """Chunks as separate reads give them: each with the dtypes its own rows imply."""
+    first = pd.DataFrame(
+        {
+            "y": [0, 1, 1, 0],
+            "group": ["a", "b", "a", "b"],
+            "n": [3, 1, 4, 1],  # int64: no nulls here
+            "text": [None, None, None, "p"],  # nulls packed in this chunk
+        }
+    )
+    second = pd.DataFrame(
+        {
+            "y": [1, 0, 1],
+            "group": ["b", "b", "a"],
+            "n": [5.5, np.nan, -2.0],  # float64: a null here
+            "text": pd.Series([None, None, None], dtype=object),  # all null
+        }
+    )
+    third = pd.DataFrame(
+        {"y": [0, 1], "group": ["a", "c"], "n": [9, 2], "text": ["q", "p"]},
+    )
+    return [first, second, third]
+
+
+def test_chunks_with_different_dtypes_infer_as_if_joined() -> None:
+    chunks = separately_read_chunks()
+    whole = infer_suite(pd.concat(chunks, ignore_index=True), toy_spec())
+    for order in itertools.permutations(chunks):
+        assert as_json(infer_suite_from_chunks(order, toy_spec())) == as_json(whole)
+    n_type = expectations_of(whole, "expect_column_values_to_be_in_type_list", "n")
+    assert n_type[0]["meta"]["observed_dtype"] == "float64"
+    n_range = only_kwargs(whole, "expect_column_values_to_be_between", "n")
+    assert (n_range["min_value"], n_range["max_value"]) == (-2.0, 9.0)
+    assert only_kwargs(whole, "expect_column_values_to_be_in_set", "text")["value_set"] == [
+        "p",
+        "q",
+    ]
+    (text_nulls,) = expectations_of(whole, "expect_column_values_to_not_be_null", "text")
+    assert text_nulls["meta"]["observed_null_fraction"] == round(6 / 9, 4)
+
+
+def test_all_null_chunks_do_not_decide_a_type() -> None:
+    """A CSV reader gives float64 to a text column's all-empty chunk; that chunk is no evidence."""
+    chunks = separately_read_chunks()
+    empty_text = chunks[1].assign(text=np.nan)
+    assert empty_text["text"].dtype == np.float64
+    suite = infer_suite_from_chunks([chunks[0], empty_text, chunks[2]], toy_spec())
+    assert as_json(suite) == as_json(infer_suite_from_chunks(chunks, toy_spec()))
+
+
+def test_category_cap_counts_values_across_chunks() -> None:
+    def chunk(values: range) -> pd.DataFrame:
+        labels = [f"v{i:03d}" for i in values]
+        return pd.DataFrame({"code": labels, "y": 1, "group": "a"})
+
+    at_cap = [chunk(range(0, 30)), chunk(range(20, MAX_CATEGORIES))]
+    suite = infer_suite_from_chunks(at_cap, toy_spec())
+    kept = only_kwargs(suite, "expect_column_values_to_be_in_set", "code")["value_set"]
+    assert len(kept) == MAX_CATEGORIES
+    over = [chunk(range(0, 30)), chunk(range(30, MAX_CATEGORIES + 1))]
+    suite = infer_suite_from_chunks(over, toy_spec())
+    assert not expectations_of(suite, "expect_column_values_to_be_in_set", "code")
+    assert as_json(suite) == as_json(infer_suite(pd.concat(over), toy_spec()))
+
+
+@pytest.mark.parametrize("text_first", [True, False])
+def test_text_and_numbers_in_one_column_name_it(text_first: bool) -> None:
+    numbers = pd.DataFrame({"code": [1, 2], "y": [1, 0], "group": "a"})
+    text = pd.DataFrame({"code": ["x1", "x2"], "y": [1, 0], "group": "a"})
+    chunks = [text, numbers] if text_first else [numbers, text]
+    with pytest.raises(ConfigError, match=r"column 'code' is (object|int64) .* (int64|object) in"):
+        infer_suite_from_chunks(chunks, toy_spec())
+
+
+def test_chunks_must_share_columns_and_exist(frame: pd.DataFrame, spec: DatasetSpec) -> None:
+    with pytest.raises(DataError, match=r"missing \['race'\], extra \[\]"):
+        infer_suite_from_chunks([frame, frame.drop(columns=["race"])], spec)
+    with pytest.raises(DataError, match="no data"):
+        infer_suite_from_chunks([], spec)
+
+
+def test_streaming_a_parquet_folder_equals_reading_it_whole(
+    frame: pd.DataFrame, spec: DatasetSpec, tmp_path: Path
+) -> None:
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    with_nulls = frame.astype({"age": "Int64"})
+    with_nulls.loc[1500:1510, "age"] = pd.NA  # int64 with nulls in one part only
+    for index, part in enumerate(cut(with_nulls, [700, 600])):
+        # No pandas metadata, as from a non-pandas writer: arrow int64 with nulls reads as float64.
+        table = pa.Table.from_pandas(part, preserve_index=False).replace_schema_metadata(None)
+        pq.write_table(table, folder / f"part-{index}.parquet", row_group_size=128)
+    streamed = infer_suite_from_chunks(iter_chunks(folder, chunk_rows=300), spec)
+    whole = infer_suite(read_table(folder), spec)
+    assert as_json(streamed) == as_json(whole)
+    age = expectations_of(whole, "expect_column_values_to_be_in_type_list", "age")
+    assert age[0]["meta"]["observed_dtype"] == "float64"
 
 
 def test_write_then_load_round_trips(suite: dict[str, Any], tmp_path: Path) -> None:

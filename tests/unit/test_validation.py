@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from evenflow.validation import (
     gx_ready,
     validate_frame,
     validate_parquet,
+    worker_count,
 )
 
 
@@ -279,3 +281,23 @@ def test_narrow_numbers_are_widened_only_for_gx(frame: pd.DataFrame) -> None:
     assert (ready["age"].dtype, ready["fnlwgt"].dtype) == ("int64", "float64")
     assert (narrow["age"].dtype, narrow["fnlwgt"].dtype) == ("int16", "float32")
     assert gx_ready(frame) is frame
+
+
+def test_parallel_validation_says_what_one_process_says(
+    broken: tuple[ValidationReport, pd.DataFrame], suite: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two processes, each folding a contiguous range of chunks, give the one-process report."""
+    _, broken_frame = broken
+    folder = _parts(broken_frame, tmp_path / "parts", 40)
+    one = validate_parquet(folder, suite, tmp_path / "one", dataset="adult", chunk_rows=50)
+    two = validate_parquet(
+        folder, suite, tmp_path / "two", dataset="adult", chunk_rows=50, workers=2
+    )
+    assert not one.success
+    assert [f.describe() for f in two.failures] == [f.describe() for f in one.failures]
+    assert (two.n_rows, two.n_expectations) == (one.n_rows, one.n_expectations)
+
+
+def test_auto_workers_follow_the_cpus_this_process_may_use() -> None:
+    assert worker_count("auto") == len(os.sched_getaffinity(0))
+    assert worker_count(3) == 3
