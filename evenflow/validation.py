@@ -100,11 +100,14 @@ def validate_frame(
 
 
 def gx_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Widen narrow numpy numbers (float32, int8...) to 64 bits before GX sees them.
+    """A copy GX checks fast: narrow numbers widened to 64 bits, columns in one block per dtype.
 
     GX 1.24 checks a range value by value in Python unless the dtype is exactly int64 or float64
     (``column.dtype in [int, float]``); widening is exact and keeps every type check's answer
-    (the inferred suites type numbers by family), and makes range checks vectorised.
+    (the inferred suites type numbers by family), and makes range checks vectorised. GX also
+    filters the whole frame by a row mask once per expectation, and a frame read column by column
+    (one block per column) is consolidated again on every such copy; consolidated once here, a
+    1M-row chunk of 31 columns validates in about half the time.
     """
     widen: dict[str, str] = {}
     for column in frame.columns:
@@ -112,7 +115,7 @@ def gx_ready(frame: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf" or dtype.name in _WIDE:
             continue
         widen[column] = "float64" if dtype.kind == "f" else "int64"
-    return frame.astype(widen) if widen else frame
+    return (frame.astype(widen) if widen else frame).copy()  # copy() consolidates the blocks
 
 
 def failure_summary(report: ValidationReport) -> tuple[str, list[str]]:
