@@ -83,11 +83,15 @@ def _shard_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     )
     return {
         "data": batch.md5,
-        "params": digest(
-            params.dataset.model_copy(update={"path": None}), params.split, params.shards
-        ),
+        # Where the batch lies does not change its shards (its md5 is the "data" part).
+        "params": digest(_without_path(params.dataset), params.split, params.shards),
         "outputs": str(shard_dir),
     }
+
+
+def _without_path(spec: DatasetSpec) -> dict[str, Any]:
+    """The spec as JSON with ``path`` blanked (the key it always had, without a typed None)."""
+    return {**spec.model_dump(mode="json"), "path": None}
 
 
 def _shard_dir(inputs: Mapping[str, Any]) -> Path:
