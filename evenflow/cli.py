@@ -402,6 +402,10 @@ def score(
         typer.Option("--model", help="MODEL or MODEL@ALIAS (default: NAME@champion)."),
     ] = None,
     name: NameOption = None,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(help="Rows read, checked and scored at a time (default 1,000,000)."),
+    ] = None,
 ) -> None:
     """Score a batch with the model behind an alias; rows breaking the contract go to rejects."""
     settings = EvenflowSettings()
@@ -410,7 +414,13 @@ def score(
     from flows.score import score_batch
 
     try:
-        flags = {"data": str(data), "out": str(out), "name": name or _dataset_name(data)}
+        flags: dict[str, object] = {
+            "data": str(data),
+            "out": str(out),
+            "name": name or _dataset_name(data),
+        }
+        if chunk_rows is not None:
+            flags["chunk_rows"] = chunk_rows
         params = ScoreParams.from_mapping({**flags, "model": model or ""}, "command-line flags")
         _quiet_known_errors()
         result = score_batch(params)
@@ -495,7 +505,7 @@ def expectations_init(
 ) -> None:
     """Infer a starter expectation suite from a data file, for the data team to review and edit."""
     from evenflow import contracts, pipeline
-    from evenflow.datasets import read_table
+    from evenflow.datasets import iter_chunks
 
     settings = EvenflowSettings()
     try:
@@ -505,7 +515,8 @@ def expectations_init(
         path = pipeline.contract_path(settings, spec)
         if path.exists() and not force:
             raise EvenflowError(f"{path} exists; pass --force to overwrite it")
-        suite = contracts.infer_suite(read_table(spec.path), spec)
+        chunks = iter_chunks(spec.path, spec.chunk_rows)
+        suite = contracts.infer_suite_from_chunks(chunks, spec)
         contracts.write_suite(suite, path)
     except EvenflowError as exc:
         _fail(exc)

@@ -235,10 +235,15 @@ class ThresholdPolicy(_Record):
             probability[rows] = rule.positive_probability(s[rows])
         return probability
 
-    def decide(self, scores: Any, groups: Any, seed: int) -> IntArray:
-        """Seeded 0/1 decisions: one uniform draw per row from ``RandomState(seed)``, as Fairlearn."""
+    def decide(self, scores: Any, groups: Any, seed: int | np.random.RandomState) -> IntArray:
+        """Seeded 0/1 decisions: one uniform draw per row from ``RandomState(seed)``, as Fairlearn.
+
+        A ``RandomState`` given as ``seed`` is drawn from as it stands: calls on consecutive parts
+        of a batch then decide exactly as one call on the whole batch.
+        """
         s, g = _scores(scores), group_keys(groups)
-        draws = np.random.RandomState(seed).rand(s.size)
+        stream = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+        draws = stream.rand(s.size)
         decisions = (self.positive_probability(s, g) >= draws).astype(np.int64)
         unknown = ~np.isin(g, list(self.groups))
         decisions[unknown] = (s[unknown] >= self.default_threshold).astype(np.int64)

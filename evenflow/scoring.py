@@ -21,17 +21,30 @@ per expectation, rather than running Great Expectations with ``unexpected_index_
   scoring benchmark in README, "Batch scoring"). A unit test checks that both agree row for row
   on the expectations they share.
 
-The input file is only read; every output is written to a temp path and renamed.
+The batch is read, checked, scored and written ``chunk_rows`` rows at a time, so memory holds one
+chunk and the model whatever the batch size; the results do not depend on the chunk size:
+
+- a CSV's chunks get the dtypes one whole-file ``read_csv`` would give (a first pass learns them),
+  a Parquet batch's come from ``evenflow.datasets.iter_chunks``, which promises the same;
+- what a contract says about the whole batch (a ``mostly`` share, a column holding no value of
+  its kind, an empty label column, no row passing) is tallied across chunks and judged at the end;
+- a threshold policy's randomised decisions draw from one stream across the chunks' predict calls;
+- outputs are streamed to temp files beside their targets with one schema, fsync'd and renamed
+  only when every chunk succeeded. The input file is only read.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,9 +57,10 @@ from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evenflow import contracts, registry
-from evenflow.datasets import content_md5, read_table
+from evenflow.datasets import content_md5, is_parquet, iter_chunks, parquet_files
 from evenflow.errors import ConfigError, DataError
-from evenflow.io import atomic_path, file_md5, write_json_atomic
+from evenflow.io import file_md5, write_json_atomic
+from evenflow.serving import DECISION_SEED, EvenflowModel
 from evenflow.settings import EvenflowSettings
 
 logger = logging.getLogger(__name__)
@@ -111,6 +125,12 @@ class ScoreParams(BaseModel):
         pattern=rf"^({_NAME}(@[A-Za-z0-9_-]{{1,64}})?)?$",
         description="Registered model as NAME or NAME@ALIAS; default: the dataset name @champion.",
     )
+    chunk_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Rows read, checked and scored at a time; the results do not depend on it.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -160,7 +180,10 @@ class ScoreParams(BaseModel):
         return f"models:/{self.model_name}@{self.alias}"
 
     def params_hash(self) -> str:
-        """sha256 of what the run was asked to do (paths excluded, as for training runs)."""
+        """sha256 of what the run was asked to do.
+
+        Paths are left out, as for training runs, and so is the chunk size: it changes no result.
+        """
         payload = {"name": self.name, "model": self.model_name, "alias": self.alias}
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -209,12 +232,38 @@ class ScoringResult(_Record):
 class RowRule:
     """One contract expectation evaluated per row: ``failing`` marks the rows that break it."""
 
-    key: str
+    expectation: str
     column: str
     failing: Callable[[pd.Series], pd.Series]
     explain: Callable[[pd.Series], pd.Series]
     secondary: bool = False
     """Counted only for rows no contract rule on the same column already rejected."""
+    mostly: float = 1.0
+    """Below 1 a share of odd rows is normal: no row is rejected, the batch share is reported."""
+    expects: Kind | None = None
+    """Type rules: the kind of value a column must hold at least once (else it is the wrong one)."""
+
+    @property
+    def key(self) -> str:
+        """The rule as counted and quoted: ``expectation[column]``."""
+        return f"{self.expectation}[{self.column}]"
+
+
+@dataclass(frozen=True)
+class ChunkCheck:
+    """Which rows of one chunk break the contract, and the rules each broke."""
+
+    rejected: np.ndarray
+    reasons: pd.Series
+
+
+@dataclass(frozen=True)
+class BatchCheck:
+    """The batch as a whole: rows rejected per rule, what was not checked, batch warnings."""
+
+    counts: dict[str, int]
+    skipped: tuple[str, ...]
+    warnings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -304,36 +353,24 @@ def score_file(
     scoring_run_id: str,
     flow_run_id: str,
 ) -> ScoringResult:
-    """Check, score and write one batch; the input is only read.
+    """Check, score and write one batch ``params.chunk_rows`` rows at a time; only read the input.
 
     Raises:
         DataError: the file cannot be read, is empty, lacks a feature column, holds a column of
-            the wrong kind, or no row passes the contract.
+            the wrong kind, or no row passes the contract (the rejects file is still written).
         ConfigError: the dataset has no contract, or the alias moved while the model loaded.
     """
-    import mlflow.pyfunc  # noqa: PLC0415  (loads the model flavour machinery only when scoring)
-
     suite_path = settings.expectations_dir / f"{params.name}.json"
     suite = contracts.load_suite(suite_path)
     data_md5 = input_md5(params.data)
-    frame = read_table(params.data)
-    if frame.empty:
-        raise DataError(f"{params.data}: the file has no rows")
-    frame.columns = [str(c) for c in frame.columns]
-    registry.client_for(settings)
-    pyfunc = mlflow.pyfunc.load_model(model.uri)
-    if pyfunc.metadata.run_id and pyfunc.metadata.run_id != model.run_id:
-        raise ConfigError(
-            f"alias {model.alias!r} of {model.name!r} moved while scoring started "
-            f"(expected the model of run {model.run_id}); run again"
-        )
+    batch = open_batch(params.data, params.chunk_rows)
+    columns, chunks = _peek_columns(batch.chunks, params.data)
+    pyfunc = _load_pyfunc(settings, model)
     signature = _signature_types(pyfunc)
-    require_features(frame, signature, source=params.data, model=model)
-    target = model.target or _suite_target(suite)
-    check = check_rows(frame, suite, features=signature, target=target)
-    frame = frame.assign(**{INPUT_ROW: np.arange(len(frame), dtype=np.int64)})
-    rejects = frame.loc[check.rejected].assign(**{FAILED_RULES: check.reasons.to_numpy()})
-    accepted = frame.loc[~check.rejected]
+    require_features(columns, signature, source=params.data, model=model)
+    checker = RowChecker(
+        columns, suite, features=signature, target=model.target or _suite_target(suite)
+    )
     lineage = {
         "model_name": model.name,
         "model_version": model.version,
@@ -341,50 +378,47 @@ def score_file(
         "model_run_id": model.run_id,
         "input_md5": data_md5,
     }
-    reject_file = _write_table(rejects, rejects_path(params.out), lineage)
-    if accepted.empty:
-        raise DataError(
-            f"{params.data}: none of its {len(frame)} rows meets the contract "
-            f"{suite_path}; rows per failed rule: {check.counts}; see {reject_file}"
-        )
-    typed = typed_for_signature(accepted, signature)
-    try:
-        decided = pyfunc.predict(typed)
-    except MlflowException as exc:
-        raise DataError(
-            f"{params.data}: model {model.name!r} version {model.version} refused the checked "
-            f"rows: {_first_line(exc)}"
-        ) from None
-    scored = typed.assign(
-        **{SCORE: decided["score"].to_numpy(), PREDICTION: decided["prediction"].to_numpy()}
-    )
-    threshold = _threshold_used(pyfunc, scored)
-    summary = {
-        "dataset": params.name,
-        "model": {**model.model_dump(), "uri": model.uri},
-        "input": {
-            "path": str(params.data.resolve()),
-            "md5": data_md5,
-            "rows": len(frame),
-            "columns": [c for c in frame.columns if c != INPUT_ROW],
-        },
-        "contract": {"path": str(suite_path), "md5": file_md5(suite_path)},
-        "counts": {
-            "input_rows": len(frame),
-            "scored_rows": len(scored),
-            "rejected_rows": len(rejects),
-        },
-        "rejected_by_rule": check.counts,
-        "not_checked_per_row": list(check.skipped),
-        "warnings": list(check.warnings),
-        "threshold": threshold,
-        "positive_rate": float(scored[PREDICTION].mean()),
-        "mean_score": float(scored[SCORE].mean()),
-        "mlflow_run_id": scoring_run_id,
-        "flow_run_id": flow_run_id,
-        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    out_file = _write_table(scored, params.out, lineage, summary)
+    scorer = _Scorer(pyfunc, signature, model, params.data)
+    threshold = _threshold_used(pyfunc, columns)
+    with (
+        _staged(rejects_path(params.out), lineage, batch.object_types) as rejects,
+        _staged(params.out, lineage, batch.object_types) as predictions,
+        _one_draw_stream(pyfunc),
+    ):
+        totals = _score_chunks(chunks, checker, scorer, rejects=rejects, predictions=predictions)
+        check = checker.finish()
+        reject_file = rejects.commit()
+        if not totals.n_scored:
+            raise DataError(
+                f"{params.data}: none of its {totals.n_input} rows meets the contract "
+                f"{suite_path}; rows per failed rule: {check.counts}; see {reject_file}"
+            )
+        summary = {
+            "dataset": params.name,
+            "model": {**model.model_dump(), "uri": model.uri},
+            "input": {
+                "path": str(params.data.resolve()),
+                "md5": data_md5,
+                "rows": totals.n_input,
+                "columns": columns,
+            },
+            "contract": {"path": str(suite_path), "md5": file_md5(suite_path)},
+            "counts": {
+                "input_rows": totals.n_input,
+                "scored_rows": totals.n_scored,
+                "rejected_rows": totals.n_rejected,
+            },
+            "rejected_by_rule": check.counts,
+            "not_checked_per_row": list(check.skipped),
+            "warnings": list(check.warnings),
+            "threshold": threshold,
+            "positive_rate": totals.positive_rate,
+            "mean_score": totals.mean_score,
+            "mlflow_run_id": scoring_run_id,
+            "flow_run_id": flow_run_id,
+            "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        out_file = predictions.commit(summary)
     summary["outputs"] = {
         "predictions": {"path": str(out_file.resolve()), "md5": file_md5(out_file)},
         "rejects": {"path": str(reject_file.resolve()), "md5": file_md5(reject_file)},
@@ -395,8 +429,8 @@ def score_file(
         params.data,
         model.name,
         model.version,
-        len(scored),
-        len(rejects),
+        totals.n_scored,
+        totals.n_rejected,
         check.counts,
     )
     return ScoringResult(
@@ -407,30 +441,30 @@ def score_file(
         out_path=out_file,
         rejects_path=reject_file,
         summary_path=sidecar,
-        n_input=len(frame),
-        n_scored=len(scored),
-        n_rejected=len(rejects),
+        n_input=totals.n_input,
+        n_scored=totals.n_scored,
+        n_rejected=totals.n_rejected,
         rejected_by_rule=check.counts,
         threshold=threshold,
-        positive_rate=float(scored[PREDICTION].mean()),
-        mean_score=float(scored[SCORE].mean()),
+        positive_rate=totals.positive_rate,
+        mean_score=totals.mean_score,
         warnings=check.warnings,
     )
 
 
 def require_features(
-    frame: pd.DataFrame, signature: Mapping[str, str], *, source: Path, model: ScoringModel
+    columns: Sequence[str], signature: Mapping[str, str], *, source: Path, model: ScoringModel
 ) -> None:
     """Every model input column must be in the batch: without one, no row can be scored.
 
     Raises:
         DataError: naming the file, the missing columns and the model.
     """
-    missing = [column for column in signature if column not in frame.columns]
+    missing = [column for column in signature if column not in columns]
     if missing:
         raise DataError(
             f"{source}: missing feature column(s) {missing} that model {model.name!r} version "
-            f"{model.version} needs (columns in the file: {list(frame.columns)})"
+            f"{model.version} needs (columns in the file: {list(columns)})"
         )
 
 
@@ -441,7 +475,7 @@ def check_rows(
     features: Mapping[str, str],
     target: str | None,
 ) -> RowCheck:
-    """Evaluate the suite's column expectations row by row (see the module docstring).
+    """Evaluate the suite's column expectations row by row on one frame (see the module docstring).
 
     Args:
         frame: The batch as read.
@@ -453,81 +487,181 @@ def check_rows(
     Raises:
         DataError: a column holds no value of the contracted kind at all (a wrong column or file).
     """
-    rules, skipped, warnings = row_rules(frame, suite, features=features, target=target)
-    masks: dict[str, np.ndarray] = {}
-    by_column: dict[str, np.ndarray] = {}
-    pieces: list[pd.Series] = []
-    for rule in rules:
-        column = frame[rule.column]
-        failing = rule.failing(column).to_numpy(dtype=bool)
-        if rule.secondary and rule.column in by_column:
-            failing &= ~by_column[rule.column]
-        if not failing.any():
-            continue
-        masks[rule.key] = failing
-        by_column[rule.column] = by_column.get(rule.column, False) | failing
-        positions = np.flatnonzero(failing)
-        pieces.append(
-            pd.Series(rule.explain(column.iloc[positions]).to_numpy(), index=positions, dtype=str)
+    checker = RowChecker(list(frame.columns), suite, features=features, target=target)
+    rows = checker.check(frame)
+    batch = checker.finish()
+    return RowCheck(rows.rejected, rows.reasons, batch.counts, batch.skipped, batch.warnings)
+
+
+@dataclass
+class _KindTally:
+    """What a type rule saw so far: a column of the wrong kind fails on every value it holds."""
+
+    dtype: str
+    values: int = 0
+    failing: int = 0
+    examples: list[Any] = field(default_factory=list)
+
+    def add(self, values: pd.Series, failing: np.ndarray) -> None:
+        """Count the chunk's values and failures; keep the first few values while all fail."""
+        self.values += int(values.notna().sum())
+        self.failing += int(failing.sum())
+        if self.failing < self.values or len(self.examples) >= _MAX_EXAMPLES:
+            return
+        for value in values.dropna().unique():
+            if len(self.examples) == _MAX_EXAMPLES:
+                return
+            if value not in self.examples:
+                self.examples.append(value)
+
+    def require(self, rule: RowRule) -> None:
+        """Stop the batch when every one of its values (at least two) breaks the type rule."""
+        if rule.expects is None or self.values < _WHOLE_COLUMN or self.failing < self.values:
+            return
+        words = _KIND_WORDS[rule.expects]
+        raise DataError(
+            f"column {rule.column!r} holds no {words} (dtype {self.dtype}, e.g. "
+            f"{', '.join(repr(v) for v in self.examples)}); the contract ({rule.expectation}) "
+            f"expects {words}: wrong column or wrong file"
         )
-    rejected = np.zeros(len(frame), dtype=bool)
-    for failing in masks.values():
+
+
+class RowChecker:
+    """The contract's row checks for one batch, fed chunk by chunk.
+
+    Rules come from the batch's columns, the same in every chunk. What a contract says about the
+    batch as a whole (a ``mostly`` share, a column with no value of its kind, an empty label
+    column) is tallied chunk by chunk and judged by ``finish``, so the chunk size changes nothing.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        suite: Mapping[str, Any],
+        *,
+        features: Mapping[str, str],
+        target: str | None,
+    ) -> None:
+        self._columns = list(columns)
+        self._suite = suite
+        self._features = dict(features)
+        self._target = target
+        self._rules, _ = row_rules(self._columns, suite, features=features, target=target)
+        self._rows = 0
+        self._labels = 0
+        self._failing = [0] * len(self._rules)
+        self._kinds: dict[int, _KindTally] = {}
+        self._counts: dict[str, int] = {}
+
+    def check(self, chunk: pd.DataFrame) -> ChunkCheck:
+        """Which rows of the chunk break which rules (rows by position in the chunk)."""
+        self._rows += len(chunk)
+        if self._target in chunk.columns:
+            self._labels += int(chunk[self._target].notna().sum())
+        masks: dict[str, np.ndarray] = {}
+        by_column: dict[str, np.ndarray] = {}
+        pieces: list[pd.Series] = []
+        for index, rule in enumerate(self._rules):
+            column = chunk[rule.column]
+            failing = rule.failing(column).to_numpy(dtype=bool)
+            self._tally(index, rule, column, failing)
+            if rule.mostly < 1.0:
+                continue
+            if rule.secondary and rule.column in by_column:
+                failing = failing & ~by_column[rule.column]
+            if not failing.any():
+                continue
+            masks[rule.key] = failing
+            by_column[rule.column] = by_column.get(rule.column, False) | failing
+            positions = np.flatnonzero(failing)
+            pieces.append(
+                pd.Series(
+                    rule.explain(column.iloc[positions]).to_numpy(), index=positions, dtype=str
+                )
+            )
+        for key, mask in masks.items():
+            self._counts[key] = self._counts.get(key, 0) + int(mask.sum())
+        return _chunk_check(len(chunk), masks.values(), pieces)
+
+    def finish(self) -> BatchCheck:
+        """Judge the batch as a whole, once every chunk was checked.
+
+        Raises:
+            DataError: a column holds no value of the contracted kind at all.
+        """
+        for index, tally in self._kinds.items():
+            tally.require(self._rules[index])
+        label_empty = self._target in self._columns and not self._labels
+        _, skipped = row_rules(
+            self._columns,
+            self._suite,
+            features=self._features,
+            target=self._target,
+            label_empty=label_empty,
+        )
+        warnings = [
+            f"{rule.expectation} on '{rule.column}': {share:.1%} of rows break it, the contract "
+            f"allows {1.0 - rule.mostly:.1%} (mostly={rule.mostly}); rows kept: a single row "
+            "may break it"
+            for rule, failing in zip(self._rules, self._failing, strict=True)
+            if rule.mostly < 1.0 and (share := failing / self._rows) > 1.0 - rule.mostly
+        ]
+        counts = {r.key: self._counts[r.key] for r in self._rules if r.key in self._counts}
+        return BatchCheck(counts, tuple(skipped), tuple(warnings))
+
+    def _tally(self, index: int, rule: RowRule, column: pd.Series, failing: np.ndarray) -> None:
+        self._failing[index] += int(failing.sum())
+        if rule.expects is not None:
+            self._kinds.setdefault(index, _KindTally(str(column.dtype))).add(column, failing)
+
+
+def _chunk_check(rows: int, masks: Iterable[np.ndarray], pieces: list[pd.Series]) -> ChunkCheck:
+    """Rows rejected by any rule, each with its failed rules joined in rule order."""
+    rejected = np.zeros(rows, dtype=bool)
+    for failing in masks:
         rejected |= failing
-    if pieces:
-        joined = pd.concat(pieces).groupby(level=0, sort=True).agg("; ".join)
-        reasons = joined.reindex(np.flatnonzero(rejected))
-    else:
-        reasons = pd.Series([], dtype=str)
-    counts = {key: int(mask.sum()) for key, mask in masks.items()}
-    return RowCheck(rejected, reasons, counts, tuple(skipped), tuple(warnings))
+    if not pieces:
+        return ChunkCheck(rejected, pd.Series([], dtype=str))
+    joined = pd.concat(pieces).groupby(level=0, sort=True).agg("; ".join)
+    return ChunkCheck(rejected, joined.reindex(np.flatnonzero(rejected)))
 
 
 def row_rules(
-    frame: pd.DataFrame,
+    columns: Sequence[str],
     suite: Mapping[str, Any],
     *,
     features: Mapping[str, str],
     target: str | None,
-) -> tuple[list[RowRule], list[str], list[str]]:
+    label_empty: bool = False,
+) -> tuple[list[RowRule], list[str]]:
     """Turn the suite's expectations into row rules; list what is skipped and why.
 
-    Returns the rules, the expectations not checked per row (with the reason) and batch-level
-    warnings (``mostly`` limits the batch as a whole breaks).
+    Returns the rules (``mostly`` < 1 ones only report the batch share) and the expectations not
+    checked per row, with the reason. ``label_empty``: the batch's label column holds no value.
     """
     rules: list[RowRule] = []
     skipped: list[str] = []
-    warnings: list[str] = []
     for expectation in suite.get("expectations", []):
         kind = str(expectation.get("type"))
         kwargs: dict[str, Any] = dict(expectation.get("kwargs") or {})
         column = kwargs.get("column")
         where = f"{kind} on '{column}'" if column is not None else kind
-        if kind == "expect_column_to_exist" and column in frame.columns:
+        if kind == "expect_column_to_exist" and column in columns:
             continue  # met: nothing to check per row
-        reason = _not_row_level(kind, kwargs, column, frame, target)
+        reason = _not_row_level(kind, kwargs, column, columns, target, label_empty=label_empty)
         if reason:
             skipped.append(f"{where}: {reason}")
             continue
         assert isinstance(column, str)  # _not_row_level skips expectations without a column
-        series = frame[column]
-        mostly = float(kwargs.get("mostly", 1.0))
-        rule = _RULE_BUILDERS[kind](kind, column, kwargs, series)
+        rule = _RULE_BUILDERS[kind](kind, column, kwargs)
         if rule is None:
             skipped.append(f"{where}: type list {kwargs.get('type_list')} not checkable per row")
             continue
-        if mostly < 1.0:
-            share = float(rule.failing(series).mean())
-            if share > 1.0 - mostly:
-                warnings.append(
-                    f"{where}: {share:.1%} of rows break it, the contract allows "
-                    f"{1.0 - mostly:.1%} (mostly={mostly}); rows kept: a single row may break it"
-                )
-            continue
-        rules.append(rule)
+        rules.append(replace(rule, mostly=float(kwargs.get("mostly", 1.0))))
     for column, signature_type in features.items():
-        if signature_type in _INTEGER_SIGNATURE and column in frame.columns:
+        if signature_type in _INTEGER_SIGNATURE and column in columns:
             rules.append(_whole_number_rule(column))
-    return rules, skipped, warnings
+    return rules, skipped
 
 
 def typed_for_signature(frame: pd.DataFrame, signature: Mapping[str, str]) -> pd.DataFrame:
@@ -596,7 +730,13 @@ def log_scoring(settings: EvenflowSettings, run_id: str, result: ScoringResult) 
 
 
 def _not_row_level(
-    kind: str, kwargs: Mapping[str, Any], column: Any, frame: pd.DataFrame, target: str | None
+    kind: str,
+    kwargs: Mapping[str, Any],
+    column: Any,
+    columns: Sequence[str],
+    target: str | None,
+    *,
+    label_empty: bool,
 ) -> str | None:
     """Why an expectation is not checked per row, or None when it is."""
     if kind in _TABLE_LEVEL:
@@ -605,17 +745,19 @@ def _not_row_level(
         return "not an expectation type evenflow checks per row"
     if column is None or kwargs.get("row_condition"):
         return "names no column, or holds a row condition"
-    return _not_in_batch(kind, str(column), frame, target)
+    return _not_in_batch(kind, str(column), columns, target, label_empty=label_empty)
 
 
-def _not_in_batch(kind: str, column: str, frame: pd.DataFrame, target: str | None) -> str | None:
+def _not_in_batch(
+    kind: str, column: str, columns: Sequence[str], target: str | None, *, label_empty: bool
+) -> str | None:
     """Expectations on columns a scoring batch need not carry, or on the label's nulls."""
     label = column == target
-    if column not in frame.columns:
+    if column not in columns:
         return "the label is absent" if label else "column absent (not a model input)"
     if label and kind == "expect_column_values_to_not_be_null":
         return "a scoring row may have no label"
-    if label and bool(frame[column].isna().all()):
+    if label and label_empty:
         return "the label column is empty"
     return None
 
@@ -641,9 +783,7 @@ def _kind_of(type_list: Iterable[Any]) -> Kind | None:
     return None
 
 
-def _type_rule(
-    kind: str, column: str, kwargs: Mapping[str, Any], series: pd.Series
-) -> RowRule | None:
+def _type_rule(kind: str, column: str, kwargs: Mapping[str, Any]) -> RowRule | None:
     expected = _kind_of(kwargs.get("type_list") or [])
     if expected is None:
         return None
@@ -655,16 +795,7 @@ def _type_rule(
     def explain(values: pd.Series) -> pd.Series:
         return f"{key}: " + values.map(repr) + f" is not {_KIND_WORDS[expected]}"
 
-    failures = failing(series)
-    non_null = int(series.notna().sum())
-    if non_null >= _WHOLE_COLUMN and int(failures.sum()) == non_null:
-        examples = ", ".join(repr(v) for v in series.dropna().unique()[:_MAX_EXAMPLES])
-        raise DataError(
-            f"column {column!r} holds no {_KIND_WORDS[expected]} (dtype {series.dtype}, e.g. "
-            f"{examples}); the contract ({kind}) expects {_KIND_WORDS[expected]}: wrong column "
-            "or wrong file"
-        )
-    return RowRule(key, column, failing, explain)
+    return RowRule(kind, column, failing, explain, expects=expected)
 
 
 _KIND_WORDS: dict[Kind, str] = {
@@ -742,9 +873,7 @@ def _is_plain_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
-def _between_rule(
-    kind: str, column: str, kwargs: Mapping[str, Any], series: pd.Series
-) -> RowRule | None:
+def _between_rule(kind: str, column: str, kwargs: Mapping[str, Any]) -> RowRule | None:
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
     strict_low, strict_high = bool(kwargs.get("strict_min")), bool(kwargs.get("strict_max"))
     key = f"{kind}[{column}]"
@@ -762,12 +891,10 @@ def _between_rule(
     def explain(values: pd.Series) -> pd.Series:
         return f"{key}: " + values.map(repr) + f" not in {bounds}"
 
-    return RowRule(key, column, failing, explain)
+    return RowRule(kind, column, failing, explain)
 
 
-def _in_set_rule(
-    kind: str, column: str, kwargs: Mapping[str, Any], series: pd.Series
-) -> RowRule | None:
+def _in_set_rule(kind: str, column: str, kwargs: Mapping[str, Any]) -> RowRule | None:
     allowed = list(kwargs.get("value_set") or [])
     key = f"{kind}[{column}]"
 
@@ -777,12 +904,10 @@ def _in_set_rule(
     def explain(values: pd.Series) -> pd.Series:
         return f"{key}: " + values.map(repr) + " not in the set"
 
-    return RowRule(key, column, failing, explain)
+    return RowRule(kind, column, failing, explain)
 
 
-def _not_null_rule(
-    kind: str, column: str, kwargs: Mapping[str, Any], series: pd.Series
-) -> RowRule | None:
+def _not_null_rule(kind: str, column: str, kwargs: Mapping[str, Any]) -> RowRule | None:
     key = f"{kind}[{column}]"
 
     def failing(values: pd.Series) -> pd.Series:
@@ -791,11 +916,12 @@ def _not_null_rule(
     def explain(values: pd.Series) -> pd.Series:
         return pd.Series(f"{key}: missing", index=values.index)
 
-    return RowRule(key, column, failing, explain)
+    return RowRule(kind, column, failing, explain)
 
 
 def _whole_number_rule(column: str) -> RowRule:
-    key = f"model_signature_whole_number[{column}]"
+    expectation = "model_signature_whole_number"
+    key = f"{expectation}[{column}]"
 
     def failing(values: pd.Series) -> pd.Series:
         numbers = _numbers(values)
@@ -804,10 +930,10 @@ def _whole_number_rule(column: str) -> RowRule:
     def explain(values: pd.Series) -> pd.Series:
         return f"{key}: " + values.map(repr) + " is not a whole number (the model's input)"
 
-    return RowRule(key, column, failing, explain, secondary=True)
+    return RowRule(expectation, column, failing, explain, secondary=True)
 
 
-_RULE_BUILDERS: dict[str, Callable[[str, str, Mapping[str, Any], pd.Series], RowRule | None]] = {
+_RULE_BUILDERS: dict[str, Callable[[str, str, Mapping[str, Any]], RowRule | None]] = {
     "expect_column_values_to_be_in_type_list": _type_rule,
     "expect_column_values_to_be_between": _between_rule,
     "expect_column_values_to_be_in_set": _in_set_rule,
@@ -832,19 +958,26 @@ def _type_name(kind: Any) -> str:
     return str(getattr(kind, "name", kind))
 
 
-def _threshold_used(pyfunc: Any, scored: pd.DataFrame) -> str:
+def _threshold_used(pyfunc: Any, columns: Sequence[str]) -> str:
     """Describe how the model turned scores into decisions for this batch."""
-    try:
-        model = pyfunc.unwrap_python_model()
-    except MlflowException:
+    model = _python_model(pyfunc)
+    if model is None:
         return "the model's own decision rule"
     policy = getattr(model, "policy", None)
-    if policy is not None and policy.sensitive_column in scored.columns:
+    if policy is not None and policy.sensitive_column in columns:
         return (
             f"per-group thresholds on {policy.sensitive_column!r} ({policy.constraint}; groups "
             f"{', '.join(sorted(policy.groups))}; others: score >= {policy.default_threshold})"
         )
     return f"score >= {getattr(model, 'threshold', 0.5)}"
+
+
+def _python_model(pyfunc: Any) -> Any:
+    """The Python model inside the pyfunc, or None for another flavour."""
+    try:
+        return pyfunc.unwrap_python_model()
+    except MlflowException:
+        return None
 
 
 def _suite_target(suite: Mapping[str, Any]) -> str | None:
@@ -853,44 +986,415 @@ def _suite_target(suite: Mapping[str, Any]) -> str | None:
     return str(target) if target else None
 
 
-def _write_table(
-    frame: pd.DataFrame,
-    target: Path,
-    lineage: Mapping[str, str],
-    summary: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write predictions or rejects atomically; lineage as columns and Parquet key-value metadata."""
-    table = frame.assign(**{key: lineage[key] for key in LINEAGE_COLUMNS}).reset_index(drop=True)
-    if output_format(target) == "csv":
-        compression = "gzip" if target.name.lower().endswith(".gz") else None
-        with atomic_path(target) as tmp:
-            table.to_csv(tmp, index=False, compression=compression)
-        return target
-    arrow = pa.Table.from_pandas(_arrow_safe(table), preserve_index=False)
-    meta = {**lineage, **({"summary": summary} if summary else {})}
-    merged = {
-        **(arrow.schema.metadata or {}),
-        PARQUET_METADATA_KEY: json.dumps(meta, default=str, sort_keys=True).encode(),
-    }
-    arrow = arrow.replace_schema_metadata(merged)
-    with atomic_path(target) as tmp:
-        pq.write_table(arrow, tmp)
-    return target
+def _load_pyfunc(settings: EvenflowSettings, model: ScoringModel) -> Any:
+    """The registered pyfunc behind the alias, refused if the alias moved since it was resolved."""
+    import mlflow.pyfunc  # noqa: PLC0415  (loads the model flavour machinery only when scoring)
+
+    registry.client_for(settings)
+    pyfunc = mlflow.pyfunc.load_model(model.uri)
+    if pyfunc.metadata.run_id and pyfunc.metadata.run_id != model.run_id:
+        raise ConfigError(
+            f"alias {model.alias!r} of {model.name!r} moved while scoring started "
+            f"(expected the model of run {model.run_id}); run again"
+        )
+    return pyfunc
 
 
-def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Object columns mixing kinds (rejected cells) are written as text."""
-    safe = frame.copy()
-    for column in safe.columns:
-        if pd.api.types.is_object_dtype(safe[column].dtype):
-            kinds = {type(v) for v in safe[column].dropna()}
-            if len(kinds) > 1:
-                safe[column] = safe[column].map(lambda v: v if _missing(v) else str(v))
-    return safe
+@contextmanager
+def _one_draw_stream(pyfunc: Any) -> Iterator[None]:
+    """Let the model's threshold policy draw from one stream across the chunks' predict calls.
+
+    Each predict call would start ``RandomState(DECISION_SEED)`` afresh, giving a chunk's first
+    row the draw of the batch's first row; one stream gives each scored row the draw a single
+    whole-batch call gives it, so the decisions do not depend on the chunk size.
+    """
+    model = _python_model(pyfunc)
+    if not isinstance(model, EvenflowModel):
+        yield
+        return
+    model.draws = np.random.RandomState(DECISION_SEED)
+    try:
+        yield
+    finally:
+        model.draws = None
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+@dataclass(frozen=True)
+class _Scorer:
+    """The registered model and what it needs to score a chunk's checked rows."""
+
+    pyfunc: Any
+    signature: Mapping[str, str]
+    model: ScoringModel
+    source: Path
+
+    def score(self, accepted: pd.DataFrame) -> pd.DataFrame:
+        """The rows typed as the model's inputs, with its score and decision.
+
+        Raises:
+            DataError: the model refused the rows, or a numeric input is not a number.
+        """
+        typed = typed_for_signature(accepted, self.signature)
+        if typed.empty:
+            return typed.assign(**{SCORE: np.empty(0), PREDICTION: np.empty(0, dtype=np.int64)})
+        try:  # the model's columns only: MLflow would drop the others, warning at each chunk
+            decided = self.pyfunc.predict(typed[list(self.signature)])
+        except MlflowException as exc:
+            raise DataError(
+                f"{self.source}: model {self.model.name!r} version {self.model.version} refused "
+                f"the checked rows: {_first_line(exc)}"
+            ) from None
+        return typed.assign(
+            **{SCORE: decided["score"].to_numpy(), PREDICTION: decided["prediction"].to_numpy()}
+        )
+
+
+@dataclass
+class _Totals:
+    """Running figures over the chunks scored so far."""
+
+    n_input: int = 0
+    n_scored: int = 0
+    n_rejected: int = 0
+    positives: int = 0
+    score_sum: float = 0.0
+    """Summed row after row, so the chunk size cannot change its last bits."""
+
+    def add(self, rows: int, scored: pd.DataFrame, rejects: pd.DataFrame) -> None:
+        """Count one chunk."""
+        self.n_input += rows
+        self.n_scored += len(scored)
+        self.n_rejected += len(rejects)
+        self.positives += int(scored[PREDICTION].sum())
+        scores = scored[SCORE].to_numpy(dtype=np.float64)
+        self.score_sum = float(np.cumsum(np.append(self.score_sum, scores))[-1])
+
+    @property
+    def positive_rate(self) -> float:
+        """Share of scored rows decided positive."""
+        return self.positives / self.n_scored
+
+    @property
+    def mean_score(self) -> float:
+        """Mean score of the scored rows."""
+        return self.score_sum / self.n_scored
+
+
+def _score_chunks(
+    chunks: Iterator[pd.DataFrame],
+    checker: RowChecker,
+    scorer: _Scorer,
+    *,
+    rejects: _Output,
+    predictions: _Output,
+) -> _Totals:
+    """Check, score and write each chunk in turn; ``input_row`` is the row's place in the batch."""
+    totals = _Totals()
+    for chunk in chunks:
+        chunk.columns = [str(c) for c in chunk.columns]
+        check = checker.check(chunk)
+        frame = chunk.assign(**{INPUT_ROW: chunk.index.to_numpy(dtype=np.int64)})
+        rejected = frame.loc[check.rejected].assign(**{FAILED_RULES: check.reasons.to_numpy()})
+        scored = scorer.score(frame.loc[~check.rejected])
+        rejects.write(rejected)
+        predictions.write(scored)
+        totals.add(len(chunk), scored, rejected)
+        del chunk, frame, rejected, scored  # hold one chunk, not two, while the next is read
+    return totals
+
+
+# --- reading in chunks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch opened for reading chunk by chunk."""
+
+    chunks: Iterator[pd.DataFrame]
+    """Frames of at most ``chunk_rows`` rows, indexed by their row position in the batch."""
+    object_types: Mapping[str, pa.DataType]
+    """Arrow type of each column pandas holds as Python objects (text, booleans with nulls)."""
+
+
+def open_batch(path: Path, chunk_rows: int) -> Batch:
+    """Open a Parquet file or folder of parts, or a CSV, for reading in chunks.
+
+    Raises:
+        DataError: naming the file, when it cannot be read.
+    """
+    if is_parquet(path):
+        return Batch(iter_chunks(path, chunk_rows), _parquet_types(path))
+    return _open_csv(path, chunk_rows)
+
+
+def _parquet_types(path: Path) -> dict[str, pa.DataType]:
+    """Each column's Arrow type in the batch's files (a part where it is all null says nothing)."""
+    types: dict[str, pa.DataType] = {}
+    for file in parquet_files(path):
+        try:
+            schema = pq.read_schema(file)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{file}: cannot be read as parquet: {exc}") from None
+        for field_ in schema:
+            if pa.types.is_null(types.get(field_.name, pa.null())):
+                types[field_.name] = field_.type
+    return types
+
+
+# Kinds of a CSV column (see _chunk_kind) that hold booleans.
+_BOOLEAN_KINDS = frozenset({"bool", "bool+null"})
+# Kinds of a CSV column that pandas holds as Python objects, and their Arrow type.
+_OBJECT_KINDS = {"text": pa.string(), "bool+null": pa.bool_()}
+
+
+def _open_csv(path: Path, chunk_rows: int) -> Batch:
+    """A CSV in chunks, each column typed as one whole-file ``read_csv`` types it.
+
+    pandas infers a CSV column's dtype from the values it parses at once: a chunk of whole
+    numbers is int64 where the file as a whole is float64 (a null further down) or text (a word
+    further down). A first pass learns the whole file's dtypes; the second reads the chunks again
+    with them. A file that fits in one chunk is read once.
+    """
+    kinds: dict[str, set[str]] = {}
+    only: pd.DataFrame | None = None
+    for count, chunk in enumerate(_csv_reader(path, chunk_rows), start=1):
+        for column in chunk.columns:
+            kinds.setdefault(column, set()).add(_chunk_kind(chunk[column]))
+        only = chunk if count == 1 else None
+        del chunk
+    dtypes = {column: _file_kind(seen) for column, seen in kinds.items()}
+    types = {c: _OBJECT_KINDS[kind] for c, kind in dtypes.items() if kind in _OBJECT_KINDS}
+    if only is not None or not kinds:  # one chunk, already read, or none at all
+        return Batch(iter([] if only is None else [only]), types)
+    return Batch(_typed_csv_chunks(path, chunk_rows, dtypes), types)
+
+
+def _csv_reader(
+    path: Path, chunk_rows: int, dtype: Mapping[str, Any] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The CSV's chunks as pandas parses them, indexed by row position.
+
+    Raises:
+        DataError: naming the file, when it cannot be parsed.
+    """
+    offset = 0
+    try:
+        with pd.read_csv(path, low_memory=False, chunksize=chunk_rows, dtype=dtype) as reader:
+            for chunk in reader:
+                chunk.index = pd.RangeIndex(offset, offset + len(chunk))
+                offset += len(chunk)
+                yield chunk
+                del chunk  # before the next chunk is parsed
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        suffixes = "/".join(s.lower() for s in path.suffixes) or "CSV"
+        raise DataError(f"{path}: cannot be read as {suffixes}: {exc}") from None
+
+
+def _typed_csv_chunks(
+    path: Path, chunk_rows: int, kinds: Mapping[str, str]
+) -> Iterator[pd.DataFrame]:
+    """Read the CSV again: text columns as text, the others cast to the whole file's dtype."""
+    text = {column: str for column, kind in kinds.items() if kind == "text"}
+    for raw in _csv_reader(path, chunk_rows, text):
+        casts = {
+            column: "object" if kind == "bool+null" else kind
+            for column, kind in kinds.items()
+            if kind != "text" and str(raw[column].dtype) != kind
+        }
+        chunk = raw.astype(casts) if casts else raw
+        del raw
+        yield chunk
+        del chunk  # before the next chunk is parsed
+
+
+def _chunk_kind(values: pd.Series) -> str:
+    """What pandas made of a column in one chunk: "empty", its dtype, "bool+null" or "text"."""
+    if not values.notna().any():
+        return "empty"
+    if values.dtype != object:
+        return str(values.dtype)
+    return "bool+null" if pd.api.types.infer_dtype(values, skipna=True) == "boolean" else "text"
+
+
+def _file_kind(kinds: set[str]) -> str:
+    """What one read of the whole file makes of a column whose chunks were of these kinds."""
+    seen = kinds - {"empty"}
+    if not seen:
+        return "float64"  # no value at all: NaN throughout
+    if "text" in seen or (seen & _BOOLEAN_KINDS and seen - _BOOLEAN_KINDS):
+        return "text"
+    if seen <= _BOOLEAN_KINDS:
+        return "bool" if kinds == {"bool"} else "bool+null"
+    if len(kinds) == 1:
+        return next(iter(kinds))  # int64, uint64 or float64 throughout
+    if "uint64" in seen and "float64" not in seen:
+        return "text"  # pandas keeps integers beyond int64 beside nulls or negatives as text
+    return "float64"
+
+
+def _peek_columns(
+    chunks: Iterator[pd.DataFrame], source: Path
+) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The batch's columns, from its first chunk, and all its chunks (the first put back).
+
+    Raises:
+        DataError: the batch has no rows.
+    """
+    first = next(chunks, None)
+    if first is None or first.empty:
+        raise DataError(f"{source}: the file has no rows")
+    return [str(c) for c in first.columns], _drain([first], chunks)
+
+
+def _drain(held: list[pd.DataFrame], rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Yield the held chunk, keeping no reference to it once it is used, then the rest."""
+    chunk = held.pop()
+    yield chunk
+    del chunk
+    yield from rest
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+class _CsvFile:
+    """A CSV (gzip-compressed for .gz) written chunk by chunk: the header once, then rows."""
+
+    def __init__(self, path: Path, compressed: bool) -> None:
+        self._file = path.open("wb")
+        # No file name and a fixed time in the gzip header: a rerun writes the same bytes.
+        self._zip = (
+            gzip.GzipFile(filename="", fileobj=self._file, mode="wb", mtime=0)
+            if compressed
+            else None
+        )
+        self._header = True
+
+    def write(self, table: pd.DataFrame) -> None:
+        sink = self._file if self._zip is None else self._zip
+        table.to_csv(sink, index=False, header=self._header, mode="wb", encoding="utf-8")
+        self._header = False
+
+    def close(self, metadata: Mapping[str, Any]) -> None:
+        """Finish the file; a CSV carries no metadata (the sidecar has it)."""
+        if self._zip is not None:
+            self._zip.close()
+        self._file.close()
+
+    def abort(self) -> None:
+        self.close({})
+
+
+class _ParquetFile:
+    """A Parquet file written chunk by chunk, with one schema fixed by the first chunk."""
+
+    def __init__(self, path: Path, object_types: Mapping[str, pa.DataType]) -> None:
+        self._path = path
+        self._object_types = object_types
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pd.DataFrame) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, _arrow_schema(table, self._object_types))
+        if len(table):
+            schema = self._writer.schema
+            self._writer.write_table(pa.Table.from_pandas(table, schema, preserve_index=False))
+
+    def close(self, metadata: Mapping[str, Any]) -> None:
+        """Add the metadata (key ``evenflow.scoring``) and write the footer."""
+        assert self._writer is not None  # every chunk writes, the first one opens
+        payload = json.dumps(metadata, default=str, sort_keys=True).encode()
+        schema = self._writer.schema
+        schema = schema.with_metadata({**(schema.metadata or {}), PARQUET_METADATA_KEY: payload})
+        # The footer's Arrow schema (key ARROW:schema, base64 IPC, as Arrow writes it) is what
+        # readers return as the schema, so the key goes into it as well as beside it.
+        arrow_schema = base64.b64encode(schema.serialize().to_pybytes())
+        self._writer.add_key_value_metadata(
+            {PARQUET_METADATA_KEY: payload, b"ARROW:schema": arrow_schema}
+        )
+        self._writer.close()
+        self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class _Output:
+    """Predictions or rejects, written chunk by chunk to a temp file beside the target."""
+
+    def __init__(
+        self, target: Path, lineage: Mapping[str, str], object_types: Mapping[str, pa.DataType]
+    ) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
+        self.target = target
+        self.tmp = Path(name)
+        self._lineage = dict(lineage)
+        types = {
+            **object_types,
+            FAILED_RULES: pa.string(),
+            **dict.fromkeys(LINEAGE_COLUMNS, pa.string()),
+        }
+        self._file: _CsvFile | _ParquetFile = (
+            _CsvFile(self.tmp, compressed=target.name.lower().endswith(".gz"))
+            if output_format(target) == "csv"
+            else _ParquetFile(self.tmp, types)
+        )
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append rows, with the lineage columns."""
+        lineage = {key: self._lineage[key] for key in LINEAGE_COLUMNS}
+        self._file.write(frame.assign(**lineage).reset_index(drop=True))
+
+    def commit(self, summary: Mapping[str, Any] | None = None) -> Path:
+        """Finish the file (Parquet: lineage and summary as metadata), fsync it, rename it."""
+        self._file.close({**self._lineage, **({"summary": summary} if summary else {})})
+        _fsync(self.tmp)
+        self.tmp.chmod(0o644)  # mkstemp creates 0600; scores are handed to other people
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def discard(self) -> None:
+        """Close and remove the temp file (nothing to do once committed)."""
+        with suppress(OSError, ValueError, pa.ArrowException):  # the failure is being raised
+            self._file.abort()
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _staged(
+    target: Path, lineage: Mapping[str, str], object_types: Mapping[str, pa.DataType]
+) -> Iterator[_Output]:
+    """An output that reaches ``target`` only if committed; whatever happens, no temp file stays."""
+    output = _Output(target, lineage, object_types)
+    try:
+        yield output
+    finally:
+        output.discard()
+
+
+def _arrow_schema(frame: pd.DataFrame, object_types: Mapping[str, pa.DataType]) -> pa.Schema:
+    """The file's schema from its first chunk, object columns typed as the input declares them.
+
+    A column of Python objects that is all null in the first chunk would otherwise be typed
+    ``null`` and refuse the text of later chunks.
+    """
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for index, name in enumerate(schema.names):
+        if name in object_types and pd.api.types.is_object_dtype(frame[name].dtype):
+            schema = schema.set(index, schema.field(index).with_type(object_types[name]))
+    return schema
+
+
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,6 +20,8 @@ from evenflow.records import FeatureSpec
 
 BOOSTER_ARTIFACT = "booster"
 SCHEMA_ARTIFACT = "schema"
+DECISION_SEED = 0
+"""Seed of the uniform draws behind a threshold policy's randomised decisions (as in Fairlearn)."""
 
 
 def write_schema(
@@ -55,6 +57,13 @@ def load_booster(path: str, trainer: str) -> Any:
 class EvenflowModel(PythonModel):
     """Scores raw input rows; returns ``score`` (probability) and ``prediction`` (0/1)."""
 
+    draws: np.random.RandomState | None = None
+    """Stream of a threshold policy's draws; None: a fresh ``RandomState(DECISION_SEED)`` per call.
+
+    Draws go to rows by their position in the call, so a caller that scores one batch in several
+    calls (``evenflow.scoring``) sets one stream for all of them and gets the whole-batch decisions.
+    """
+
     def load_context(self, context: Any) -> None:
         """Load the booster and the feature schema logged with the model."""
         schema = json.loads(Path(context.artifacts[SCHEMA_ARTIFACT]).read_text(encoding="utf-8"))
@@ -83,4 +92,5 @@ class EvenflowModel(PythonModel):
         if self.policy is None or self.policy.sensitive_column not in model_input.columns:
             return np.asarray(score >= self.threshold, dtype=np.int64)
         groups = model_input[self.policy.sensitive_column]
-        return np.asarray(self.policy.decide(score, groups, seed=0), dtype=np.int64)
+        seed = DECISION_SEED if self.draws is None else self.draws
+        return np.asarray(self.policy.decide(score, groups, seed=seed), dtype=np.int64)

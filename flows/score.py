@@ -17,14 +17,15 @@ def score_batch(params: ScoreParams) -> ScoringResult:
     Rows that break the dataset's contract are written to a rejects file with the rules they
     failed, never scored; the predictions carry the model's name, version, alias and run id and
     the input's md5 (as columns, in a sidecar ``<out>.json`` and as Parquet metadata). The run is
-    logged to MLflow in the ``NAME-scoring`` experiment. The input file is only read.
+    logged to MLflow in the ``NAME-scoring`` experiment. The input file is only read, and only
+    ``params.chunk_rows`` rows of it are held at a time; the results do not depend on that size.
     """
     settings = EvenflowSettings()
     # Model: a missing alias stops here, before anything is read or logged.
     model = resolve_model(params, settings)
     run_id = start_scoring_run(params, settings, model)
     try:
-        # Check, score and write (rejects, predictions, then the sidecar)
+        # Check, score and write chunk by chunk (rejects, predictions, then the sidecar)
         result = score_rows(params, settings, model, run_id)
         record_scoring(settings, run_id, result)
     except BaseException:

@@ -41,7 +41,11 @@ def start_scoring_run(params: ScoreParams, settings: EvenflowSettings, model: Sc
 def score_rows(
     params: ScoreParams, settings: EvenflowSettings, model: ScoringModel, run_id: str
 ) -> ScoringResult:
-    """Check each row against the contract, score the rest, write predictions and rejects."""
+    """Check each row against the contract, score the rest, write predictions and rejects.
+
+    The batch goes through in chunks of ``params.chunk_rows`` rows; the outputs appear only
+    when every chunk succeeded.
+    """
     with stage("score", f"{params.data.name} with {model.uri} (version {model.version})") as done:
         result = scoring.score_file(
             settings, params, model, scoring_run_id=run_id, flow_run_id=str(flow_run.get_id())

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from evenflow import scoring
 from evenflow.cli import app
+from evenflow.errors import DataError
 from evenflow.io import file_md5
 from evenflow.mitigation import ThresholdPolicy
 from evenflow.records import ModelVersionRef
-from evenflow.scoring import ScoreParams
+from evenflow.scoring import ScoreParams, ScoringResult
 from evenflow.settings import EvenflowSettings
 from flows.score import score_batch
 from flows.train_and_register import train_and_register
@@ -141,7 +145,20 @@ def test_cli_scores_to_csv_and_names_what_makes_a_batch_unusable(
     data = _batch(adult_sample_path, tmp_path / "batch.csv")
     out = tmp_path / "scores.csv"
 
-    done = cli.invoke(app, ["score", "--data", str(data), "--out", str(out), "--name", "adult"])
+    done = cli.invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--name",
+            "adult",
+            "--chunk-rows",
+            "1000",
+        ],
+    )
 
     assert done.exit_code == 0, done.output
     assert "scored 2,997 of 3,000 rows" in done.output
@@ -170,3 +187,146 @@ def test_cli_scores_to_csv_and_names_what_makes_a_batch_unusable(
     )
     assert no_alias.exit_code == 2
     assert "model 'adult' has no version with alias 'gold'" in no_alias.output
+
+
+# Rows breaking the contract, in several chunks of 1,009 rows (two on a chunk boundary).
+_BROKEN_AGE = [3, 1_008, 1_009, 4_500]
+_BROKEN = sorted([*_BROKEN_AGE, 2_017, 5_555, 6_000, 7_001, 8_999])
+
+
+def _long_batch(adult_sample_path: Path, out: Path) -> Path:
+    """Three copies of the sample (9,000 rows): rejects in many chunks, the label known only
+    from row 5,000 on, an id column with one word far down, a note column empty at first."""
+    frame = pd.concat([pd.read_csv(adult_sample_path).drop(columns=["split"])] * 3)
+    frame = frame.reset_index(drop=True).astype({"age": object})
+    frame.insert(0, "ref", pd.Series(range(len(frame)), dtype=object))
+    frame.loc[7_000, "ref"] = "n/a"
+    frame["note"] = [None] * 2_500 + ["checked"] * (len(frame) - 2_500)
+    frame.loc[:4_999, "income"] = None
+    frame.loc[_BROKEN_AGE, "age"] = 420
+    frame.loc[6_000, "age"] = "unknown"
+    frame.loc[[2_017, 8_999], "workclass"] = "Space-force"
+    frame.loc[5_555, "sex"] = None
+    frame.loc[7_001, "income"] = "maybe"
+    if out.suffix == ".parquet":
+        pd.read_csv(_to_csv(frame, out.with_suffix(".csv")), low_memory=False).to_parquet(
+            out, row_group_size=700
+        )
+        return out
+    return _to_csv(frame, out)
+
+
+def _to_csv(frame: pd.DataFrame, out: Path) -> Path:
+    frame.to_csv(out, index=False)
+    return out
+
+
+def _score(data: Path, out: Path, chunk_rows: int) -> ScoringResult:
+    settings = EvenflowSettings()
+    params = ScoreParams(data=data, out=out, name="adult", chunk_rows=chunk_rows)
+    model = scoring.resolve_model(settings, params)
+    return scoring.score_file(settings, params, model, scoring_run_id="r", flow_run_id="f")
+
+
+def _text(path: Path) -> bytes:
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if path.suffix == ".gz" else raw
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+_SAME_IN_BOTH = (
+    "counts",
+    "rejected_by_rule",
+    "not_checked_per_row",
+    "warnings",
+    "threshold",
+    "positive_rate",
+    "mean_score",
+)
+
+
+@pytest.mark.parametrize(
+    ("data_name", "out_name"),
+    [
+        ("batch.csv", "scores.parquet"),
+        ("batch.csv", "scores.csv"),
+        ("batch.csv", "scores.csv.gz"),
+        ("batch.parquet", "scores.parquet"),
+    ],
+)
+def test_scoring_in_chunks_gives_the_whole_batch_results(
+    champion: Champion, adult_sample_path: Path, tmp_path: Path, data_name: str, out_name: str
+) -> None:
+    data = _long_batch(adult_sample_path, tmp_path / data_name)
+
+    whole = _score(data, tmp_path / "whole" / out_name, chunk_rows=100_000)
+    chunked = _score(data, tmp_path / "chunked" / out_name, chunk_rows=1_009)
+
+    for output in (lambda r: r.out_path, lambda r: r.rejects_path):
+        pd.testing.assert_frame_equal(
+            _read(output(chunked)), _read(output(whole)), check_exact=True
+        )
+    if not out_name.endswith(".parquet"):  # CSV rows carry no layout: the very same text
+        assert _text(chunked.out_path) == _text(whole.out_path)
+    first, second = (json.loads(r.summary_path.read_text()) for r in (whole, chunked))
+    assert {k: second[k] for k in _SAME_IN_BOTH} == {k: first[k] for k in _SAME_IN_BOTH}
+    assert second["counts"] == {"input_rows": 9_000, "scored_rows": 8_991, "rejected_rows": 9}
+    rejects = _read(chunked.rejects_path)
+    assert list(rejects["input_row"]) == _BROKEN
+    assert not any("label column is empty" in line for line in second["not_checked_per_row"])
+    scored = _read(chunked.out_path)
+    assert len(scored) == 8_991 and not scored["input_row"].isin(_BROKEN).any()
+    # The policy's randomised decisions are those of one call on all scored rows, and
+    # restarting the draws at each chunk would have changed some of them.
+    scores, groups = scored["score"].to_numpy(), scored["sex"].to_numpy()
+    decided = champion.policy.decide(scores, groups, seed=0)
+    assert (scored["prediction"].to_numpy() == decided).all()
+    restarted = np.concatenate(
+        [
+            champion.policy.decide(scores[rows], groups[rows], seed=0)
+            for rows in np.array_split(np.arange(len(scores)), 9)
+        ]
+    )
+    assert (restarted != decided).any()
+
+
+def _fail_on_third_write(write: Callable[..., None]) -> Callable[..., None]:
+    calls = []
+
+    def failing(self: object, table: pd.DataFrame) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        write(self, table)
+
+    return failing
+
+
+def test_a_failure_in_any_chunk_leaves_no_output_behind(
+    champion: Champion, adult_sample_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _long_batch(adult_sample_path, tmp_path / "batch.csv")
+    out = tmp_path / "out" / "scores.parquet"
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            scoring._ParquetFile, "write", _fail_on_third_write(scoring._ParquetFile.write)
+        )
+        with pytest.raises(OSError, match="No space left"):
+            _score(data, out, chunk_rows=1_009)
+    assert list(out.parent.iterdir()) == []
+
+    # Judged on the whole batch, once every chunk was written to temp files: nothing stays.
+    wrong = pd.read_csv(data).assign(sex=lambda f: (f["sex"] == "Male").astype(int))
+    with pytest.raises(DataError, match="column 'sex' holds no text"):
+        _score(_to_csv(wrong, tmp_path / "wrong.csv"), out, chunk_rows=1_009)
+    assert list(out.parent.iterdir()) == []
+
+    # No row passes: the rejects say why, no predictions file is written.
+    old = pd.read_csv(data).assign(age=99)
+    with pytest.raises(DataError, match="none of its 9000 rows meets the contract"):
+        _score(_to_csv(old, tmp_path / "old.csv"), out, chunk_rows=1_009)
+    assert [p.name for p in out.parent.iterdir()] == ["scores.rejects.parquet"]
+    assert len(pd.read_parquet(out.parent / "scores.rejects.parquet")) == 9_000

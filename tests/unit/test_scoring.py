@@ -10,6 +10,7 @@ from typing import Any
 import great_expectations as gx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -151,6 +152,95 @@ def test_a_column_of_the_wrong_kind_stops_the_batch(
         scoring.check_rows(batch, suite, features={}, target="income")
 
 
+def _in_chunks(
+    frame: pd.DataFrame, suite: dict[str, Any], size: int, features: dict[str, str]
+) -> tuple[np.ndarray, list[str], scoring.BatchCheck]:
+    checker = scoring.RowChecker(list(frame.columns), suite, features=features, target="income")
+    parts = [
+        checker.check(frame.iloc[start : start + size]) for start in range(0, len(frame), size)
+    ]
+    reasons = [reason for part in parts for reason in part.reasons]
+    return np.concatenate([part.rejected for part in parts]), reasons, checker.finish()
+
+
+def test_row_checks_in_chunks_agree_with_the_whole_batch(
+    batch: pd.DataFrame, suite: dict[str, Any]
+) -> None:
+    raw = batch.astype({"age": object})
+    raw.loc[:999, "age"] = "unknown"  # no number in the first chunk, numbers in the others
+    raw.loc[[1000, 2500, 3999], "age"] = 420
+    raw.loc[1200:2200, "workclass"] = None  # 25% null over the batch: a mostly warning
+    raw.loc[:1999, "income"] = None  # the label only in the second half
+    raw.loc[3000, "income"] = "maybe"
+    features = {"age": "long", "hours-per-week": "long"}
+
+    whole = scoring.check_rows(raw, suite, features=features, target="income")
+    rejected, reasons, together = _in_chunks(raw, suite, 997, features)
+
+    assert (rejected == whole.rejected).all()
+    assert reasons == list(whole.reasons)
+    assert (together.counts, together.skipped, together.warnings) == (
+        whole.counts,
+        whole.skipped,
+        whole.warnings,
+    )
+    assert whole.counts["expect_column_values_to_be_in_type_list[age]"] == 1000
+    assert whole.counts["expect_column_values_to_be_in_set[income]"] == 1
+    assert not any("label column is empty" in line for line in whole.skipped)
+    (warning,) = whole.warnings
+    assert "workclass" in warning
+
+
+def test_a_column_of_the_wrong_kind_is_judged_on_the_whole_batch(
+    batch: pd.DataFrame, suite: dict[str, Any]
+) -> None:
+    batch["sex"] = np.where(batch["sex"] == "Male", 1, 0)
+    with pytest.raises(DataError) as whole:
+        scoring.check_rows(batch, suite, features={}, target="income")
+
+    with pytest.raises(DataError) as chunked:
+        _in_chunks(batch, suite, 997, {})
+
+    assert str(chunked.value) == str(whole.value)
+    assert "column 'sex' holds no text (dtype int64" in str(whole.value)
+
+
+def test_csv_chunks_are_typed_as_one_read_of_the_whole_file(tmp_path: Path) -> None:
+    rows = 3_000
+    frame = pd.DataFrame(
+        {
+            "whole": range(rows),  # int64 throughout
+            "late_null": range(rows),  # float64: a null in the last chunk
+            "late_word": range(rows),  # text: a word in the last chunk
+            "flag": [True, False] * (rows // 2),  # bool throughout
+            "flag_null": [True, False] * (rows // 2),  # booleans with a null: objects
+            "late_text": [None] * 1_500 + ["a"] * 1_500,  # text after a chunk of nulls
+            "nothing": [None] * rows,  # float64 NaN
+            "huge": [2**63 + 5] * 1_000 + [-1] * 2_000,  # uint64 then int64: text
+        }
+    ).astype(object)
+    frame.loc[rows - 1, ["late_null", "late_word"]] = [None, "many"]
+    frame.loc[1_500, "flag_null"] = None
+    path = tmp_path / "batch.csv"
+    frame.to_csv(path, index=False)
+    whole = pd.read_csv(path, low_memory=False)
+
+    batch = scoring.open_batch(path, 1_000)
+    chunks = list(batch.chunks)
+
+    assert [len(chunk) for chunk in chunks] == [1_000, 1_000, 1_000]
+    assert all(chunk.dtypes.equals(whole.dtypes) for chunk in chunks)
+    pd.testing.assert_frame_equal(pd.concat(chunks), whole, check_exact=True)
+    assert batch.object_types == {
+        "late_word": pa.string(),
+        "flag_null": pa.bool_(),
+        "late_text": pa.string(),
+        "huge": pa.string(),
+    }
+    (one,) = scoring.open_batch(path, 10_000).chunks
+    pd.testing.assert_frame_equal(one, whole, check_exact=True)
+
+
 def test_score_params_defaults_and_refusals(tmp_path: Path) -> None:
     data = tmp_path / "loans-2024.csv.gz"
 
@@ -173,6 +263,13 @@ def test_score_params_defaults_and_refusals(tmp_path: Path) -> None:
         scoring.ScoreParams.from_mapping({"data": str(data), "out": "scores.xlsx"})
     with pytest.raises(ConfigError, match="'model'"):
         scoring.ScoreParams.from_mapping({"data": str(data), "out": "s.csv", "model": "a@b@c"})
+    with pytest.raises(ConfigError, match="'chunk_rows'"):
+        scoring.ScoreParams.from_mapping({"data": str(data), "out": "s.csv", "chunk_rows": 10})
+    assert params.chunk_rows == 1_000_000
+    assert (
+        with_alias.params_hash()
+        == with_alias.model_copy(update={"chunk_rows": 5_000}).params_hash()
+    )
 
 
 def test_missing_input_is_a_data_error(tmp_path: Path) -> None:
