@@ -64,6 +64,22 @@ def _dask_seconds(
     return seconds
 
 
+def stage_seconds(flow_run_id: Any) -> dict[str, float]:
+    """Seconds each task of a flow run took, by task name, as Prefect recorded them."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 (after PREFECT_HOME)
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: PLC0415
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    seconds: dict[str, float] = {}
+    for task_run in runs:
+        name = task_run.name.rsplit("-", 1)[0]  # "validate-batch-3ef" → "validate-batch"
+        seconds[name] = round(seconds.get(name, 0.0) + task_run.total_run_time.total_seconds(), 2)
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
 def run(rounds: int = 300, params: RunParams | None = None) -> dict[str, Any]:
     """Run the flow (cold, then warm) on a dataset, then time plain and Dask training on its shards.
 
@@ -80,7 +96,9 @@ def run(rounds: int = 300, params: RunParams | None = None) -> dict[str, Any]:
         from flows.train_and_register import train_and_register  # noqa: PLC0415
 
         start_prefect()
-        version, flow_seconds = _timed(lambda: train_and_register(params))
+        state, flow_seconds = _timed(lambda: train_and_register(params, return_state=True))
+        version = state.result()
+        stages = stage_seconds(state.state_details.flow_run_id)
         _, warm_seconds = _timed(lambda: train_and_register(params))
         manifest_path = next(Path(root, "mlruns").rglob("manifest.json"))
         manifest = ShardManifest.model_validate_json(manifest_path.read_text())
@@ -107,6 +125,7 @@ def run(rounds: int = 300, params: RunParams | None = None) -> dict[str, Any]:
         "threads": threads,
         "registered_version": version.version,
         "flow_seconds": round(flow_seconds, 2),
+        "flow_stage_seconds": stages,
         "flow_warm_rerun_seconds": round(warm_seconds, 2),
         "ratio_warm_over_cold": round(warm_seconds / flow_seconds, 3),
         "xgboost_train_early_stopping_seconds": round(plain_early, 2),

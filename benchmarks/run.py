@@ -420,7 +420,7 @@ def summary_rows(details: dict[str, Any], sizes: tuple[int, ...]) -> list[dict[s
             "figure": f"whole flow ÷ xgboost.train (early stopping), {max(sizes):,} rows",
             "value": largest["ratio_flow_over_xgboost_train"],
             "goal": "≤ 1.15",
-            "note": f"{largest['flow_seconds']} s ÷ {largest['xgboost_train_early_stopping_seconds']} s; peak tree RSS {largest['peak_tree_rss_mib']:.0f} MiB",
+            "note": f"{largest['flow_seconds']} s ÷ {largest['xgboost_train_early_stopping_seconds']} s; peak tree RSS {largest['peak_tree_rss_mib']:.0f} MiB; {_stages(largest)}",
         }
     )
     rows.append(
@@ -504,6 +504,12 @@ def table(results: dict[str, Any]) -> str:
             f"| ({row['id']}) | {row['figure']} | {row['value']} | {row['goal']} | {row['note']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _stages(training: dict[str, Any]) -> str:
+    """The flow's largest stages, as Prefect timed them."""
+    stages = list(training.get("flow_stage_seconds", {}).items())[:5]
+    return "stages: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in stages)
 
 
 def _monitor_note(monitor: dict[str, Any]) -> str:
