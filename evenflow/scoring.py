@@ -35,15 +35,11 @@ chunk and the model whatever the batch size; the results do not depend on the ch
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,12 +48,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evenflow import contracts, registry
-from evenflow.datasets import content_md5, is_parquet, iter_chunks, parquet_files
+from evenflow.batch_io import StagedTable, open_batch, peek_columns, staged_table
+from evenflow.datasets import content_md5
 from evenflow.errors import ConfigError, DataError
 from evenflow.io import file_md5, write_json_atomic
 from evenflow.serving import DECISION_SEED, EvenflowModel
@@ -364,7 +360,7 @@ def score_file(
     suite = contracts.load_suite(suite_path)
     data_md5 = input_md5(params.data)
     batch = open_batch(params.data, params.chunk_rows)
-    columns, chunks = _peek_columns(batch.chunks, params.data)
+    columns, chunks = peek_columns(batch.chunks, params.data)
     pyfunc = _load_pyfunc(settings, model)
     signature = _signature_types(pyfunc)
     require_features(columns, signature, source=params.data, model=model)
@@ -381,13 +377,15 @@ def score_file(
     scorer = _Scorer(pyfunc, signature, model, params.data)
     threshold = _threshold_used(pyfunc, columns)
     with (
-        _staged(rejects_path(params.out), lineage, batch.object_types) as rejects,
-        _staged(params.out, lineage, batch.object_types) as predictions,
+        _staged(rejects_path(params.out), batch.object_types) as rejects,
+        _staged(params.out, batch.object_types) as predictions,
         _one_draw_stream(pyfunc),
     ):
-        totals = _score_chunks(chunks, checker, scorer, rejects=rejects, predictions=predictions)
+        totals = _score_chunks(
+            chunks, checker, scorer, lineage, rejects=rejects, predictions=predictions
+        )
         check = checker.finish()
-        reject_file = rejects.commit()
+        reject_file = rejects.commit(lineage)
         if not totals.n_scored:
             raise DataError(
                 f"{params.data}: none of its {totals.n_input} rows meets the contract "
@@ -418,7 +416,7 @@ def score_file(
             "flow_run_id": flow_run_id,
             "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        out_file = predictions.commit(summary)
+        out_file = predictions.commit({**lineage, "summary": summary})
     summary["outputs"] = {
         "predictions": {"path": str(out_file.resolve()), "md5": file_md5(out_file)},
         "rejects": {"path": str(reject_file.resolve()), "md5": file_md5(reject_file)},
@@ -1084,11 +1082,13 @@ def _score_chunks(
     chunks: Iterator[pd.DataFrame],
     checker: RowChecker,
     scorer: _Scorer,
+    lineage: Mapping[str, str],
     *,
-    rejects: _Output,
-    predictions: _Output,
+    rejects: StagedTable,
+    predictions: StagedTable,
 ) -> _Totals:
     """Check, score and write each chunk in turn; ``input_row`` is the row's place in the batch."""
+    columns = {key: lineage[key] for key in LINEAGE_COLUMNS}
     totals = _Totals()
     for chunk in chunks:
         chunk.columns = [str(c) for c in chunk.columns]
@@ -1096,305 +1096,25 @@ def _score_chunks(
         frame = chunk.assign(**{INPUT_ROW: chunk.index.to_numpy(dtype=np.int64)})
         rejected = frame.loc[check.rejected].assign(**{FAILED_RULES: check.reasons.to_numpy()})
         scored = scorer.score(frame.loc[~check.rejected])
-        rejects.write(rejected)
-        predictions.write(scored)
+        rejects.write(rejected.assign(**columns))
+        predictions.write(scored.assign(**columns))
         totals.add(len(chunk), scored, rejected)
         del chunk, frame, rejected, scored  # hold one chunk, not two, while the next is read
     return totals
 
 
-# --- reading in chunks ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A batch opened for reading chunk by chunk."""
-
-    chunks: Iterator[pd.DataFrame]
-    """Frames of at most ``chunk_rows`` rows, indexed by their row position in the batch."""
-    object_types: Mapping[str, pa.DataType]
-    """Arrow type of each column pandas holds as Python objects (text, booleans with nulls)."""
-
-
-def open_batch(path: Path, chunk_rows: int) -> Batch:
-    """Open a Parquet file or folder of parts, or a CSV, for reading in chunks.
-
-    Raises:
-        DataError: naming the file, when it cannot be read.
-    """
-    if is_parquet(path):
-        return Batch(iter_chunks(path, chunk_rows), _parquet_types(path))
-    return _open_csv(path, chunk_rows)
-
-
-def _parquet_types(path: Path) -> dict[str, pa.DataType]:
-    """Each column's Arrow type in the batch's files (a part where it is all null says nothing)."""
-    types: dict[str, pa.DataType] = {}
-    for file in parquet_files(path):
-        try:
-            schema = pq.read_schema(file)
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{file}: cannot be read as parquet: {exc}") from None
-        for field_ in schema:
-            if pa.types.is_null(types.get(field_.name, pa.null())):
-                types[field_.name] = field_.type
-    return types
-
-
-# Kinds of a CSV column (see _chunk_kind) that hold booleans.
-_BOOLEAN_KINDS = frozenset({"bool", "bool+null"})
-# Kinds of a CSV column that pandas holds as Python objects, and their Arrow type.
-_OBJECT_KINDS = {"text": pa.string(), "bool+null": pa.bool_()}
-
-
-def _open_csv(path: Path, chunk_rows: int) -> Batch:
-    """A CSV in chunks, each column typed as one whole-file ``read_csv`` types it.
-
-    pandas infers a CSV column's dtype from the values it parses at once: a chunk of whole
-    numbers is int64 where the file as a whole is float64 (a null further down) or text (a word
-    further down). A first pass learns the whole file's dtypes; the second reads the chunks again
-    with them. A file that fits in one chunk is read once.
-    """
-    kinds: dict[str, set[str]] = {}
-    only: pd.DataFrame | None = None
-    for count, chunk in enumerate(_csv_reader(path, chunk_rows), start=1):
-        for column in chunk.columns:
-            kinds.setdefault(column, set()).add(_chunk_kind(chunk[column]))
-        only = chunk if count == 1 else None
-        del chunk
-    dtypes = {column: _file_kind(seen) for column, seen in kinds.items()}
-    types = {c: _OBJECT_KINDS[kind] for c, kind in dtypes.items() if kind in _OBJECT_KINDS}
-    if only is not None or not kinds:  # one chunk, already read, or none at all
-        return Batch(iter([] if only is None else [only]), types)
-    return Batch(_typed_csv_chunks(path, chunk_rows, dtypes), types)
-
-
-def _csv_reader(
-    path: Path, chunk_rows: int, dtype: Mapping[str, Any] | None = None
-) -> Iterator[pd.DataFrame]:
-    """The CSV's chunks as pandas parses them, indexed by row position.
-
-    Raises:
-        DataError: naming the file, when it cannot be parsed.
-    """
-    offset = 0
-    try:
-        with pd.read_csv(path, low_memory=False, chunksize=chunk_rows, dtype=dtype) as reader:
-            for chunk in reader:
-                chunk.index = pd.RangeIndex(offset, offset + len(chunk))
-                offset += len(chunk)
-                yield chunk
-                del chunk  # before the next chunk is parsed
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        suffixes = "/".join(s.lower() for s in path.suffixes) or "CSV"
-        raise DataError(f"{path}: cannot be read as {suffixes}: {exc}") from None
-
-
-def _typed_csv_chunks(
-    path: Path, chunk_rows: int, kinds: Mapping[str, str]
-) -> Iterator[pd.DataFrame]:
-    """Read the CSV again: text columns as text, the others cast to the whole file's dtype."""
-    text = {column: str for column, kind in kinds.items() if kind == "text"}
-    for raw in _csv_reader(path, chunk_rows, text):
-        casts = {
-            column: "object" if kind == "bool+null" else kind
-            for column, kind in kinds.items()
-            if kind != "text" and str(raw[column].dtype) != kind
-        }
-        chunk = raw.astype(casts) if casts else raw
-        del raw
-        yield chunk
-        del chunk  # before the next chunk is parsed
-
-
-def _chunk_kind(values: pd.Series) -> str:
-    """What pandas made of a column in one chunk: "empty", its dtype, "bool+null" or "text"."""
-    if not values.notna().any():
-        return "empty"
-    if values.dtype != object:
-        return str(values.dtype)
-    return "bool+null" if pd.api.types.infer_dtype(values, skipna=True) == "boolean" else "text"
-
-
-def _file_kind(kinds: set[str]) -> str:
-    """What one read of the whole file makes of a column whose chunks were of these kinds."""
-    seen = kinds - {"empty"}
-    if not seen:
-        return "float64"  # no value at all: NaN throughout
-    if "text" in seen or (seen & _BOOLEAN_KINDS and seen - _BOOLEAN_KINDS):
-        return "text"
-    if seen <= _BOOLEAN_KINDS:
-        return "bool" if kinds == {"bool"} else "bool+null"
-    if len(kinds) == 1:
-        return next(iter(kinds))  # int64, uint64 or float64 throughout
-    if "uint64" in seen and "float64" not in seen:
-        return "text"  # pandas keeps integers beyond int64 beside nulls or negatives as text
-    return "float64"
-
-
-def _peek_columns(
-    chunks: Iterator[pd.DataFrame], source: Path
-) -> tuple[list[str], Iterator[pd.DataFrame]]:
-    """The batch's columns, from its first chunk, and all its chunks (the first put back).
-
-    Raises:
-        DataError: the batch has no rows.
-    """
-    first = next(chunks, None)
-    if first is None or first.empty:
-        raise DataError(f"{source}: the file has no rows")
-    return [str(c) for c in first.columns], _drain([first], chunks)
-
-
-def _drain(held: list[pd.DataFrame], rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Yield the held chunk, keeping no reference to it once it is used, then the rest."""
-    chunk = held.pop()
-    yield chunk
-    del chunk
-    yield from rest
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-
-class _CsvFile:
-    """A CSV (gzip-compressed for .gz) written chunk by chunk: the header once, then rows."""
-
-    def __init__(self, path: Path, compressed: bool) -> None:
-        self._file = path.open("wb")
-        # No file name and a fixed time in the gzip header: a rerun writes the same bytes.
-        self._zip = (
-            gzip.GzipFile(filename="", fileobj=self._file, mode="wb", mtime=0)
-            if compressed
-            else None
-        )
-        self._header = True
-
-    def write(self, table: pd.DataFrame) -> None:
-        sink = self._file if self._zip is None else self._zip
-        table.to_csv(sink, index=False, header=self._header, mode="wb", encoding="utf-8")
-        self._header = False
-
-    def close(self, metadata: Mapping[str, Any]) -> None:
-        """Finish the file; a CSV carries no metadata (the sidecar has it)."""
-        if self._zip is not None:
-            self._zip.close()
-        self._file.close()
-
-    def abort(self) -> None:
-        self.close({})
-
-
-class _ParquetFile:
-    """A Parquet file written chunk by chunk, with one schema fixed by the first chunk."""
-
-    def __init__(self, path: Path, object_types: Mapping[str, pa.DataType]) -> None:
-        self._path = path
-        self._object_types = object_types
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, table: pd.DataFrame) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._path, _arrow_schema(table, self._object_types))
-        if len(table):
-            schema = self._writer.schema
-            self._writer.write_table(pa.Table.from_pandas(table, schema, preserve_index=False))
-
-    def close(self, metadata: Mapping[str, Any]) -> None:
-        """Add the metadata (key ``evenflow.scoring``) and write the footer."""
-        assert self._writer is not None  # every chunk writes, the first one opens
-        payload = json.dumps(metadata, default=str, sort_keys=True).encode()
-        schema = self._writer.schema
-        schema = schema.with_metadata({**(schema.metadata or {}), PARQUET_METADATA_KEY: payload})
-        # The footer's Arrow schema (key ARROW:schema, base64 IPC, as Arrow writes it) is what
-        # readers return as the schema, so the key goes into it as well as beside it.
-        arrow_schema = base64.b64encode(schema.serialize().to_pybytes())
-        self._writer.add_key_value_metadata(
-            {PARQUET_METADATA_KEY: payload, b"ARROW:schema": arrow_schema}
-        )
-        self._writer.close()
-        self._writer = None
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-class _Output:
-    """Predictions or rejects, written chunk by chunk to a temp file beside the target."""
-
-    def __init__(
-        self, target: Path, lineage: Mapping[str, str], object_types: Mapping[str, pa.DataType]
-    ) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(handle)
-        self.target = target
-        self.tmp = Path(name)
-        self._lineage = dict(lineage)
-        types = {
-            **object_types,
-            FAILED_RULES: pa.string(),
-            **dict.fromkeys(LINEAGE_COLUMNS, pa.string()),
-        }
-        self._file: _CsvFile | _ParquetFile = (
-            _CsvFile(self.tmp, compressed=target.name.lower().endswith(".gz"))
-            if output_format(target) == "csv"
-            else _ParquetFile(self.tmp, types)
-        )
-
-    def write(self, frame: pd.DataFrame) -> None:
-        """Append rows, with the lineage columns."""
-        lineage = {key: self._lineage[key] for key in LINEAGE_COLUMNS}
-        self._file.write(frame.assign(**lineage).reset_index(drop=True))
-
-    def commit(self, summary: Mapping[str, Any] | None = None) -> Path:
-        """Finish the file (Parquet: lineage and summary as metadata), fsync it, rename it."""
-        self._file.close({**self._lineage, **({"summary": summary} if summary else {})})
-        _fsync(self.tmp)
-        self.tmp.chmod(0o644)  # mkstemp creates 0600; scores are handed to other people
-        os.replace(self.tmp, self.target)
-        return self.target
-
-    def discard(self) -> None:
-        """Close and remove the temp file (nothing to do once committed)."""
-        with suppress(OSError, ValueError, pa.ArrowException):  # the failure is being raised
-            self._file.abort()
-        self.tmp.unlink(missing_ok=True)
-
-
-@contextmanager
 def _staged(
-    target: Path, lineage: Mapping[str, str], object_types: Mapping[str, pa.DataType]
-) -> Iterator[_Output]:
-    """An output that reaches ``target`` only if committed; whatever happens, no temp file stays."""
-    output = _Output(target, lineage, object_types)
-    try:
-        yield output
-    finally:
-        output.discard()
-
-
-def _arrow_schema(frame: pd.DataFrame, object_types: Mapping[str, pa.DataType]) -> pa.Schema:
-    """The file's schema from its first chunk, object columns typed as the input declares them.
-
-    A column of Python objects that is all null in the first chunk would otherwise be typed
-    ``null`` and refuse the text of later chunks.
-    """
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    for index, name in enumerate(schema.names):
-        if name in object_types and pd.api.types.is_object_dtype(frame[name].dtype):
-            schema = schema.set(index, schema.field(index).with_type(object_types[name]))
-    return schema
-
-
-def _fsync(path: Path) -> None:
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+    target: Path, object_types: Mapping[str, pa.DataType]
+) -> AbstractContextManager[StagedTable]:
+    """Predictions or rejects, staged beside ``target`` until committed."""
+    types = {
+        **object_types,
+        FAILED_RULES: pa.string(),
+        **dict.fromkeys(LINEAGE_COLUMNS, pa.string()),
+    }
+    return staged_table(
+        target, types, file_format=output_format(target), metadata_key=PARQUET_METADATA_KEY
+    )
 
 
 def _first_line(exc: BaseException) -> str:

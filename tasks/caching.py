@@ -20,6 +20,7 @@ from typing import Any
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.results import get_result_store
 
 from evenflow.io import write_json_atomic
 from evenflow.settings import EvenflowSettings
@@ -84,9 +85,15 @@ class ContentCache(CachePolicy):
                 "cache %s: miss, changed since last run: %s", self.stage, ", ".join(changed)
             )
         elif self.marker is not None and not self.marker(inputs).exists():
-            # Same inputs, but the outputs were deleted: a fresh key forces the stage to run again.
-            logger.info("cache %s: inputs unchanged but outputs missing, recomputing", self.stage)
-            return f"{key}-rebuild-{uuid.uuid4().hex}"
+            if get_result_store().exists(key):
+                # A cached result whose outputs were deleted: a fresh key forces the stage to run
+                # again (into the same content-addressed folder, so the old record stays valid).
+                logger.info(
+                    "cache %s: inputs unchanged but outputs missing, recomputing", self.stage
+                )
+                return f"{key}-rebuild-{uuid.uuid4().hex}"
+            # No result yet (a retry of a failed attempt): computed and stored under the plain key.
+            logger.info("cache %s: no finished result yet, computing", self.stage)
         else:
             logger.info(
                 "cache %s: data, parameters and code unchanged, reusing the last result", self.stage

@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from evenflow import scoring
+from evenflow import batch_io, scoring
 from evenflow.cli import app
 from evenflow.errors import DataError
 from evenflow.io import file_md5
@@ -312,7 +312,7 @@ def test_a_failure_in_any_chunk_leaves_no_output_behind(
     out = tmp_path / "out" / "scores.parquet"
     with monkeypatch.context() as patched:
         patched.setattr(
-            scoring._ParquetFile, "write", _fail_on_third_write(scoring._ParquetFile.write)
+            batch_io._ParquetFile, "write", _fail_on_third_write(batch_io._ParquetFile.write)
         )
         with pytest.raises(OSError, match="No space left"):
             _score(data, out, chunk_rows=1_009)

@@ -72,6 +72,12 @@ def _run_count(task_run_id: UUID) -> int:
         return client.read_task_run(task_run_id).run_count
 
 
+def _state_name(task_run_id: UUID) -> str | None:
+    with get_client(sync_client=True) as client:
+        state = client.read_task_run(task_run_id).state
+    return None if state is None else state.name
+
+
 def _test_auc(result: TrainingResult) -> float:
     predictions = pd.read_parquet(result.predictions_path)
     return float(roc_auc_score(predictions[LABEL], predictions[SCORE]))
@@ -103,6 +109,11 @@ def test_killed_worker_is_retried_and_training_resumes_from_the_checkpoint(
     assert len(scores) == manifest.split_rows("test")
     assert abs(_test_auc(result) - _test_auc(baseline)) < 0.01
     assert 0.85 < _test_auc(result) <= 1.0
+
+    # The retried attempt's result is cached like any other: a re-run reuses it.
+    rerun_id, rerun = _train_only(interrupted, params)
+    assert _state_name(rerun_id) == "Cached"
+    assert rerun == result
 
 
 def test_a_data_error_in_training_is_not_retried(

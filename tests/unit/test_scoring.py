@@ -10,7 +10,6 @@ from typing import Any
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -203,42 +202,6 @@ def test_a_column_of_the_wrong_kind_is_judged_on_the_whole_batch(
 
     assert str(chunked.value) == str(whole.value)
     assert "column 'sex' holds no text (dtype int64" in str(whole.value)
-
-
-def test_csv_chunks_are_typed_as_one_read_of_the_whole_file(tmp_path: Path) -> None:
-    rows = 3_000
-    frame = pd.DataFrame(
-        {
-            "whole": range(rows),  # int64 throughout
-            "late_null": range(rows),  # float64: a null in the last chunk
-            "late_word": range(rows),  # text: a word in the last chunk
-            "flag": [True, False] * (rows // 2),  # bool throughout
-            "flag_null": [True, False] * (rows // 2),  # booleans with a null: objects
-            "late_text": [None] * 1_500 + ["a"] * 1_500,  # text after a chunk of nulls
-            "nothing": [None] * rows,  # float64 NaN
-            "huge": [2**63 + 5] * 1_000 + [-1] * 2_000,  # uint64 then int64: text
-        }
-    ).astype(object)
-    frame.loc[rows - 1, ["late_null", "late_word"]] = [None, "many"]
-    frame.loc[1_500, "flag_null"] = None
-    path = tmp_path / "batch.csv"
-    frame.to_csv(path, index=False)
-    whole = pd.read_csv(path, low_memory=False)
-
-    batch = scoring.open_batch(path, 1_000)
-    chunks = list(batch.chunks)
-
-    assert [len(chunk) for chunk in chunks] == [1_000, 1_000, 1_000]
-    assert all(chunk.dtypes.equals(whole.dtypes) for chunk in chunks)
-    pd.testing.assert_frame_equal(pd.concat(chunks), whole, check_exact=True)
-    assert batch.object_types == {
-        "late_word": pa.string(),
-        "flag_null": pa.bool_(),
-        "late_text": pa.string(),
-        "huge": pa.string(),
-    }
-    (one,) = scoring.open_batch(path, 10_000).chunks
-    pd.testing.assert_frame_equal(one, whole, check_exact=True)
 
 
 def test_score_params_defaults_and_refusals(tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ from evenflow.training import (
     dask_client,
     is_infrastructure_failure,
     label_values,
+    live_workers,
     plan_device,
+    ranked_workers,
     read_partition,
     resolve_device,
     train_model,
@@ -341,3 +343,11 @@ def test_training_resumes_from_its_checkpoint_after_a_worker_is_killed(
         for frame in (pd.read_parquet(r.predictions_path) for r in (baseline, resumed))
     ]
     assert abs(aucs[0] - aucs[1]) < 0.01, aucs
+
+
+def test_live_workers_ask_the_scheduler_not_the_client_cache(client: Client) -> None:
+    """The client's periodic refresh leaves a summary without workers in its cache."""
+    client.sync(client._update_scheduler_info, n_workers=0)  # what the periodic refresh stores
+    assert client._scheduler_identity["workers"] == {}
+    assert len(live_workers(client)) == N_WORKERS
+    assert len(ranked_workers(client)) == N_WORKERS
