@@ -67,7 +67,7 @@ def baseline(report: FairnessReport, predictions: pd.DataFrame) -> dict[str, obj
         "dpd_sex": _interval(sex.demographic_parity_difference),
         "eod_sex": _interval(sex.equalized_odds_difference),
         "calibration_gap_sex": _interval(sex.calibration_gap),
-        "suppressed": [f"{c.slice}: {c.group}" for c in report.suppressed],
+        "left_out": [f"{c.slice}: {c.group} ({c.status})" for c in report.left_out],
     }
 
 

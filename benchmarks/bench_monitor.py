@@ -127,7 +127,6 @@ def run(
         sensitive=tuple(SENSITIVE),
         split_column=None,
         threshold=0.5,
-        min_group_size=30,
         fairness=FairnessParams(n_bootstrap=bootstrap),
     )
     policy = DriftPolicy(max_rows=max_rows)

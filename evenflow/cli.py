@@ -59,6 +59,21 @@ def _prepare_environment(settings: EvenflowSettings) -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    _show_cache_reasons()
+
+
+# The logger of the cache policy (tasks/caching.py): one line per cached stage saying why it re-ran.
+CACHE_LOGGER = "evenflow.cache"
+
+
+def _show_cache_reasons() -> None:
+    """Cache lines (``cache train: miss, code changed: ...``) at INFO on the console.
+
+    The root logger (Prefect's console handler) shows warnings only, so library noise stays hidden;
+    the cache logger alone is lowered to INFO and its records propagate to that handler. Prefect's
+    configuration leaves this level alone (it only resets its own loggers' children).
+    """
+    logging.getLogger(CACHE_LOGGER).setLevel(logging.INFO)
 
 
 class _NoTracebackForKnownErrors(logging.Filter):
@@ -149,6 +164,13 @@ def run(
     compare_mitigations: Annotated[
         bool, typer.Option(help="Also train every mitigation and write the trade-off table.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Register a new version even when one already holds the same data, parameters, "
+            "code and environment."
+        ),
+    ] = False,
 ) -> None:
     """Validate, shard, train, evaluate and register a candidate (the built-in example by default)."""
     settings = EvenflowSettings()
@@ -174,9 +196,15 @@ def run(
         from flows.train_and_register import train_and_register
 
         _quiet_known_errors()
-        version = train_and_register(params, compare_mitigations=compare_mitigations)
+        version = train_and_register(params, compare_mitigations=compare_mitigations, force=force)
     except EvenflowError as exc:
         _fail(exc)
+    if version.existing:
+        typer.echo(
+            f"nothing new: {version.name} version {version.version} already holds this build "
+            f"(run {version.run_id}); pass --force to register anyway"
+        )
+        return
     typer.echo(
         f"registered {version.name} version {version.version} as 'candidate' (run {version.run_id})\n"
         f"review it: {_review_hint(settings.tracking_uri)}"

@@ -2,8 +2,14 @@
 
 Groups differ in base rates, so no single parity number says a model is fair. The report shows
 parity, error-rate balance and calibration side by side, for every sensitive column and every
-intersection of them, each value with a seeded percentile bootstrap interval. Cells with too few
-positives or negatives are suppressed and listed, never dropped silently. It holds aggregates only.
+intersection of them, each value with a seeded percentile bootstrap interval. It holds aggregates
+only.
+
+One rule for small groups (:func:`cell_status`), used by every consumer (groups.json, the review,
+the gates, monitoring, the model card): below ``min_cell`` rows a group is *private* and only its n
+is shown; with fewer than ``min_positives`` positives or ``min_negatives`` negatives it is shown
+with its (wide) intervals, marked *insufficient* evidence, and kept out of between-group summaries
+and gates; otherwise it is *reported*. Every slice counts the groups and rows it left out.
 
 How the bootstrap stays fast: every row gets a key (finest cell x calibration bin x label x
 decision). All statistics are sums over keys, and every group of every slice is a sum of finest
@@ -18,9 +24,9 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +34,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evenflow.errors import DataError
+from evenflow.numbers import finite_int
 
 logger = logging.getLogger(__name__)
 
@@ -43,21 +50,34 @@ JOIN = " × "
 
 _MIN_GROUPS = 2  # a between-group summary needs at least two groups
 
+CellStatus = Literal["private", "insufficient", "reported"]
+PRIVATE: CellStatus = "private"
+INSUFFICIENT: CellStatus = "insufficient"
+REPORTED: CellStatus = "reported"
+LEFT_OUT: tuple[CellStatus, ...] = (PRIVATE, INSUFFICIENT)
+
 RATE_METRICS = ("base_rate", "selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy")
 GROUP_METRICS = (*RATE_METRICS, "ece", "mean_score")
 _REPLICATED = (*GROUP_METRICS, "bin_observed")
 
 
-def _poisson_edges(largest: int) -> npt.NDArray[np.uint32]:
-    """CDF of Poisson(1) on a 32-bit grid: a uniform draw ``u`` has weight ``#{edges <= u}``.
+def _poisson_table(bits: int = 16) -> npt.NDArray[np.uint8]:
+    """Poisson(1) by inverse CDF on a ``bits``-bit grid.
 
-    The tail above ``largest`` (mass ~1e-10 for 12) is folded into ``largest``.
+    A uniform draw ``u`` has weight ``table[u]``, the number of CDF points (rounded to the grid)
+    at or below ``u``.
+
+    On 16 bits each probability is within 2**-17 of Poisson(1)'s; the tail beyond the grid
+    (mass ~1e-5) is folded into the largest weight.
     """
-    cdf = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(largest)])
-    return np.minimum(np.floor(cdf * 2.0**32), 2.0**32 - 1).astype(np.uint32)
+    size = 1 << bits
+    cdf = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(16)])
+    edges = np.round(cdf * size)
+    return np.searchsorted(edges, np.arange(size), side="right").astype(np.uint8)
 
 
-_POISSON_EDGES = _poisson_edges(12)
+_POISSON_TABLE = _poisson_table()
+_UINT64_MAX = np.iinfo(np.uint64).max
 # Weights held in memory at once (replicates x rows); a constant, so results never depend on it.
 _BLOCK_ELEMENTS = 1 << 22
 
@@ -97,17 +117,26 @@ class FairnessParams(BaseModel):
         max_length=21,
         description="Score quantiles reported per group (each in [0, 1]).",
     )
+    min_cell: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        description="Privacy floor: a group with fewer rows shows only its n (no base rate, no "
+        "rates) everywhere.",
+    )
     min_positives: int = Field(
         default=20,
         ge=1,
         le=1_000_000,
-        description="Groups with fewer positive labels are suppressed.",
+        description="A group with fewer positive labels is shown with its intervals, marked "
+        "insufficient evidence, and kept out of summaries and gates.",
     )
     min_negatives: int = Field(
         default=20,
         ge=1,
         le=1_000_000,
-        description="Groups with fewer negative labels are suppressed.",
+        description="A group with fewer negative labels is shown with its intervals, marked "
+        "insufficient evidence, and kept out of summaries and gates.",
     )
     max_intersection_size: int | None = Field(
         default=None,
@@ -122,6 +151,74 @@ class FairnessParams(BaseModel):
         if any(not 0.0 <= q <= 1.0 for q in value):
             raise ValueError("score quantiles must lie in [0, 1]")
         return tuple(sorted(set(value)))
+
+
+def cell_status(n: int, n_pos: int, n_neg: int, params: FairnessParams) -> CellStatus:
+    """The one rule for small groups: ``private``, ``insufficient`` or ``reported``.
+
+    Args:
+        n: Rows in the cell.
+        n_pos: Positive labels in the cell.
+        n_neg: Negative labels in the cell.
+        params: ``min_cell`` (privacy floor), ``min_positives`` and ``min_negatives``.
+
+    Returns:
+        ``private`` when ``n < min_cell`` (only n may be shown); ``insufficient`` when
+        ``n_pos < min_positives`` or ``n_neg < min_negatives`` (shown with its intervals, marked,
+        kept out of summaries and gates); ``reported`` otherwise.
+    """
+    if n < params.min_cell:
+        return PRIVATE
+    if n_pos < params.min_positives or n_neg < params.min_negatives:
+        return INSUFFICIENT
+    return REPORTED
+
+
+def cell_statuses(
+    n: npt.ArrayLike, n_pos: npt.ArrayLike, n_neg: npt.ArrayLike, params: FairnessParams
+) -> npt.NDArray[np.object_]:
+    """:func:`cell_status` of many cells at once (elementwise over equal-shaped arrays)."""
+    rows, pos, neg = (np.asarray(a) for a in (n, n_pos, n_neg))
+    status = np.full(rows.shape, REPORTED, dtype=object)
+    status[(pos < params.min_positives) | (neg < params.min_negatives)] = INSUFFICIENT
+    status[rows < params.min_cell] = PRIVATE
+    return status
+
+
+def cell_reason(n: int, n_pos: int, n_neg: int, params: FairnessParams) -> str | None:
+    """Why a cell is private or insufficient, in words; None for a reported cell.
+
+    A private cell's reason names only its n: its positives are not shown.
+    """
+    status = cell_status(n, n_pos, n_neg, params)
+    if status == PRIVATE:
+        return f"{n} rows < min_cell={params.min_cell} (private: only n is shown)"
+    if status == REPORTED:
+        return None
+    reasons = []
+    if n_pos < params.min_positives:
+        reasons.append(f"{n_pos} positives < min_positives={params.min_positives}")
+    if n_neg < params.min_negatives:
+        reasons.append(f"{n_neg} negatives < min_negatives={params.min_negatives}")
+    return "insufficient evidence: " + "; ".join(reasons)
+
+
+def record_status(record: Mapping[str, Any], params: FairnessParams) -> CellStatus:
+    """The status of a logged per-group record (``groups.json``) under the rule.
+
+    A record carries its ``status`` since the rule was unified. Older records carry ``n``,
+    ``n_pos`` and ``suppressed`` instead: a suppressed one had no figures (private); the others
+    are classified from their counts under ``params``.
+    """
+    status = record.get("status")
+    if status in (PRIVATE, INSUFFICIENT, REPORTED):
+        return cast(CellStatus, status)
+    if record.get("suppressed"):
+        return PRIVATE
+    n, n_pos = finite_int(record.get("n")), finite_int(record.get("n_pos"))
+    if n is None or n_pos is None:
+        return PRIVATE  # nothing to classify by: show nothing
+    return cell_status(n, n_pos, n - n_pos, params)
 
 
 class _Record(BaseModel):
@@ -161,15 +258,20 @@ class ScoreDistribution(_Record):
 
 
 class GroupMetrics(_Record):
-    """Counts, rates and calibration of one group; rates are None when the group is suppressed."""
+    """Counts, rates and calibration of one group, with its status under the small-group rule.
+
+    A ``private`` group shows only ``n``: its positives, negatives and rates are None. An
+    ``insufficient`` group shows everything, with its (wide) intervals, but no summary uses it.
+    """
 
     name: str
     values: dict[str, str] = Field(description="Sensitive column -> value defining the group.")
     n: int
-    n_pos: int
-    n_neg: int
+    n_pos: int | None = Field(description="Positive labels; None for a private group.")
+    n_neg: int | None = Field(description="Negative labels; None for a private group.")
     n_pred_pos: int | None
-    suppressed: bool
+    status: CellStatus = Field(description="private, insufficient or reported (cell_status).")
+    reason: str | None = Field(default=None, description="Why it is private or insufficient.")
     base_rate: Estimate | None = None
     selection_rate: Estimate | None = None
     tpr: Estimate | None = None
@@ -183,10 +285,23 @@ class GroupMetrics(_Record):
     scores: ScoreDistribution | None = None
 
 
+class LeftOut(_Record):
+    """Groups of one status kept out of a slice's summaries, and their rows."""
+
+    status: CellStatus
+    groups: int
+    rows: int
+
+
 class SliceSummary(_Record):
-    """Between-group summaries over the unsuppressed groups of a slice (max - min, or min/max)."""
+    """Between-group summaries over the reported groups of a slice (max - min, or min/max)."""
 
     n_groups_compared: int
+    n_rows_compared: int = Field(description="Rows of the groups the summaries compare.")
+    n_rows_left_out: int = Field(description="Rows of private and insufficient groups.")
+    left_out: tuple[LeftOut, ...] = Field(
+        description="Per status (private, insufficient): groups and rows left out of summaries."
+    )
     note: str | None = None
     demographic_parity_difference: Disparity | None = None
     demographic_parity_ratio: Disparity | None = None
@@ -207,15 +322,16 @@ class SliceReport(_Record):
     summary: SliceSummary
 
 
-class SuppressedCell(_Record):
-    """A group whose rates are withheld, with its counts and why."""
+class LeftOutCell(_Record):
+    """A group kept out of summaries and gates: its status, counts (n only if private) and why."""
 
     slice: str
     group: str
     values: dict[str, str]
+    status: CellStatus
     n: int
-    n_pos: int
-    n_neg: int
+    n_pos: int | None
+    n_neg: int | None
     reason: str
 
 
@@ -241,7 +357,9 @@ class FairnessReport(_Record):
     bootstrap: BootstrapInfo
     overall: GroupMetrics
     slices: tuple[SliceReport, ...]
-    suppressed: tuple[SuppressedCell, ...]
+    left_out: tuple[LeftOutCell, ...] = Field(
+        description="Every private or insufficient group of every slice, with its reason."
+    )
 
     def slice(self, *columns: str) -> SliceReport:
         """Return the slice over exactly these columns (in the order given to the report)."""
@@ -298,7 +416,7 @@ def fairness_report(
         predictions: One row per example with ``label`` (0/1), ``score`` (probability in [0, 1]),
             optionally ``_row_id`` (fixes the bootstrap's row order), and the sensitive columns.
         sensitive: Sensitive columns; each one and every intersection of them is reported.
-        params: Threshold, bootstrap, binning and suppression settings.
+        params: Threshold, bootstrap, binning and small-group settings.
 
     Returns:
         The report: aggregates only, JSON-serialisable through ``report_to_json``.
@@ -341,7 +459,7 @@ def fairness_report(
         ),
         overall=reports[0].groups[0],
         slices=tuple(reports[1:]),
-        suppressed=tuple(_suppressed_cells(reports, params)),
+        left_out=tuple(_left_out_cells(reports)),
     )
 
 
@@ -396,7 +514,7 @@ def _prepare(
     scores = predictions[SCORE_COLUMN].to_numpy(dtype=np.float64)
     labels = predictions[LABEL_COLUMN].to_numpy(dtype=np.int64)
     decisions = _decisions(predictions, scores, params.threshold)
-    bins = _bin_index(scores, params.calibration_bins)
+    bins = bin_index(scores, params.calibration_bins)
     keys = ((cells.astype(np.int64) * params.calibration_bins + bins) * 2 + labels) * 2 + decisions
     if ROW_ID_COLUMN in predictions.columns:
         order = np.lexsort((predictions[ROW_ID_COLUMN].to_numpy(), keys))
@@ -422,7 +540,7 @@ def _encode_column(series: pd.Series) -> tuple[IntArray, tuple[str, ...]]:
     return codes.astype(np.int64), tuple(str(u) for u in uniques)
 
 
-def _bin_index(scores: FloatArray, n_bins: int) -> IntArray:
+def bin_index(scores: FloatArray, n_bins: int) -> IntArray:
     """Equal-width bins on [0, 1]; the last bin is closed so a score of 1 belongs to it."""
     return np.minimum((scores * n_bins).astype(np.int64), n_bins - 1)
 
@@ -527,7 +645,7 @@ def _bootstrap(
     block = max(1, min(params.n_bootstrap, _BLOCK_ELEMENTS // n_rows))
     row_chunk = max(1, _BLOCK_ELEMENTS // block)
     collected: list[list[dict[str, FloatArray]]] = [[] for _ in slices]
-    for size in _block_sizes(params.n_bootstrap, block):
+    for size in block_sizes(params.n_bootstrap, block):
         counts, sums = _weighted_tally(rng, data, size, row_chunk)
         for store, item in zip(collected, slices, strict=True):
             stats = _group_stats(counts, sums, item.membership)
@@ -538,7 +656,8 @@ def _bootstrap(
     ]
 
 
-def _block_sizes(total: int, block: int) -> Iterator[int]:
+def block_sizes(total: int, block: int) -> Iterator[int]:
+    """Sizes of consecutive blocks of at most ``block`` that add up to ``total``."""
     for start in range(0, total, block):
         yield min(block, total - start)
 
@@ -552,7 +671,7 @@ def _weighted_tally(
     for start in range(0, data.keys.size, row_chunk):
         keys = data.keys[start : start + row_chunk]
         scores = data.scores[start : start + row_chunk]
-        weights = _poisson_weights(rng, (n_replicates, keys.size))
+        weights = poisson_weights(rng, (n_replicates, keys.size))
         starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
         present = keys[starts]
         counts[:, present] += np.add.reduceat(weights, starts, axis=1, dtype=np.float64)
@@ -561,16 +680,17 @@ def _weighted_tally(
     return counts.reshape(shape), sums.reshape(shape)
 
 
-def _poisson_weights(rng: np.random.Generator, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """Poisson(1) weights by inverse CDF: several times faster than ``rng.poisson``."""
-    uniform = rng.integers(0, 2**32, size=shape, dtype=np.uint32)
-    weights = np.zeros(shape, dtype=np.uint8)
-    for edge in _POISSON_EDGES:
-        weights += uniform >= edge
-    return weights
+def poisson_weights(rng: np.random.Generator, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """Poisson(1) weights by a 16-bit inverse-CDF table (many times faster than ``rng.poisson``).
+
+    Each 64-bit draw gives four weights, one table lookup each.
+    """
+    size = shape[0] * shape[1]
+    draws = rng.integers(0, _UINT64_MAX, size=-(-size // 4), dtype=np.uint64, endpoint=True)
+    return _POISSON_TABLE[draws.view(np.uint16)[:size].reshape(shape)]
 
 
-def _interval(replicates: FloatArray, level: float) -> tuple[FloatArray, FloatArray]:
+def percentile_interval(replicates: FloatArray, level: float) -> tuple[FloatArray, FloatArray]:
     """Percentile interval over the replicate axis, ignoring replicates where a value is undefined."""
     tail = (1.0 - level) / 2.0
     with warnings.catch_warnings():
@@ -617,16 +737,34 @@ def _summary_values(
     return out
 
 
+def _left_out_counts(
+    point: dict[str, FloatArray], status: npt.NDArray[np.object_]
+) -> dict[str, Any]:
+    """Groups and rows compared, and left out per status: nothing disappears uncounted."""
+    rows = point["n"][0]
+    left_out = tuple(
+        LeftOut(status=s, groups=int((status == s).sum()), rows=int(rows[status == s].sum()))
+        for s in LEFT_OUT
+    )
+    return {
+        "n_groups_compared": int((status == REPORTED).sum()),
+        "n_rows_compared": int(rows[status == REPORTED].sum()),
+        "n_rows_left_out": sum(item.rows for item in left_out),
+        "left_out": left_out,
+    }
+
+
 def _summary(
     item: _Slice,
     point: dict[str, FloatArray],
     replicates: dict[str, FloatArray] | None,
-    kept: npt.NDArray[np.bool_],
+    status: npt.NDArray[np.object_],
     level: float,
 ) -> SliceSummary:
-    n_kept = int(kept.sum())
-    if n_kept < _MIN_GROUPS:
-        return SliceSummary(n_groups_compared=n_kept, note="fewer than two unsuppressed groups")
+    kept = np.asarray(status == REPORTED, dtype=np.bool_)
+    counts = _left_out_counts(point, status)
+    if int(kept.sum()) < _MIN_GROUPS:
+        return SliceSummary(**counts, note="fewer than two reported groups")
     values = _summary_values(point, kept)
     reps = _summary_values(replicates, kept) if replicates is not None else None
     names = [item.group_name(int(i)) for i in np.flatnonzero(kept)]
@@ -640,7 +778,7 @@ def _summary(
         )
         for name, value in values.items()
     }
-    return SliceSummary(n_groups_compared=n_kept, **fields)
+    return SliceSummary(**counts, **fields)
 
 
 def _driving_metric(summary: str, values: dict[str, FloatArray]) -> str:
@@ -661,7 +799,7 @@ def _disparity(
 ) -> Disparity:
     low = high = None
     if replicates is not None:
-        lo, hi = _interval(replicates, level)
+        lo, hi = percentile_interval(replicates, level)
         low, high = _finite(lo), _finite(hi)
     highest = lowest = None
     if np.isfinite(group_values).any():
@@ -685,7 +823,7 @@ class _SliceResult:
     item: _Slice
     point: dict[str, FloatArray]
     intervals: dict[str, tuple[FloatArray, FloatArray]] | None
-    kept: npt.NDArray[np.bool_]
+    status: npt.NDArray[np.object_]
     histograms: IntArray
     quantiles: FloatArray
 
@@ -697,18 +835,17 @@ def _slice_report(
     replicates: dict[str, FloatArray] | None,
     params: FairnessParams,
 ) -> SliceReport:
-    pos, neg = point["n_pos"][0], point["n_neg"][0]
-    kept = (pos >= params.min_positives) & (neg >= params.min_negatives)
+    status = cell_statuses(point["n"][0], point["n_pos"][0], point["n_neg"][0], params)
     result = _SliceResult(
         item=item,
         point=point,
         intervals=_group_intervals(replicates, params.confidence_level),
-        kept=kept,
+        status=status,
         histograms=_histograms(data, item, params.histogram_bins),
         quantiles=_quantiles(data, item, params.score_quantiles),
     )
     groups = tuple(_group_metrics(result, g, params) for g in range(len(item.group_values)))
-    summary = _summary(item, point, replicates, kept, params.confidence_level)
+    summary = _summary(item, point, replicates, status, params.confidence_level)
     return SliceReport(name=item.name, columns=item.columns, groups=groups, summary=summary)
 
 
@@ -717,22 +854,25 @@ def _group_intervals(
 ) -> dict[str, tuple[FloatArray, FloatArray]] | None:
     if replicates is None:
         return None
-    return {name: _interval(values, level) for name, values in replicates.items()}
+    return {name: percentile_interval(values, level) for name, values in replicates.items()}
 
 
 def _group_metrics(result: _SliceResult, g: int, params: FairnessParams) -> GroupMetrics:
     point, intervals = result.point, result.intervals
     name, values = result.item.group_name(g), result.item.group_values[g]
     n, n_pos, n_neg = (int(point[k][0, g]) for k in ("n", "n_pos", "n_neg"))
-    if not result.kept[g]:
+    status = cell_status(n, n_pos, n_neg, params)
+    reason = cell_reason(n, n_pos, n_neg, params)
+    if status == PRIVATE:  # only n: no positives, no base rate, no rates, no scores
         return GroupMetrics(
             name=name,
             values=values,
             n=n,
-            n_pos=n_pos,
-            n_neg=n_neg,
+            n_pos=None,
+            n_neg=None,
             n_pred_pos=None,
-            suppressed=True,
+            status=status,
+            reason=reason,
         )
     rates = {m: _estimate(point[m][0, g], intervals, m, (g,)) for m in GROUP_METRICS}
     quantiles = zip(params.score_quantiles, result.quantiles[g], strict=True)
@@ -743,7 +883,8 @@ def _group_metrics(result: _SliceResult, g: int, params: FairnessParams) -> Grou
         n_pos=n_pos,
         n_neg=n_neg,
         n_pred_pos=int(point["n_pred_pos"][0, g]),
-        suppressed=False,
+        status=status,
+        reason=reason,
         **rates,
         reliability=_reliability(point, intervals, g, params.calibration_bins),
         scores=ScoreDistribution(
@@ -793,7 +934,7 @@ def _quantile_key(q: float) -> str:
 def _histograms(data: _Data, item: _Slice, n_bins: int) -> IntArray:
     """Score histogram counts per group, shaped (groups, bins)."""
     per_cell = np.bincount(
-        data.cells * n_bins + _bin_index(data.scores, n_bins), minlength=data.n_cells * n_bins
+        data.cells * n_bins + bin_index(data.scores, n_bins), minlength=data.n_cells * n_bins
     ).reshape(data.n_cells, n_bins)
     return (item.membership.T.astype(np.int64) @ per_cell).astype(np.int64)
 
@@ -815,27 +956,18 @@ def _quantiles(data: _Data, item: _Slice, levels: tuple[float, ...]) -> FloatArr
     return out
 
 
-def _suppressed_cells(
-    slices: list[SliceReport], params: FairnessParams
-) -> Iterator[SuppressedCell]:
-    for item in slices:
+def _left_out_cells(slices: list[SliceReport]) -> Iterator[LeftOutCell]:
+    """Every private or insufficient group of every slice (the overall row is not a slice)."""
+    for item in slices[1:]:
         for group in item.groups:
-            if group.suppressed:
-                yield SuppressedCell(
+            if group.status != REPORTED:
+                yield LeftOutCell(
                     slice=item.name,
                     group=group.name,
                     values=group.values,
+                    status=group.status,
                     n=group.n,
                     n_pos=group.n_pos,
                     n_neg=group.n_neg,
-                    reason=_suppression_reason(group.n_pos, group.n_neg, params),
+                    reason=group.reason or group.status,
                 )
-
-
-def _suppression_reason(n_pos: int, n_neg: int, params: FairnessParams) -> str:
-    reasons = []
-    if n_pos < params.min_positives:
-        reasons.append(f"{n_pos} positives < min_positives={params.min_positives}")
-    if n_neg < params.min_negatives:
-        reasons.append(f"{n_neg} negatives < min_negatives={params.min_negatives}")
-    return "; ".join(reasons)

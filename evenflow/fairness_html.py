@@ -1,7 +1,8 @@
 """Render a ``FairnessReport`` for people (one self-contained HTML file) and machines (JSON).
 
 The page reports and does not judge: parity, error-rate balance and calibration sit side by side,
-every value with its interval, suppressed cells listed with their counts. Plots are drawn with
+every value with its interval, and every group that no summary uses listed with its status
+(private: only n; insufficient evidence: shown, marked) and the rows each slice left out. Plots are drawn with
 matplotlib's Agg canvas (no pyplot, no global backend switch) and embedded as base64 PNG, so the file
 opens anywhere, offline, and can be logged to MLflow as one artifact.
 """
@@ -38,6 +39,7 @@ _TAB10 = 10
 _RELIABILITY_COLUMNS = 4
 JSON_NAME = "fairness.json"
 HTML_NAME = "fairness.html"
+LEFT_OUT_HEADING = "Groups left out of summaries"
 
 _RATE_COLUMNS = (
     ("base_rate", "Base rate"),
@@ -75,7 +77,7 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px sol
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.85rem}
 th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:right;white-space:nowrap}
 th{background:#f6f8fa}td.l,th.l{text-align:left}
-tr.suppressed td{color:#6e7781;background:#fafafa}
+tr.private td{color:#6e7781;background:#fafafa}tr.insufficient td{background:#fffbe6}
 .ci{color:#57606a;font-size:.78rem}.note{color:#57606a;font-size:.9rem;max-width:70rem}
 img{max-width:100%;display:block;margin:.5rem 0 1.2rem}
 """
@@ -84,8 +86,11 @@ _NOTE = (
     "reliability) are shown side by side. When base rates differ between groups these criteria "
     "cannot in general all hold at once, so no single figure here is a verdict; the gate policy "
     "decides which one matters. Brackets are {level:.0%} percentile bootstrap intervals from "
-    "{replicates} replicates (seed {seed}). Differences are max minus min over the unsuppressed "
-    "groups of a slice. ECE is biased upward in small groups by sampling noise alone."
+    "{replicates} replicates (seed {seed}). Differences are max minus min over the reported "
+    "groups of a slice: a group with fewer than {min_cell} rows is private (only its n is shown) "
+    "and one with fewer than {min_positives} positives or {min_negatives} negatives is shown, "
+    "marked insufficient evidence, and left out. ECE is biased upward in small groups by sampling "
+    "noise alone."
 )
 
 
@@ -109,7 +114,15 @@ def write_fairness_report(report: FairnessReport, out_dir: Path) -> FairnessRepo
 def render_fairness_html(report: FairnessReport) -> str:
     """Return the report as one HTML document with its plots embedded."""
     info = report.bootstrap
-    note = _NOTE.format(level=info.confidence_level, replicates=info.replicates, seed=info.seed)
+    params = report.params
+    note = _NOTE.format(
+        level=info.confidence_level,
+        replicates=info.replicates,
+        seed=info.seed,
+        min_cell=params.min_cell,
+        min_positives=params.min_positives,
+        min_negatives=params.min_negatives,
+    )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>Fairness report</title>',
@@ -120,7 +133,7 @@ def render_fairness_html(report: FairnessReport) -> str:
         "<h2>All rows</h2>",
         _group_table([report.overall]),
         *(_slice_section(report, item) for item in report.slices),
-        _suppressed_section(report),
+        _left_out_section(report),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -138,10 +151,12 @@ def _overview(report: FairnessReport) -> str:
         ("Threshold", f"score ≥ {params.threshold:g}"),
         ("Calibration bins", str(params.calibration_bins)),
         (
-            "Suppression",
-            f"fewer than {params.min_positives} positives or {params.min_negatives} negatives",
+            "Small groups",
+            f"private below {params.min_cell} rows (only n shown); insufficient evidence below "
+            f"{params.min_positives} positives or {params.min_negatives} negatives (shown, "
+            "left out of summaries and gates)",
         ),
-        ("Suppressed cells", str(len(report.suppressed))),
+        ("Groups left out of summaries", str(len(report.left_out))),
     ]
     body = "".join(
         f'<tr><th class="l">{_esc(k)}</th><td class="l">{_esc(v)}</td></tr>' for k, v in rows
@@ -150,25 +165,47 @@ def _overview(report: FairnessReport) -> str:
 
 
 def _slice_section(report: FairnessReport, item: SliceReport) -> str:
-    kept = [g for g in item.groups if not g.suppressed]
-    n_suppressed = len(item.groups) - len(kept)
+    shown = [_plotted(g) for g in item.groups if g.status != "private"]
     parts = [
         f"<h2>{_esc(item.name)}</h2>",
-        f'<p class="note">{len(item.groups)} groups, {n_suppressed} suppressed; '
-        f"summaries compare {item.summary.n_groups_compared} groups.</p>",
+        f'<p class="note">{_esc(slice_note(item))}</p>',
         _summary_table(item),
         _group_table(item.groups),
     ]
-    if kept:
-        parts.append(_img(_rates_figure(item.name, kept), f"Rates by group: {item.name}"))
-        parts.append(_img(_reliability_figure(item.name, kept), f"Reliability: {item.name}"))
+    if shown:
+        parts.append(_img(_rates_figure(item.name, shown), f"Rates by group: {item.name}"))
+        parts.append(_img(_reliability_figure(item.name, shown), f"Reliability: {item.name}"))
         parts.append(
             _img(
-                _scores_figure(item.name, kept, report.histogram_edges),
+                _scores_figure(item.name, shown, report.histogram_edges),
                 f"Score distribution: {item.name}",
             )
         )
     return "\n".join(parts)
+
+
+def slice_note(item: SliceReport) -> str:
+    """How many groups and rows a slice's summaries compare and how many they leave out."""
+    summary = item.summary
+    counts = {entry.status: entry for entry in summary.left_out}
+    left = [
+        f"{counts[s].groups} {label} ({counts[s].rows:,} rows)"
+        for s, label in (("insufficient", "insufficient evidence"), ("private", "private"))
+        if s in counts
+    ]
+    return (
+        f"{len(item.groups)} groups; summaries compare {summary.n_groups_compared} reported groups "
+        f"({summary.n_rows_compared:,} rows) and leave out {summary.n_rows_left_out:,} rows: "
+        + ", ".join(left)
+        + "."
+    )
+
+
+def _plotted(group: GroupMetrics) -> GroupMetrics:
+    """A group as the plots label it: insufficient evidence is marked on the plot too."""
+    if group.status != "insufficient":
+        return group
+    return group.model_copy(update={"name": f"{group.name} (insufficient)"})
 
 
 def _summary_table(item: SliceReport) -> str:
@@ -202,15 +239,24 @@ def _group_table(groups: Sequence[GroupMetrics]) -> str:
 
 
 def _group_row(group: GroupMetrics) -> str:
+    mark = " (insufficient evidence)" if group.status == "insufficient" else ""
     counts = (
-        f'<td class="l">{_esc(group.name)}</td><td>{group.n:,}</td>'
-        f"<td>{group.n_pos:,}</td><td>{group.n_neg:,}</td>"
+        f'<td class="l">{_esc(group.name + mark)}</td><td>{group.n:,}</td>'
+        f"<td>{_count(group.n_pos)}</td><td>{_count(group.n_neg)}</td>"
     )
-    if group.suppressed:
+    if group.status == "private":
         span = len(_RATE_COLUMNS)
-        return f'<tr class="suppressed">{counts}<td class="l" colspan="{span}">suppressed (small cell)</td></tr>'
+        return (
+            f'<tr class="private">{counts}<td class="l" colspan="{span}">'
+            f"private: {_esc(group.reason or 'small cell')}</td></tr>"
+        )
     cells = "".join(_estimate_cell(getattr(group, field)) for field, _ in _RATE_COLUMNS)
-    return f"<tr>{counts}{cells}</tr>"
+    row_class = ' class="insufficient"' if group.status == "insufficient" else ""
+    return f"<tr{row_class}>{counts}{cells}</tr>"
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
 
 
 def _estimate_cell(value: Estimate | None) -> str:
@@ -219,19 +265,21 @@ def _estimate_cell(value: Estimate | None) -> str:
     return f'<td>{_num(value.value)}<br><span class="ci">{_interval(value)}</span></td>'
 
 
-def _suppressed_section(report: FairnessReport) -> str:
-    if not report.suppressed:
-        return "<h2>Suppressed cells</h2><p>None.</p>"
+def _left_out_section(report: FairnessReport) -> str:
+    heading = f"<h2>{LEFT_OUT_HEADING}</h2>"
+    if not report.left_out:
+        return f"{heading}<p>None.</p>"
     head = (
-        '<tr><th class="l">Slice</th><th class="l">Group</th><th>n</th><th>Positives</th>'
-        '<th>Negatives</th><th class="l">Reason</th></tr>'
+        '<tr><th class="l">Slice</th><th class="l">Group</th><th class="l">Status</th><th>n</th>'
+        '<th>Positives</th><th>Negatives</th><th class="l">Reason</th></tr>'
     )
     rows = "".join(
-        f'<tr><td class="l">{_esc(c.slice)}</td><td class="l">{_esc(c.group)}</td><td>{c.n:,}</td>'
-        f'<td>{c.n_pos:,}</td><td>{c.n_neg:,}</td><td class="l">{_esc(c.reason)}</td></tr>'
-        for c in report.suppressed
+        f'<tr><td class="l">{_esc(c.slice)}</td><td class="l">{_esc(c.group)}</td>'
+        f'<td class="l">{_esc(c.status)}</td><td>{c.n:,}</td><td>{_count(c.n_pos)}</td>'
+        f'<td>{_count(c.n_neg)}</td><td class="l">{_esc(c.reason)}</td></tr>'
+        for c in report.left_out
     )
-    return f"<h2>Suppressed cells</h2><table>{head}{rows}</table>"
+    return f"{heading}<table>{head}{rows}</table>"
 
 
 def _num(value: float | None) -> str:

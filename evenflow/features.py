@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from evenflow.errors import ConfigError, DataError
 from evenflow.records import FeatureSpec
 
 
@@ -26,3 +27,18 @@ def typed_features(frame: pd.DataFrame, features: Sequence[FeatureSpec]) -> pd.D
     return pd.DataFrame(
         {f.name: typed_column(frame[f.name], f) for f in features}, index=frame.index
     )
+
+
+def label_values(column: pd.Series, positive_label: str) -> pd.Series:
+    """Map the target column to 0/1: numeric targets compare as numbers, others as text."""
+    if pd.api.types.is_numeric_dtype(column):
+        try:
+            positive = float(positive_label)
+        except ValueError:
+            raise ConfigError(
+                f"positive label {positive_label!r} is not a number but target '{column.name}' is numeric"
+            ) from None
+        return (column.astype("float64") == positive).astype("int64")
+    if column.isna().any():
+        raise DataError(f"target '{column.name}' has {int(column.isna().sum())} missing values")
+    return (column.astype("string").str.strip() == positive_label).astype("int64")

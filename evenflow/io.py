@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 _CHUNK = 1 << 20
 
 
@@ -77,3 +79,10 @@ def write_json_atomic(target: Path, payload: Any) -> Path:
     return write_text_atomic(
         target, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     )
+
+
+def write_parquet_atomic(frame: pd.DataFrame, target: Path) -> Path:
+    """Write ``frame`` as parquet (no index), atomically, and return the path."""
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return target

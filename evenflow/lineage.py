@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+# What makes two builds of a model the same: data, parameters, committed code and environment.
+BUILD_TAGS = (
+    "evenflow.data_md5",
+    "evenflow.params_hash",
+    "evenflow.git_commit",
+    "evenflow.env_hash",
+)
+DIRTY_TAG = "evenflow.git_dirty"
 
 # Files a flow run rewrites itself; they are outputs, so they never make the code look dirty.
 RUN_OUTPUTS = ("data.dvc",)
@@ -67,3 +77,14 @@ def lineage_tags(
         "evenflow.env_hash": env_hash(),
         "evenflow.flow_run_id": flow_run_id,
     }
+
+
+def same_build(tags: Mapping[str, str], other: Mapping[str, str]) -> bool:
+    """Whether two lineage tag sets describe the same build; a dirty tree is never the same.
+
+    Same data hash, parameters hash, git commit and environment hash, both from a clean tree:
+    re-registering would add a version identical to the one that exists.
+    """
+    if tags.get(DIRTY_TAG) != "false" or other.get(DIRTY_TAG) != "false":
+        return False
+    return all(tags.get(name) and tags.get(name) == other.get(name) for name in BUILD_TAGS)

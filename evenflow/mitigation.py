@@ -582,7 +582,7 @@ def compare_mitigations(
     Returns:
         Columns ``method, n, decisions, accuracy[_low|_high], auc, auc_note``, then per
         sensitive column ``dpd[c]``, ``dpd_low[c]``, ``dpd_high[c]``, the same for ``eod``, and
-        ``precision[c=g]`` / ``recall[c=g]`` per group (NaN where the group is suppressed).
+        ``precision[c=g]`` / ``recall[c=g]`` per group (NaN unless the group is ``reported``).
     """
     if not results:
         raise DataError("compare_mitigations: no results to compare")
@@ -649,8 +649,12 @@ def _column_summary(report: FairnessReport, column: str) -> dict[str, float]:
         out.update(_disparity_columns(key, column, value))
     for group in item.groups:
         label = group.values[column]
-        out[group_column("precision", column, label)] = _value(group.precision)
-        out[group_column("recall", column, label)] = _value(group.tpr)
+        # The one small-group rule: only groups with enough evidence are compared across methods.
+        reported = group.status == "reported"
+        out[group_column("precision", column, label)] = (
+            _value(group.precision) if reported else math.nan
+        )
+        out[group_column("recall", column, label)] = _value(group.tpr) if reported else math.nan
     return out
 
 
@@ -692,11 +696,12 @@ def tradeoff_notes(table: pd.DataFrame) -> tuple[str, ...]:
     lines = [
         "Each row is an alternative; none is applied unless configured. Brackets are bootstrap "
         "percentile intervals from the fairness report. DPD: max - min selection rate over the "
-        "unsuppressed groups; EOD: the larger of the TPR and FPR gaps.",
+        "groups with enough evidence; EOD: the larger of the TPR and FPR gaps.",
         "When base rates differ between groups, parity and error-rate balance cannot in general "
         "both hold: read the gaps together with accuracy, not one number alone.",
-        "A dash for a group's precision or recall: the group is suppressed in the fairness report "
-        "(too few positives or negatives) or the rate is undefined.",
+        "A dash for a group's precision or recall: the group is private (fewer rows than "
+        "fairness.min_cell) or has insufficient evidence (too few positives or negatives) in the "
+        "fairness report, or the rate is undefined.",
     ]
     if (table["auc_note"] == AUC_DECISIONS_ONLY).any():
         lines.append(

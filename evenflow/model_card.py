@@ -3,7 +3,8 @@
 The card reports and does not judge. It gathers what a reviewer needs in one place: what the
 model is for, the data it saw, its metrics with intervals, fairness tables side by side, the
 mitigation chosen and what the alternatives cost, drift, SHAP importance, the proxy check, the
-lineage that rebuilds it, the cells too small to report, and the gate decision with every clause.
+lineage that rebuilds it, the groups left out of summaries under the one rule for small groups
+(private: only n; insufficient evidence: shown, marked), and the gate decision with every clause.
 A section whose input was not given says so instead of disappearing.
 
 The HTML embeds its plots as base64 PNG and links nothing outside itself, so it opens offline and
@@ -28,7 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evenflow.explain import Explanations
 from evenflow.fairness import Estimate, FairnessReport, SliceReport
-from evenflow.fairness_html import PLOTTED_RATES, render_fairness_html
+from evenflow.fairness_html import (
+    LEFT_OUT_HEADING,
+    PLOTTED_RATES,
+    render_fairness_html,
+    slice_note,
+)
 from evenflow.io import write_text_atomic
 from evenflow.policy import GateClause, GateDecision
 from evenflow.records import ValidationReport
@@ -53,7 +59,7 @@ SECTIONS = (
     "Explanations (SHAP)",
     "Proxy check",
     "Lineage",
-    "Suppressed cells",
+    LEFT_OUT_HEADING,
     "Gate decision",
 )
 
@@ -67,7 +73,8 @@ h3{font-size:1.1rem;margin-top:1.6rem}
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.85rem}
 th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:right;white-space:nowrap}
 th{background:#f6f8fa}td.l,th.l{text-align:left;white-space:normal}
-tr.suppressed td{color:#6e7781;background:#fafafa}tr.fail td{background:#fff1f0}
+tr.private td{color:#6e7781;background:#fafafa}tr.insufficient td{background:#fffbe6}
+tr.fail td{background:#fff1f0}
 .ci{color:#57606a;font-size:.78rem}.note{color:#57606a;font-size:.9rem;max-width:70rem}
 img{max-width:100%;display:block;margin:.5rem 0 1.2rem}
 """
@@ -84,7 +91,11 @@ class DataSummary(_Record):
 
     dataset: str
     data_md5: str = Field(description="DVC hash of the shard directory.")
-    rows: dict[str, int] = Field(description="Split -> rows.")
+    rows: dict[str, int] = Field(description="Split (or fold) -> rows.")
+    evaluation: str | None = Field(
+        default=None,
+        description="How the figures were obtained: a held-out test split or cross-fitting, and why.",
+    )
     validation: ValidationReport | None = None
 
 
@@ -144,7 +155,7 @@ class ModelCardInputs(_Record):
     out_of_scope_use: str = Field(description="From configuration.")
     data: DataSummary
     metrics: dict[str, Estimate] = Field(
-        description="Overall test metrics, with intervals if known."
+        description="Overall test metrics; headline metrics with their bootstrap intervals."
     )
     threshold: float | None = Field(default=None, description="Score cut for a positive.")
     fairness: FairnessReport | None = None
@@ -244,6 +255,8 @@ def _data_rows(data: DataSummary) -> Rows:
     rows = [["Dataset", data.dataset], ["Data md5 (DVC)", data.data_md5]]
     rows += [[f"Rows: {split}", _num(n)] for split, n in data.rows.items()]
     rows.append(["Rows: total", _num(sum(data.rows.values()))])
+    if data.evaluation:
+        rows.append(["Evaluated on", data.evaluation])
     return rows
 
 
@@ -327,11 +340,45 @@ def _lineage_rows(lineage: Lineage) -> Rows:
     ]
 
 
-def _suppressed_rows(report: FairnessReport) -> Rows:
+_LEFT_OUT_HEADER = ["Slice", "Group", "Status", "n", "Positives", "Negatives", "Reason"]
+
+
+def _left_out_rows(report: FairnessReport) -> Rows:
     return [
-        [c.slice, c.group, _num(c.n), _num(c.n_pos), _num(c.n_neg), c.reason]
-        for c in report.suppressed
+        [c.slice, c.group, c.status, _num(c.n), _num(c.n_pos), _num(c.n_neg), c.reason]
+        for c in report.left_out
     ]
+
+
+def _rows_left_out(report: FairnessReport) -> Rows:
+    """Per slice: rows the summaries compare and rows they leave out, by status."""
+    rows = []
+    for item in report.slices:
+        summary = item.summary
+        by_status = {e.status: e for e in summary.left_out}
+        rows.append(
+            [
+                item.name,
+                _num(summary.n_rows_compared),
+                *(
+                    f"{_num(by_status[s].rows)} ({by_status[s].groups} groups)"
+                    if s in by_status
+                    else "–"
+                    for s in ("insufficient", "private")
+                ),
+            ]
+        )
+    return rows
+
+
+_ROWS_LEFT_OUT_HEADER = ["Slice", "Rows compared", "Insufficient evidence", "Private"]
+
+
+_EXCLUDED_HEADER = ["Clauses", "Slice", "Group", "Status", "n", "Reason"]
+
+
+def _excluded_rows(decision: GateDecision) -> Rows:
+    return [[e.clauses, e.slice, e.group, e.status, _num(e.n), e.reason] for e in decision.excluded]
 
 
 def _policy_rows(decision: GateDecision) -> Rows:
@@ -384,9 +431,10 @@ def _slice_summary_rows(item: SliceReport) -> Rows:
 def _slice_group_rows(item: SliceReport) -> Rows:
     rows = []
     for group in item.groups:
-        counts = [group.name, _num(group.n), _num(group.n_pos), _num(group.n_neg)]
-        if group.suppressed:
-            rows.append([*counts, *(["suppressed"] * len(PLOTTED_RATES))])
+        mark = " (insufficient evidence)" if group.status == "insufficient" else ""
+        counts = [group.name + mark, _num(group.n), _num(group.n_pos), _num(group.n_neg)]
+        if group.status == "private":  # only n: never a rate
+            rows.append([*counts, *(["private"] * len(PLOTTED_RATES))])
             continue
         cells = [_with_interval(getattr(group, field)) for field, _ in PLOTTED_RATES]
         rows.append([*counts, *cells])
@@ -451,7 +499,7 @@ class _Html:
             self._section("Explanations (SHAP)", self._shap()),
             self._section("Proxy check", self._proxy()),
             self._section("Lineage", _table(None, _lineage_rows(self.inputs.lineage))),
-            self._section("Suppressed cells", self._suppressed()),
+            self._section(LEFT_OUT_HEADING, self._left_out()),
             self._section("Gate decision", self._gate()),
         ]
         return "\n".join(
@@ -535,14 +583,14 @@ class _Html:
         )
         return _para(note) + _table(header, _proxy_rows(explanations))
 
-    def _suppressed(self) -> str:
+    def _left_out(self) -> str:
         report = self.inputs.fairness
         if report is None:
             return _para(NOT_PROVIDED)
-        if not report.suppressed:
-            return _para("None.")
-        header = ["Slice", "Group", "n", "Positives", "Negatives", "Reason"]
-        return _table(header, _suppressed_rows(report))
+        counts = _table(_ROWS_LEFT_OUT_HEADER, _rows_left_out(report))
+        if not report.left_out:
+            return counts + _para("No group left out.")
+        return counts + _table(_LEFT_OUT_HEADER, _left_out_rows(report))
 
     def _gate(self) -> str:
         decision = self.inputs.gate
@@ -550,10 +598,17 @@ class _Html:
             return _para(NOT_PROVIDED)
         outcome = "PASSED" if decision.passed else f"FAILED ({len(decision.failed)} clauses)"
         header = ["Clause", "Result", "Point", "Bound", "Compared", "Limit", "Detail"]
+        excluded = (
+            _table(_EXCLUDED_HEADER, _excluded_rows(decision))
+            if decision.excluded
+            else _para("None.")
+        )
         return "\n".join(
             [
                 _para(f"Outcome: {outcome}"),
                 _table(header, _clause_rows(decision.clauses)),
+                "<h3>Groups the gate left out</h3>",
+                excluded,
                 "<h3>Policy</h3>",
                 _table(None, _policy_rows(decision)),
             ]
@@ -569,8 +624,8 @@ def _fairness_fragment(report: FairnessReport, page: str | None = None) -> str:
         return _fairness_tables_html(report)
     body = page[start + len("<body>") : end]
     body = re.sub(r"<h1>.*?</h1>", "", body, count=1, flags=re.DOTALL)
-    # Its closing suppressed-cells list is the card's own section; keep one copy, not two.
-    body = body.split("<h2>Suppressed cells</h2>", 1)[0]
+    # Its closing left-out list is the card's own section; keep one copy, not two.
+    body = body.split(f"<h2>{LEFT_OUT_HEADING}</h2>", 1)[0]
     return body.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
 
 
@@ -649,7 +704,7 @@ class _Markdown:
             self._section("Explanations (SHAP)", self._shap()),
             self._section("Proxy check", self._proxy()),
             self._section("Lineage", _md_table(["Item", "Value"], _lineage_rows(inputs.lineage))),
-            self._section("Suppressed cells", self._suppressed()),
+            self._section(LEFT_OUT_HEADING, self._left_out()),
             self._section("Gate decision", self._gate()),
         ]
         return "\n\n".join(parts) + "\n"
@@ -681,10 +736,14 @@ class _Markdown:
         parts = [
             f"{report.n_rows:,} rows; threshold {_num(report.params.threshold)}; "
             f"{info.confidence_level:.0%} percentile bootstrap intervals from {info.replicates:,} "
-            f"replicates (seed {info.seed}). Differences are max minus min over unsuppressed groups."
+            f"replicates (seed {info.seed}). Differences are max minus min over reported groups: "
+            f"a group under {report.params.min_cell} rows is private (only n), one with fewer "
+            f"than {report.params.min_positives} positives or {report.params.min_negatives} "
+            "negatives is marked insufficient evidence and left out."
         ]
         for item in report.slices:
             parts.append(f"### {_md(item.name)}")
+            parts.append(_md(slice_note(item)))
             if item.summary.note:
                 parts.append(f"Summaries: {_md(item.summary.note)}.")
             else:
@@ -738,14 +797,14 @@ class _Markdown:
         )
         return note + "\n\n" + _md_table(header, _proxy_rows(explanations))
 
-    def _suppressed(self) -> str:
+    def _left_out(self) -> str:
         report = self.inputs.fairness
         if report is None:
             return NOT_PROVIDED
-        if not report.suppressed:
-            return "None."
-        header = ["Slice", "Group", "n", "Positives", "Negatives", "Reason"]
-        return _md_table(header, _suppressed_rows(report))
+        counts = _md_table(_ROWS_LEFT_OUT_HEADER, _rows_left_out(report))
+        if not report.left_out:
+            return counts + "\n\nNo group left out."
+        return counts + "\n\n" + _md_table(_LEFT_OUT_HEADER, _left_out_rows(report))
 
     def _gate(self) -> str:
         decision = self.inputs.gate
@@ -753,10 +812,15 @@ class _Markdown:
             return NOT_PROVIDED
         outcome = "PASSED" if decision.passed else f"FAILED ({len(decision.failed)} clauses)"
         header = ["Clause", "Result", "Point", "Bound", "Compared", "Limit", "Detail"]
+        excluded = (
+            _md_table(_EXCLUDED_HEADER, _excluded_rows(decision)) if decision.excluded else "None."
+        )
         return "\n\n".join(
             [
                 f"Outcome: **{outcome}**",
                 _md_table(header, _clause_rows(decision.clauses)),
+                "### Groups the gate left out",
+                excluded,
                 "### Policy",
                 _md_table(["Setting", "Value"], _policy_rows(decision)),
             ]

@@ -37,8 +37,9 @@ from evenflow import drift, registry, validation, versioning
 from evenflow.datasets import content_md5, read_table
 from evenflow.errors import DataError, EvenflowError
 from evenflow.evaluation import evaluate, groups_to_records, json_safe
-from evenflow.fairness import FairnessParams, FairnessReport, fairness_report
+from evenflow.fairness import PRIVATE, CellStatus, FairnessParams, FairnessReport, fairness_report
 from evenflow.fairness_html import write_fairness_report
+from evenflow.features import label_values
 from evenflow.io import atomic_path, write_json_atomic
 from evenflow.monitoring_params import DriftPolicy, Statistic
 from evenflow.numbers import finite_int, finite_number
@@ -50,12 +51,13 @@ from evenflow.promotion import (
     METRICS_ARTIFACT,
     Comparison,
     compare_metrics,
+    group_rule,
+    group_status,
     paired_groups,
 )
 from evenflow.records import FeatureSpec, RawBatch, ShardManifest, ValidationReport
 from evenflow.reproduce import RUN_PARAMS_ARTIFACT
 from evenflow.settings import EvenflowSettings
-from evenflow.training import label_values
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +114,9 @@ class MonitoredModel(_Record):
     sensitive: tuple[str, ...]
     split_column: str | None
     threshold: float = Field(description="The score cut the model was evaluated with.")
-    min_group_size: int
-    fairness: FairnessParams
+    fairness: FairnessParams = Field(
+        description="The version's fairness parameters: the small-group rule and the bootstrap."
+    )
 
     @property
     def uri(self) -> str:
@@ -165,13 +168,17 @@ class DriftResult(_Record):
 
 
 class GroupDelta(_Record):
-    """One group's metrics on the batch beside the champion's evaluation."""
+    """One group's metrics on the batch beside the champion's evaluation.
+
+    Each side has its status under the one rule for small groups; a private side has no figures.
+    """
 
     column: str
     group: str
     n: int | None
     champion_n: int | None
-    suppressed: bool
+    status: CellStatus | None = Field(description="On the batch; None when absent there.")
+    champion_status: CellStatus | None = Field(description="In the champion's evaluation.")
     metrics: tuple[Comparison, ...]
 
 
@@ -272,7 +279,9 @@ def resolve_model(settings: EvenflowSettings, name: str, alias: str) -> Monitore
             f"{name} version {version.version} (run {run_id}) lacks "
             f"{RUN_PARAMS_ARTIFACT} or {MANIFEST_ARTIFACT}; it cannot be monitored"
         )
-    params = RunParams.from_mapping(params_doc, source=f"run {run_id} {RUN_PARAMS_ARTIFACT}")
+    params = RunParams.from_mapping(
+        without_retired_keys(params_doc), source=f"run {run_id} {RUN_PARAMS_ARTIFACT}"
+    )
     manifest = ShardManifest.model_validate(manifest_doc)
     return MonitoredModel(
         name=name,
@@ -286,9 +295,28 @@ def resolve_model(settings: EvenflowSettings, name: str, alias: str) -> Monitore
         sensitive=manifest.sensitive,
         split_column=params.dataset.split_column,
         threshold=params.evaluation.threshold,
-        min_group_size=params.evaluation.min_group_size,
         fairness=params.fairness,
     )
+
+
+# Keys that older runs logged and the one rule for small groups replaced (section, key).
+RETIRED_KEYS = (("evaluation", "min_group_size"), ("gates", "min_group_positives"))
+
+
+def without_retired_keys(params_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A logged run configuration without the keys the small-group rule retired (logged)."""
+    doc = dict(params_doc)
+    for section, key in RETIRED_KEYS:
+        part = doc.get(section)
+        if isinstance(part, Mapping) and key in part:
+            logger.info(
+                "run configuration: %s.%s is retired (small groups follow fairness.min_cell, "
+                "min_positives, min_negatives); ignored",
+                section,
+                key,
+            )
+            doc[section] = {k: v for k, v in part.items() if k != key}
+    return doc
 
 
 def champion_evaluation(settings: EvenflowSettings, model: MonitoredModel) -> ChampionEvaluation:
@@ -626,8 +654,8 @@ def assess_performance(
             **{c: batch[c].to_numpy() for c in model.sensitive},
         }
     )
-    eval_params = EvalParams(threshold=model.threshold, min_group_size=model.min_group_size)
-    metrics, _, groups = evaluate(predictions, model.sensitive, eval_params)
+    eval_params = EvalParams(threshold=model.threshold)
+    metrics, _, groups = evaluate(predictions, model.sensitive, eval_params, model.fairness)
     report = fairness_report(predictions, model.sensitive, model.fairness)
     files = write_fairness_report(report, out_dir / "fairness")
     champion_metrics = (champion.metrics or {}).get("metrics")
@@ -645,7 +673,12 @@ def assess_performance(
         metrics=compare_metrics(
             json_safe(metrics), champion_metrics, report.model_dump(mode="json"), champion.fairness
         ),
-        groups=group_deltas(groups_to_records(groups), champion.groups),
+        groups=group_deltas(
+            groups_to_records(groups),
+            champion.groups,
+            rule=model.fairness,
+            champion_rule=group_rule(champion.fairness),
+        ),
         fairness=summary_deltas(report, champion.fairness),
         fairness_json=files.json_path,
         fairness_html=files.html_path,
@@ -657,25 +690,34 @@ def group_deltas(
     groups: Sequence[Mapping[str, Any]],
     champion: Sequence[Mapping[str, Any]] | None,
     metrics: Sequence[str] = GROUP_DELTA_METRICS,
+    *,
+    rule: FairnessParams | None = None,
+    champion_rule: FairnessParams | None = None,
 ) -> tuple[GroupDelta, ...]:
     """Per (column, group): each metric on the batch, in the champion's groups.json, and the delta.
 
-    Groups present on one side only are listed with the other side empty.
+    Groups present on one side only are listed with the other side empty. Each side's status
+    follows the small-group rule (``rule`` for the batch, ``champion_rule`` for records older than
+    the rule; defaults when not given); a private side contributes no figure.
     """
+    ours_rule, theirs_rule = rule or FairnessParams(), champion_rule or FairnessParams()
     rows = []
     for key, mine, other in paired_groups(groups, champion):
+        status = group_status(mine, ours_rule)
+        theirs = None if other is None else group_status(other, theirs_rule)
         rows.append(
             GroupDelta(
                 column=key[0],
                 group=key[1],
                 n=finite_int(mine.get("n")),
                 champion_n=None if other is None else finite_int(other.get("n")),
-                suppressed=bool(mine.get("suppressed", False)),
+                status=status,
+                champion_status=theirs,
                 metrics=tuple(
                     _delta(
                         m,
-                        finite_number(mine.get(m)),
-                        None if other is None else finite_number(other.get(m)),
+                        None if status == PRIVATE else finite_number(mine.get(m)),
+                        None if other is None or theirs == PRIVATE else finite_number(other.get(m)),
                     )
                     for m in metrics
                 ),

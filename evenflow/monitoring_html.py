@@ -119,18 +119,18 @@ def _drift_section(report: MonitoringReport) -> str:
 
 def _performance_section(perf: PerformanceResult) -> str:
     metric_rows = [_comparison_row(c.name, c) for c in perf.metrics]
-    group_rows = []
+    group_rows: list[list[str]] = []
     for group in perf.groups:
-        for item in group.metrics:
-            group_rows.append(
-                [
-                    _esc(group.column),
-                    _esc(group.group),
-                    _count(group.n),
-                    _count(group.champion_n),
-                    *_comparison_row(item.name, item),
-                ]
-            )
+        cells = [
+            _esc(group.column),
+            _esc(group.group),
+            _count(group.n),
+            _count(group.champion_n),
+            _esc(f"{group.status or '—'} / {group.champion_status or '—'}"),
+        ]
+        # A private group (or one absent on a side) has no figures, but is never left out.
+        rows = [_comparison_row(item.name, item) for item in group.metrics] or [["—"] * 4]
+        group_rows.extend([*cells, *row] for row in rows)
     summary_rows = [
         [_esc(s.slice), s.summary, _num(s.value), _num(s.champion), _signed(s.difference)]
         for s in perf.fairness
@@ -145,7 +145,13 @@ def _performance_section(perf: PerformanceResult) -> str:
         f"<h2>Performance on {perf.n_rows:,} labelled rows</h2>{missing}"
         + _table(compared, metric_rows, left=1)
         + "<h2>Per group</h2>"
-        + _table(["column", "group", "n", "champion n", *compared], group_rows, left=5)
+        + _table(
+            ["column", "group", "n", "champion n", "status (batch / champion)", *compared],
+            group_rows,
+            left=6,
+        )
+        + '<p class="note">Status under the one small-group rule: private groups show n only; '
+        "insufficient-evidence groups are shown but kept out of summaries and gates.</p>"
         + "<h2>Between-group summaries</h2>"
         + _table(["slice", "summary", "batch", "champion", "batch − champion"], summary_rows, 2)
         + f'<p class="note">Full fairness report: {_esc(perf.fairness_html.name)}.</p>'

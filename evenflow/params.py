@@ -46,6 +46,16 @@ class DatasetSpec(_Params):
     drop_columns: tuple[str, ...] = Field(
         default=(), description="Columns that are neither features nor label (ids, leakage)."
     )
+    group_column: str | None = Field(
+        default=None,
+        description="Column naming the person or entity behind each row: all rows of one entity "
+        "share a split (and a fold). Not a feature.",
+    )
+    time_column: str | None = Field(
+        default=None,
+        description="Date or time column: train on the past, test on the latest period "
+        "(out-of-time). Not a feature.",
+    )
     sensitive_as_features: bool = Field(
         default=True,
         description="Train on the sensitive columns too. Dropping them does not remove their signal.",
@@ -74,6 +84,38 @@ class DatasetSpec(_Params):
         if self.target in self.sensitive:
             raise ValueError(f"target column {self.target!r} cannot also be a sensitive column")
         return self
+
+    @model_validator(mode="after")
+    def _one_split_rule(self) -> DatasetSpec:
+        rules = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("split_column", self.split_column),
+                ("group_column", self.group_column),
+                ("time_column", self.time_column),
+            )
+            if value
+        ]
+        if len(rules) > 1:
+            raise ValueError(
+                f"set at most one of split_column, group_column, time_column; got {rules}"
+            )
+        special = {c for c in (self.group_column, self.time_column) if c}
+        clash = special & {self.target, *self.sensitive, *self.drop_columns}
+        if clash:
+            raise ValueError(
+                f"column(s) {sorted(clash)} cannot be the group or time column and also the "
+                "target, a sensitive column or a dropped column"
+            )
+        return self
+
+    def not_features(self) -> set[str]:
+        """Columns that never feed the model: target, split, group and time columns, drops."""
+        excluded = {self.target, *self.drop_columns}
+        excluded.update(c for c in (self.split_column, self.group_column, self.time_column) if c)
+        if not self.sensitive_as_features:
+            excluded.update(self.sensitive)
+        return excluded
 
     @property
     def file_format(self) -> Literal["csv", "parquet"]:
@@ -146,11 +188,36 @@ class EvalParams(_Params):
     """How the test split is evaluated."""
 
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Score cut for a positive.")
-    min_group_size: int = Field(
-        default=30, ge=1, description="Groups with fewer test rows are listed but not scored."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, data: Any) -> Any:
+        # One rule for small groups: evaluation no longer has its own row-count floor.
+        if isinstance(data, dict) and "min_group_size" in data:
+            raise ValueError(
+                "min_group_size was removed: small groups follow one rule everywhere "
+                "(fairness.min_cell, fairness.min_positives, fairness.min_negatives)"
+            )
+        return data
+
     drift_sample_rows: int = Field(
         default=50_000, ge=1_000, description="Rows sampled per side for the drift report."
+    )
+    cross_fit_below_rows: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description="Batches with fewer rows (and no split, time column) are cross-fitted: every "
+        "row gets an out-of-fold prediction. 0 always holds out a test split.",
+    )
+    folds: int = Field(
+        default=5, ge=3, le=20, description="Folds of cross-fitting (stratified, grouped)."
+    )
+    baseline_max_rows: int = Field(
+        default=200_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Training rows sampled to fit the baselines (prior, logistic regression).",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from evenflow import (
+    baselines,
     contracts,
+    crossfit,
     drift,
     evaluation,
     explain,
@@ -25,11 +28,11 @@ from evenflow import (
     versioning,
 )
 from evenflow.datasets import describe_batch, is_parquet, iter_chunks, load_batch
-from evenflow.errors import DataError
-from evenflow.fairness import DECISION_COLUMN, FairnessReport, fairness_report
+from evenflow.errors import ConfigError, DataError
+from evenflow.fairness import DECISION_COLUMN, Estimate, FairnessReport, fairness_report
 from evenflow.fairness_html import write_fairness_report
-from evenflow.features import typed_features
-from evenflow.io import write_json_atomic, write_text_atomic
+from evenflow.features import label_values, typed_features
+from evenflow.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from evenflow.model_card import (
     DataSummary,
     DriftOverview,
@@ -38,7 +41,7 @@ from evenflow.model_card import (
     write_model_card,
 )
 from evenflow.params import DatasetSpec, RunParams
-from evenflow.policy import GateDecision, describe_failures, gate_failures
+from evenflow.policy import BASELINE, GateDecision, describe_failures, gate_failures
 from evenflow.records import (
     EvalReport,
     FeatureSpec,
@@ -46,24 +49,34 @@ from evenflow.records import (
     RawBatch,
     ShardInfo,
     ShardManifest,
+    SplitPlan,
+    SplitSummary,
     TrainingResult,
     ValidationReport,
 )
 from evenflow.serving import load_booster
 from evenflow.settings import EvenflowSettings
-from evenflow.sharding import shard_key, shipped_has_valid, write_shard_chunks
+from evenflow.sharding import (
+    plan_split,
+    shard_key,
+    shipped_has_valid,
+    time_cuts,
+    write_shard_chunks,
+)
 from evenflow.training import (
     LABEL,
     SCORE,
     SampleWeights,
     dask_client,
-    label_values,
     train_model,
 )
 
 logger = logging.getLogger(__name__)
 
 THRESHOLD_POLICY_FILE = "threshold_policy.json"
+BASELINES_FILE = "baselines.json"
+BASELINE_GROUPS_FILE = "baseline_groups.json"
+BASELINE_PREDICTIONS_FILE = "baseline_predictions.parquet"
 
 
 def contract_path(settings: EvenflowSettings, spec: DatasetSpec) -> Path:
@@ -112,36 +125,57 @@ def validate_batch(
     return batch, validation.validate_frame(frame, suite, out_dir, dataset=spec.name)
 
 
+def shard_directory(settings: EvenflowSettings, params: RunParams, batch: RawBatch) -> Path:
+    """Where a batch's shards go: one folder per layout, so layouts never overwrite each other."""
+    plan = plan_split(params.dataset, params.evaluation, batch.n_rows)
+    return (
+        batch_dir(settings, batch.dataset, batch.md5)
+        / f"shards-{shard_key(params.split, params.shards, plan)}"
+    )
+
+
 def shard_and_version(
     params: RunParams, settings: EvenflowSettings, batch: RawBatch
 ) -> ShardManifest:
-    """Split and shard the validated batch under data/, version it with DVC, describe it."""
+    """Split (or cut into folds) and shard the validated batch, version it with DVC, describe it."""
     spec = params.dataset
     batch_now = describe_batch(spec)
     if batch_now.md5 != batch.md5:
         raise DataError(f"{batch.path} changed after it was validated; run again")
-    shard_dir = (
-        batch_dir(settings, batch.dataset, batch.md5)
-        / f"shards-{shard_key(params.split, params.shards)}"
+    cuts = (
+        time_cuts(
+            (
+                c[spec.time_column]
+                for c in iter_chunks(spec.path, spec.chunk_rows, columns=[spec.time_column])
+            ),
+            params.split,
+        )
+        if spec.time_column
+        else None
     )
+    plan = plan_split(spec, params.evaluation, batch.n_rows, cuts)
+    shard_dir = shard_directory(settings, params, batch)
     # Streamed: one chunk of rows is held at a time (a CSV arrives as one chunk).
-    shards, features = write_shard_chunks(
+    written = write_shard_chunks(
         iter_chunks(spec.path, spec.chunk_rows),
         spec,
         params.split,
         params.shards,
         shard_dir,
+        plan=plan,
         has_valid=_ships_valid(spec, batch_now),
     )
     versioning.ensure_repo(settings.project_root, settings.dvc_remote)
     data_md5 = versioning.version_directory(settings.project_root, settings.data_root, shard_dir)
     return describe_shards(
-        features,
+        written.features,
         spec,
         raw_md5=batch.md5,
         data_md5=data_md5,
         shard_dir=shard_dir,
-        shards=shards,
+        shards=list(written.shards),
+        plan=plan,
+        split_report=written.report,
     )
 
 
@@ -164,9 +198,14 @@ def describe_shards(
     data_md5: str,
     shard_dir: Path,
     shards: list[ShardInfo],
+    plan: SplitPlan | None = None,
+    split_report: tuple[SplitSummary, ...] = (),
 ) -> ShardManifest:
     """The manifest of freshly written shards: hashes, shard list and the typed feature schema."""
+    extra = {"plan": plan} if plan is not None else {}
     return ShardManifest(
+        **extra,
+        split_report=split_report,
         dataset=spec.name,
         raw_md5=raw_md5,
         data_md5=data_md5,
@@ -182,16 +221,32 @@ def describe_shards(
 def train(
     manifest: ShardManifest, params: RunParams, settings: EvenflowSettings, out_dir: Path
 ) -> TrainingResult:
-    """Train on the configured Dask cluster (a local one unless an address is set)."""
-    weights = reweighing(manifest, params) if params.mitigation.method == "reweighing" else None
+    """Train on the configured Dask cluster (a local one unless an address is set).
+
+    A cross-fitted batch trains one model per fold and refits on every row (``crossfit``).
+    """
+
+    def weights_for(rows: ShardManifest) -> SampleWeights | None:
+        reweigh = params.mitigation.method == "reweighing"
+        return reweighing(rows, params) if reweigh else None
+
     with dask_client(settings.dask_address, params.cluster, params.model) as client:
+        if manifest.cross_fitted:
+            return crossfit.train_cross_fitted(
+                client,
+                manifest,
+                params.model,
+                params.cluster.threads_per_worker,
+                out_dir,
+                weights_for=weights_for,
+            )
         return train_model(
             client,
             manifest,
             params.model,
             params.cluster.threads_per_worker,
             out_dir,
-            weights=weights,
+            weights=weights_for(manifest),
         )
 
 
@@ -232,13 +287,20 @@ def evaluate(
         params.evaluation,
         report_dir,
         predictions_path=training.predictions_path,
+        fairness=params.fairness,
     )
     fairness = fairness_report(predictions, manifest.sensitive, params.fairness)
     fairness_files = write_fairness_report(fairness, report_dir / "fairness")
-    drift_summary = _drift(manifest, params, report_dir)
-    drift_path = write_json_atomic(
-        report_dir / "drift_summary.json", drift_summary.model_dump(mode="json")
-    )
+    write_baselines(manifest, params, report_dir)
+    drift_path = None
+    if manifest.cross_fitted:
+        # Folds are random draws of one batch: a train-vs-test drift report would say nothing.
+        logger.info("cross-fitted: no train-vs-test drift report (the folds share one batch)")
+    else:
+        drift_summary = _drift(manifest, params, report_dir)
+        drift_path = write_json_atomic(
+            report_dir / "drift_summary.json", drift_summary.model_dump(mode="json")
+        )
     drift.classification_report(predictions, report_dir, params.evaluation.threshold)
     return report.model_copy(
         update={
@@ -248,6 +310,36 @@ def evaluate(
             "threshold_policy_path": policy_path,
         }
     )
+
+
+def write_baselines(manifest: ShardManifest, params: RunParams, report_dir: Path) -> Path:
+    """Fit the prior and the logistic baseline on the model's training rows; write their figures.
+
+    ``baselines.json`` holds each baseline's headline metrics with intervals (the gate compares
+    the model with the logistic one), ``baseline_groups.json`` their per-group metrics, and
+    ``baseline_predictions.parquet`` every evaluated row's baseline scores, so anyone can recompute.
+    """
+    frame = baselines.baseline_predictions(
+        manifest, params.evaluation.baseline_max_rows, params.split.seed
+    )
+    write_parquet_atomic(frame, report_dir / BASELINE_PREDICTIONS_FILE)
+    summary: dict[str, object] = {}
+    groups: dict[str, object] = {}
+    for name in baselines.BASELINES:
+        scored = frame.drop(columns=[f"score_{b}" for b in baselines.BASELINES if b != name])
+        scored = scored.rename(columns={f"score_{name}": SCORE})
+        summary[name] = evaluation.json_safe(
+            evaluation.headline_metrics(
+                scored[LABEL], scored[SCORE], None, params.evaluation.threshold, params.fairness
+            )
+        )
+        groups[name] = evaluation.groups_to_records(
+            evaluation.group_metrics(
+                scored, manifest.sensitive, params.evaluation.threshold, params.fairness
+            )
+        )
+    write_json_atomic(report_dir / BASELINE_GROUPS_FILE, groups)
+    return write_json_atomic(report_dir / BASELINES_FILE, summary)
 
 
 def _drift(manifest: ShardManifest, params: RunParams, report_dir: Path) -> drift.DriftSummary:
@@ -283,7 +375,7 @@ def explain_model(
     sensitive = list(manifest.sensitive)
     columns = list(dict.fromkeys([*(f.name for f in manifest.features), *sensitive]))
     seed = params.explain.seed
-    test = sample_split(manifest, "test", params.explain.shap_rows, columns, seed)
+    test = sample_split(manifest, manifest.evaluated_split, params.explain.shap_rows, columns, seed)
     booster = load_booster(str(training.model_path), training.trainer)
     features = typed_features(test, manifest.features)
     shap = (
@@ -303,17 +395,37 @@ def explain_model(
 def gate(
     params: RunParams, settings: EvenflowSettings, report: EvalReport, out_dir: Path
 ) -> GateDecision:
-    """Apply the configured gate policy; the decision records every clause with its numbers."""
+    """Apply the configured gate policy; the decision records every clause with its numbers.
+
+    The logistic-regression baseline's metrics come from ``baselines.json`` beside the reports
+    when evaluation wrote one; without it the baseline clause is recorded as not evaluated.
+    """
     if report.fairness_path is None:
         raise DataError("the gate needs the fairness report; evaluation did not write one")
     fairness = FairnessReport.model_validate_json(report.fairness_path.read_text(encoding="utf-8"))
     candidate_groups = json.loads(report.groups_path.read_text(encoding="utf-8"))
     champion_groups = registry.champion_groups(settings, params.dataset.name)
     decision = gate_failures(
-        params.gates, report.metrics, fairness, champion_groups, candidate_groups
+        params.gates,
+        report.metrics,
+        fairness,
+        champion_groups,
+        candidate_groups,
+        baseline_metrics=_logistic_baseline(report.report_dir / BASELINES_FILE),
     )
     write_json_atomic(out_dir / "gate" / "decision.json", decision.model_dump(mode="json"))
     return decision
+
+
+def _logistic_baseline(path: Path) -> dict[str, float] | None:
+    """The logistic baseline's headline metrics from ``baselines.json``; None if not written."""
+    if not path.is_file():
+        return None
+    written = json.loads(path.read_text(encoding="utf-8"))
+    logistic = written.get(BASELINE) if isinstance(written, dict) else None
+    if not isinstance(logistic, dict):
+        raise DataError(f"{path} holds no '{BASELINE}' baseline")
+    return {str(k): math.nan if v is None else float(v) for k, v in logistic.items()}
 
 
 def compare_mitigations(
@@ -329,6 +441,11 @@ def compare_mitigations(
     matches), ``threshold`` fits per-group thresholds on the unmitigated model's valid scores, and
     ``reductions`` fits Fairlearn's ExponentiatedGradient on one node on a train sample.
     """
+    if manifest.cross_fitted:
+        raise ConfigError(
+            "--compare-mitigations needs a held-out test split, and this batch is cross-fitted "
+            f"({manifest.plan.reason}); set evaluation.cross_fit_below_rows: 0 to hold one out"
+        )
     method = params.mitigation.method
     compare_dir = out_dir / "mitigations"
     plain = (
@@ -407,7 +524,8 @@ def input_example(
     """
     features = [f.name for f in manifest.features]
     columns = features + [c for c in decision_columns if c not in features]
-    return pd.read_parquet(manifest.split_paths("test")[0], columns=columns).head(n_rows)
+    first = manifest.split_paths(manifest.evaluated_split)[0]
+    return pd.read_parquet(first, columns=columns).head(n_rows)
 
 
 def write_manifest(manifest: ShardManifest, out_dir: Path) -> Path:
@@ -428,8 +546,8 @@ def register(
 ) -> ModelVersionRef:
     """Register the model with lineage and gate tags; only a model that passed becomes candidate."""
     gate_tags = {
-        "evenflow.gate": "passed" if decision.passed else "failed",
-        "evenflow.gate_failed": "; ".join(c.name for c in decision.failed),
+        registry.GATE_TAG: "passed" if decision.passed else "failed",
+        registry.GATE_FAILED_TAG: "; ".join(c.name for c in decision.failed),
     }
     return registry.register_model(
         settings,
@@ -481,7 +599,13 @@ def write_card(
         data=DataSummary(
             dataset=manifest.dataset,
             data_md5=manifest.data_md5,
-            rows={s: manifest.split_rows(s) for s in ("train", "valid", "test")},
+            rows={s.name: s.rows for s in manifest.split_report}
+            or {s: manifest.split_rows(s) for s in ("train", "valid", "test")},
+            evaluation=(
+                f"out-of-fold predictions of every row ({manifest.plan.reason})"
+                if manifest.cross_fitted
+                else f"the held-out test split ({manifest.plan.reason})"
+            ),
             validation=validation_report,
         ),
         metrics=_metrics_with_intervals(report.metrics, fairness),
@@ -505,16 +629,30 @@ def write_card(
 def _metrics_with_intervals(
     metrics: dict[str, float], fairness: FairnessReport | None
 ) -> dict[str, object]:
-    """Overall metrics, with the fairness report's bootstrap intervals where it has the same rate."""
-    if fairness is None:
-        return dict(metrics)
-    overall = fairness.overall
-    intervals = {
-        "accuracy": overall.accuracy,
-        "precision": overall.precision,
-        "recall": overall.tpr,
-    }
-    return {k: intervals.get(k) or v for k, v in metrics.items()}
+    """Overall metrics as estimates, for the card.
+
+    Headline metrics carry their own bootstrap bounds (``<name>_low`` / ``<name>_high``); other
+    rates take the fairness report's overall interval where it has the same rate.
+    """
+    bounds = {f"{name}_{end}" for name in metrics for end in ("low", "high")}
+    out: dict[str, object] = {}
+    for name, value in metrics.items():
+        if name in bounds:
+            continue
+        if f"{name}_low" in metrics or fairness is None:
+            out[name] = {
+                "value": _finite(value),
+                "low": _finite(metrics.get(f"{name}_low")),
+                "high": _finite(metrics.get(f"{name}_high")),
+            }
+            continue
+        estimate = getattr(fairness.overall, name, None)
+        out[name] = estimate if isinstance(estimate, Estimate) else value
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _tradeoff_rows(tradeoff: mitigation.TradeoffFiles | None) -> list[dict[str, object]] | None:
@@ -527,14 +665,20 @@ def _tradeoff_rows(tradeoff: mitigation.TradeoffFiles | None) -> list[dict[str, 
 
 
 def version_description(
-    version: ModelVersionRef, report: EvalReport, decision: GateDecision, card_artifact: str
+    version: ModelVersionRef,
+    report: EvalReport,
+    decision: GateDecision,
+    card_artifact: str,
+    *,
+    cross_fitted: bool = False,
 ) -> str:
     """What a reviewer sees first in the MLflow UI: the gate outcome, key figures, the card."""
     outcome = "passed its gates" if decision.passed else "FAILED its gates (not a candidate)"
     lines = [
         f"**{version.name} v{version.version} {outcome}.**",
         "",
-        f"Test ROC AUC {report.metrics['roc_auc']:.4f}, accuracy {report.metrics['accuracy']:.4f}.",
+        f"{'Out-of-fold' if cross_fitted else 'Test'} ROC AUC {report.metrics['roc_auc']:.4f}, "
+        f"accuracy {report.metrics['accuracy']:.4f}.",
         "",
         *[f"- failed: {line}" for line in describe_failures(decision)],
         "",

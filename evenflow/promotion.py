@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evenflow import registry
 from evenflow.errors import EvenflowError, PromotionRefused
+from evenflow.fairness import PRIVATE, CellStatus, FairnessParams, record_status
 from evenflow.io import file_sha256
 from evenflow.numbers import finite_int, finite_number
 from evenflow.policy import GateDecision, describe_failures
@@ -129,14 +130,17 @@ class Comparison(_Record):
 
 
 class GroupComparison(_Record):
-    """Per-group rates of one (column, group) cell for both versions."""
+    """Per-group rates of one (column, group) cell for both versions, with each side's status.
+
+    A private side shows no rate (only n); an insufficient side shows its rates, marked.
+    """
 
     column: str
     group: str
     n: int | None
     champion_n: int | None
-    suppressed: bool
-    champion_suppressed: bool
+    status: CellStatus | None = Field(description="None when the group is absent here.")
+    champion_status: CellStatus | None = Field(description="None when absent or no champion.")
     metrics: tuple[Comparison, ...]
 
 
@@ -375,14 +379,24 @@ def compare_groups(
     fairness: Mapping[str, Any] | None = None,
     champion_fairness: Mapping[str, Any] | None = None,
 ) -> tuple[GroupComparison, ...]:
-    """Per-group recall, precision and selection rate of both versions, with differences."""
+    """Per-group recall, precision and selection rate of both versions, with differences.
+
+    Each side's status follows the one rule for small groups (records older than the rule are
+    classified from their counts under their fairness report's parameters); a private side gives
+    no rate at all.
+    """
+    rule, champion_rule = group_rule(fairness), group_rule(champion_fairness)
     rows = []
     for key, mine, other in paired_groups(groups, champion):
+        status = group_status(mine, rule)
+        theirs = None if other is None else group_status(other, champion_rule)
         figures = [
             _comparison(
                 metric,
-                _group_figure(mine, metric, fairness, key),
-                None if other is None else _group_figure(other, metric, champion_fairness, key),
+                _group_figure(mine, metric, fairness, key, status),
+                None
+                if other is None
+                else _group_figure(other, metric, champion_fairness, key, theirs),
             )
             for metric in GROUP_METRICS
         ]
@@ -392,12 +406,28 @@ def compare_groups(
                 group=key[1],
                 n=finite_int(mine.get("n")),
                 champion_n=None if other is None else finite_int(other.get("n")),
-                suppressed=bool(mine.get("suppressed", False)),
-                champion_suppressed=bool((other or {}).get("suppressed", False)),
+                status=status,
+                champion_status=theirs,
                 metrics=tuple(figures),
             )
         )
     return tuple(rows)
+
+
+def group_rule(fairness: Mapping[str, Any] | None) -> FairnessParams:
+    """The small-group rule a logged fairness report was made with (defaults when unreadable)."""
+    params = (fairness or {}).get("params")
+    if isinstance(params, Mapping):
+        try:
+            return FairnessParams.model_validate(params)
+        except ValidationError:
+            logger.warning("fairness parameters not readable; the default small-group rule is used")
+    return FairnessParams()
+
+
+def group_status(record: Mapping[str, Any], rule: FairnessParams) -> CellStatus | None:
+    """A logged group record's status under the rule; None for an empty record (group absent)."""
+    return record_status(record, rule) if record else None
 
 
 def data_changes(
@@ -737,6 +767,7 @@ def render_review(summary: ReviewSummary) -> str:
             ["column", "group", "n", "metric", "this version", "champion", "difference"],
             _group_rows(summary),
         ),
+        *_group_legend(summary),
         "",
         "Data",
         *_data_lines(summary.data, champion),
@@ -974,7 +1005,11 @@ def _group_figure(
     metric: str,
     fairness: Mapping[str, Any] | None,
     key: tuple[str, str],
+    status: CellStatus | None,
 ) -> _Figure:
+    """A group's rate with its interval; nothing at all for a private group."""
+    if status == PRIVATE:
+        return None, None, None
     low, high = _interval(_fairness_group(fairness, key), metric)
     return finite_number(record.get(metric)), low, high
 
@@ -1043,28 +1078,53 @@ def _diff(value: float | None) -> str:
 
 
 def _group_rows(summary: ReviewSummary) -> list[list[str]]:
-    """Three rows per group; the group's name and size are written on its first row only."""
+    """Three rows per group; the group's name and size are written on its first row only.
+
+    A private side reads "private (n only)", never a rate; an insufficient side's rates carry
+    their intervals and the mark "insufficient evidence" beside its n.
+    """
     rows = []
     for group in summary.groups:
         label = [group.column, group.group, _group_size(group, summary.champion is not None)]
         for item in group.metrics:
-            rows.append(
-                [*label, item.name, _est(item.value, item.low, item.high)]
-                + [_champ(item) if summary.champion else "-", _diff(item.difference)]
-            )
+            ours = _est(item.value, item.low, item.high)
+            theirs = _champ(item) if summary.champion else "-"
+            if group.status == PRIVATE:
+                ours = PRIVATE_CELL
+            if summary.champion and group.champion_status == PRIVATE:
+                theirs = PRIVATE_CELL
+            rows.append([*label, item.name, ours, theirs, _diff(item.difference)])
             label = ["", "", ""]
     return rows
 
 
+def _group_legend(summary: ReviewSummary) -> list[str]:
+    """What the marks mean, when any group carries one."""
+    marked = {g.status for g in summary.groups} | {g.champion_status for g in summary.groups}
+    lines = []
+    if "insufficient" in marked:
+        lines.append(
+            "  insufficient evidence: too few positives or negatives for a stable rate; shown "
+            "with its interval, kept out of summaries and gates"
+        )
+    if PRIVATE in marked:
+        lines.append("  private: fewer rows than the privacy floor; only n is shown")
+    return lines
+
+
+PRIVATE_CELL = "private (n only)"
+_STATUS_MARK = {"private": " private", "insufficient": " insufficient evidence"}
+
+
 def _group_size(group: GroupComparison, with_champion: bool) -> str:
-    """'n (champion n)', marking suppressed cells."""
+    """'n (champion n)', marking private and insufficient cells."""
 
-    def one(n: int | None, suppressed: bool) -> str:
-        return ("n/a" if n is None else f"{n:,}") + (" suppressed" if suppressed else "")
+    def one(n: int | None, status: CellStatus | None) -> str:
+        return ("n/a" if n is None else f"{n:,}") + _STATUS_MARK.get(status or "", "")
 
-    text = one(group.n, group.suppressed)
+    text = one(group.n, group.status)
     if with_champion:
-        text += f" ({one(group.champion_n, group.champion_suppressed)})"
+        text += f" ({one(group.champion_n, group.champion_status)})"
     return text
 
 

@@ -58,13 +58,43 @@ class FeatureSpec(_Record):
     categories: tuple[str, ...] = ()
 
 
+Evaluation = Literal["holdout", "cross_fit"]
+
+
 class ShardInfo(_Record):
-    """One parquet shard of one split."""
+    """One parquet shard of one split (and, when cross-fitted, of one fold)."""
 
     split: SplitName
     path: str = Field(description="Path relative to the shard directory.")
     md5: str
     n_rows: int
+    fold: int | None = Field(default=None, description="Cross-fitting fold; None when held out.")
+
+
+class SplitPlan(_Record):
+    """How rows are assigned: a held-out test split, or k-fold cross-fitting, and why."""
+
+    evaluation: Evaluation
+    folds: int = Field(default=0, ge=0, description="Folds when cross-fitted, else 0.")
+    rule: Literal["shipped", "features", "group", "time"] = Field(
+        description="What keeps rows together: the dataset's own split, identical feature "
+        "values, the group column, or time order."
+    )
+    reason: str = Field(description="Why this plan, in the user's words.")
+    time_cuts: tuple[float, float] | None = Field(
+        default=None,
+        description="Out-of-time: valid starts at the first value, test at the second.",
+    )
+
+
+class SplitSummary(_Record):
+    """One split (or fold) of the split report: rows, base rate and rows per sensitive group."""
+
+    name: str = Field(description="train, valid, test, or fold-K.")
+    rows: int
+    positives: int
+    base_rate: float | None
+    groups: dict[str, dict[str, int]] = Field(description="Sensitive column -> group -> rows.")
 
 
 class ShardManifest(_Record):
@@ -80,6 +110,11 @@ class ShardManifest(_Record):
     positive_label: str
     sensitive: tuple[str, ...]
     row_id: str = "_row_id"
+    plan: SplitPlan = Field(
+        default=SplitPlan(evaluation="holdout", rule="features", reason="hash split"),
+        description="Held out or cross-fitted, and why.",
+    )
+    split_report: tuple[SplitSummary, ...] = ()
 
     def split_paths(self, split: SplitName) -> list[Path]:
         """Absolute paths of a split's shards, in shard order."""
@@ -88,6 +123,54 @@ class ShardManifest(_Record):
     def split_rows(self, split: SplitName) -> int:
         """Rows in a split."""
         return sum(s.n_rows for s in self.shards if s.split == split)
+
+    @property
+    def cross_fitted(self) -> bool:
+        """Every row is evaluated out of fold; there is no held-out test split."""
+        return self.plan.evaluation == "cross_fit"
+
+    @property
+    def evaluated_split(self) -> SplitName:
+        """The split whose rows carry the evaluation's predictions (all rows when cross-fitted)."""
+        return "train" if self.cross_fitted else "test"
+
+    @property
+    def evaluated_rows(self) -> int:
+        """Rows behind the evaluation's figures."""
+        return self.split_rows(self.evaluated_split)
+
+    def fold_manifest(self, fold: int) -> ShardManifest:
+        """The manifest one fold trains on: fold ``fold`` is its test, the next fold its valid.
+
+        Training on the other folds with early stopping on the next one keeps the test fold
+        unseen by both the trees and the choice of rounds.
+        """
+        if not self.cross_fitted:
+            raise ValueError("fold_manifest needs a cross-fitted manifest")
+        valid_fold = (fold + 1) % self.plan.folds
+
+        def role(info: ShardInfo) -> SplitName:
+            if info.fold == fold:
+                return "test"
+            return "valid" if info.fold == valid_fold else "train"
+
+        shards = tuple(s.model_copy(update={"split": role(s)}) for s in self.shards)
+        return self.model_copy(update={"shards": shards})
+
+    def refit_manifest(self) -> ShardManifest:
+        """The manifest of the final model: every row trains.
+
+        Fold 0 is listed again as the valid and test splits only because the trainer scores
+        them; those scores are never used.
+        """
+        if not self.cross_fitted:
+            raise ValueError("refit_manifest needs a cross-fitted manifest")
+        train = tuple(s.model_copy(update={"split": "train"}) for s in self.shards)
+        first = [s for s in train if s.fold == 0]
+        extra = tuple(
+            s.model_copy(update={"split": name}) for name in ("valid", "test") for s in first
+        )
+        return self.model_copy(update={"shards": train + extra})
 
 
 class TrainingResult(_Record):
@@ -114,6 +197,11 @@ class TrainingResult(_Record):
         ge=0,
         description="Rounds restored from a checkpoint (not redone) after a failed attempt; 0 if none.",
     )
+    fold_best_iterations: tuple[int, ...] = Field(
+        default=(),
+        description="Cross-fitted: each fold's early-stopped best iteration (they set the refit's "
+        "rounds); empty when held out.",
+    )
 
 
 class EvalReport(_Record):
@@ -138,3 +226,7 @@ class ModelVersionRef(_Record):
     version: str
     run_id: str
     aliases: tuple[str, ...] = ()
+    existing: bool = Field(
+        default=False,
+        description="True when the run registered nothing: this version already held its build.",
+    )

@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
+# On a run that registered nothing because a version already held its build: that version's URI.
+EXISTING_VERSION_TAG = "evenflow.existing_version"
+# On a model version: "passed" or "failed", and the failed clauses joined by "; ".
+GATE_TAG = "evenflow.gate"
+GATE_FAILED_TAG = "evenflow.gate_failed"
 _PIP_REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "pydantic", "pyarrow")
 
 
@@ -189,6 +194,35 @@ def register_model(
     logger.info("registered %s version %s (candidate: %s)", model_name, version, candidate)
     aliases = (CANDIDATE,) if candidate else ()
     return ModelVersionRef(name=model_name, version=version, run_id=run_id, aliases=aliases)
+
+
+def versions_tagged(
+    settings: EvenflowSettings, model_name: str, tags: Mapping[str, str]
+) -> list[tuple[ModelVersionRef, dict[str, str]]]:
+    """Versions of ``model_name`` carrying every one of ``tags``, newest first, with all their tags."""
+    clauses = [f"name = {_quoted(model_name)}"]
+    clauses += [f"tags.`{key}` = {_quoted(value)}" for key, value in tags.items()]
+    client = client_for(settings)
+    found = client.search_model_versions(" AND ".join(clauses))
+    # Search results carry no aliases: read each (few) version for them.
+    full = [client.get_model_version(model_name, str(v.version)) for v in found]
+    refs = [
+        (
+            ModelVersionRef(
+                name=model_name,
+                version=str(v.version),
+                run_id=str(v.run_id),
+                aliases=tuple(v.aliases or ()),
+            ),
+            dict(v.tags),
+        )
+        for v in full
+    ]
+    return sorted(refs, key=lambda ref: int(ref[0].version), reverse=True)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def champion_groups(settings: EvenflowSettings, model_name: str) -> list[dict[str, Any]] | None:

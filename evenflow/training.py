@@ -33,9 +33,9 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import roc_auc_score
 
 from evenflow.boosters import tree_settings
-from evenflow.errors import ConfigError, DataError, EvenflowError
-from evenflow.features import typed_column
-from evenflow.io import atomic_path
+from evenflow.errors import ConfigError, EvenflowError
+from evenflow.features import label_values, typed_column
+from evenflow.io import atomic_path, write_parquet_atomic
 from evenflow.mitigation import weights_for
 from evenflow.params import ClusterParams, ModelParams
 from evenflow.records import FeatureSpec, ShardManifest, TrainingResult
@@ -217,21 +217,6 @@ def read_partition(
     if weights is not None:
         frame[WEIGHT] = weights_for(frame[LABEL], raw[weights.column], weights.table)
     return frame
-
-
-def label_values(column: pd.Series, positive_label: str) -> pd.Series:
-    """Map the target column to 0/1: numeric targets compare as numbers, others as text."""
-    if pd.api.types.is_numeric_dtype(column):
-        try:
-            positive = float(positive_label)
-        except ValueError:
-            raise ConfigError(
-                f"positive label {positive_label!r} is not a number but target '{column.name}' is numeric"
-            ) from None
-        return (column.astype("float64") == positive).astype("int64")
-    if column.isna().any():
-        raise DataError(f"target '{column.name}' has {int(column.isna().sum())} missing values")
-    return (column.astype("string").str.strip() == positive_label).astype("int64")
 
 
 def _wait_for_a_worker(client: Client, address: str, timeout_s: float = 60.0) -> None:
@@ -548,14 +533,24 @@ def train_model(
     out_dir: Path,
     *,
     weights: SampleWeights | None = None,
+    keep_all_rounds: bool = False,
 ) -> TrainingResult:
     """Train with early stopping on valid, save the booster, score the valid and test splits.
 
     Every ``model.checkpoint_every`` rounds the booster is saved to ``out_dir``; a later call
-    with the same data and parameters (a retry after a lost worker) resumes from it.
+    with the same data and parameters (a retry after a lost worker) resumes from it. With
+    ``keep_all_rounds`` every round is kept (a refit whose rounds were chosen elsewhere).
     """
     if model.trainer == "lightgbm":
-        return train_lightgbm(client, manifest, model, threads_per_worker, out_dir, weights=weights)
+        return train_lightgbm(
+            client,
+            manifest,
+            model,
+            threads_per_worker,
+            out_dir,
+            weights=weights,
+            keep_all_rounds=keep_all_rounds,
+        )
     device, reason = resolve_device(model.device)
     logger.info("training on %s (%s)", device, reason)
     client.forward_logging(PROGRESS_LOGGER, level=logging.INFO)
@@ -618,13 +613,15 @@ def train_model(
         booster_all = output["booster"]
         aucs = [*(record.valid_auc if record else ()), *output["history"]["valid"]["auc"]]
     seconds = time.perf_counter() - started
-    best = int(booster_all.best_iteration)
+    best = (
+        booster_all.num_boosted_rounds() - 1 if keep_all_rounds else int(booster_all.best_iteration)
+    )
     booster = booster_all[: best + 1]  # keep the early-stopped model only
     model_path = _save_booster(booster, out_dir / "model.ubj")
-    predictions_path = _write_predictions(
+    predictions_path = write_parquet_atomic(
         predict_split(client, booster, manifest, "test"), out_dir / "predictions.parquet"
     )
-    valid_predictions_path = _write_predictions(
+    valid_predictions_path = write_parquet_atomic(
         predict_split(client, booster, manifest, "valid"), out_dir / "valid_predictions.parquet"
     )
     checkpoint_path.unlink(missing_ok=True)  # the finished model supersedes it
@@ -652,12 +649,6 @@ def _finished(record: Checkpoint, model: ModelParams) -> bool:
         record.rounds >= model.num_boost_round
         or record.rounds - 1 - record.best_iteration >= model.early_stopping_rounds
     )
-
-
-def _write_predictions(predictions: pd.DataFrame, target: Path) -> Path:
-    with atomic_path(target) as tmp:
-        predictions.to_parquet(tmp, index=False)
-    return target
 
 
 def _save_booster(booster: xgb.Booster, target: Path) -> Path:
@@ -713,6 +704,7 @@ def train_lightgbm(
     out_dir: Path,
     *,
     weights: SampleWeights | None = None,
+    keep_all_rounds: bool = False,
 ) -> TrainingResult:
     """Train ``lightgbm.dask`` on the pinned shards; keep the iteration with the best valid AUC.
 
@@ -741,7 +733,9 @@ def train_lightgbm(
     seconds = time.perf_counter() - started
     full = lgb.Booster(model_str=classifier.booster_.model_to_string())
     aucs = _valid_auc_by_round(full, manifest)
-    best_rounds = int(max(range(len(aucs)), key=aucs.__getitem__)) + 1
+    best_rounds = (
+        len(aucs) if keep_all_rounds else int(max(range(len(aucs)), key=aucs.__getitem__)) + 1
+    )
     model_path = out_dir / "model.txt"
     with atomic_path(model_path) as tmp:
         tmp.write_text(full.model_to_string(num_iteration=best_rounds), encoding="utf-8")
@@ -758,10 +752,10 @@ def train_lightgbm(
         best_iteration=best_rounds - 1,
         num_boosted_rounds=best_rounds,
         valid_auc=float(aucs[best_rounds - 1]),
-        predictions_path=_write_predictions(
+        predictions_path=write_parquet_atomic(
             _predict_local(local, manifest, "test"), out_dir / "predictions.parquet"
         ),
-        valid_predictions_path=_write_predictions(
+        valid_predictions_path=write_parquet_atomic(
             _predict_local(local, manifest, "valid"), out_dir / "valid_predictions.parquet"
         ),
         train_seconds=seconds,

@@ -31,7 +31,9 @@ from tasks.tracking import finish_tracking, start_tracking
 
 
 @flow(name="train-and-register")
-def train_and_register(params: RunParams, compare_mitigations: bool = False) -> ModelVersionRef:
+def train_and_register(
+    params: RunParams, compare_mitigations: bool = False, force: bool = False
+) -> ModelVersionRef:
     """Train a model from one batch of data and register it with full lineage and a model card.
 
     Stages: Great Expectations validation, DVC-versioned sharding, XGBoost on Dask, evaluation
@@ -41,6 +43,8 @@ def train_and_register(params: RunParams, compare_mitigations: bool = False) -> 
     training, evaluation and explanation are cached on content hashes (data, parameters, code), so
     a re-run with nothing changed reuses them and logs why. With
     ``compare_mitigations`` every mitigation is trained too, and the trade-off table joins the card.
+    When a version already holds the same data, parameters, code and environment, nothing new is
+    registered and that version is returned; ``force`` registers anyway.
     """
     settings = EvenflowSettings()
     run_id = start_tracking(params, settings)
@@ -76,6 +80,7 @@ def train_and_register(params: RunParams, compare_mitigations: bool = False) -> 
             explanations=explanations,
             decision=decision,
             tradeoff=tradeoff,
+            force=force,
         )
         if not decision.passed:
             raise GateFailed(

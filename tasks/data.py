@@ -15,7 +15,6 @@ from evenflow.io import file_md5
 from evenflow.params import DatasetSpec, RunParams
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.settings import EvenflowSettings
-from evenflow.sharding import shard_key
 from tasks.caching import ContentCache, digest
 from tasks.progress import stage
 
@@ -48,7 +47,7 @@ def _validation_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     cache_policy=ContentCache(
         stage="validate",
         parts=_validation_key,
-        modules=("evenflow.contracts", "evenflow.validation", "evenflow.datasets"),
+        entry=pipeline.__name__,
     ),
     persist_result=True,
 )
@@ -78,13 +77,17 @@ def _shard_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     params: RunParams = inputs["params"]
     settings: EvenflowSettings = inputs["settings"]
     batch: RawBatch = inputs["batch"]
-    shard_dir = pipeline.batch_dir(settings, batch.dataset, batch.md5) / (
-        f"shards-{shard_key(params.split, params.shards)}"
-    )
+    shard_dir = pipeline.shard_directory(settings, params, batch)
     return {
         "data": batch.md5,
         # Where the batch lies does not change its shards (its md5 is the "data" part).
-        "params": digest(_without_path(params.dataset), params.split, params.shards),
+        "params": digest(
+            _without_path(params.dataset),
+            params.split,
+            params.shards,
+            {"cross_fit_below_rows": params.evaluation.cross_fit_below_rows},
+            {"folds": params.evaluation.folds},
+        ),
         "outputs": str(shard_dir),
     }
 
@@ -103,7 +106,7 @@ def _shard_dir(inputs: Mapping[str, Any]) -> Path:
     cache_policy=ContentCache(
         stage="shard",
         parts=_shard_key,
-        modules=("evenflow.sharding", "evenflow.versioning", "evenflow.datasets"),
+        entry=pipeline.__name__,
         marker=_shard_dir,
     ),
     persist_result=True,
@@ -114,10 +117,10 @@ def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch
         "shard", f"{batch.n_rows:,} rows into {params.shards.n_shards} shards per split"
     ) as done:
         manifest = pipeline.shard_and_version(params, settings, batch)
-        rows = {s: manifest.split_rows(s) for s in ("train", "valid", "test")}
         done.summary = (
             f"{len(manifest.shards)} shards, data md5 {manifest.data_md5} "
-            f"(train {rows['train']:,} / valid {rows['valid']:,} / test {rows['test']:,})"
+            f"({' / '.join(f'{s.name} {s.rows:,}' for s in manifest.split_report)}); "
+            f"{manifest.plan.reason}"
         )
     return manifest
 
@@ -127,4 +130,14 @@ def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManife
     """Log the manifest with the run and tag it with the data hash."""
     out_dir = settings.state_dir / "runs" / run_id
     registry.log_artifact(settings, run_id, pipeline.write_manifest(manifest, out_dir), "data")
-    registry.set_tags(settings, run_id, {"evenflow.data_md5": manifest.data_md5})
+    registry.log_json(
+        settings,
+        run_id,
+        [summary.model_dump(mode="json") for summary in manifest.split_report],
+        "data/split_report.json",
+    )
+    registry.set_tags(
+        settings,
+        run_id,
+        {"evenflow.data_md5": manifest.data_md5, "evenflow.evaluation": manifest.plan.evaluation},
+    )

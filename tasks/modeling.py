@@ -12,9 +12,10 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 
 from evenflow import explain, lineage, pipeline, registry
+from evenflow.errors import GateFailed
 from evenflow.mitigation import TradeoffFiles
 from evenflow.params import RunParams
-from evenflow.policy import GateDecision
+from evenflow.policy import GateDecision, describe_failures
 from evenflow.records import (
     EvalReport,
     ModelVersionRef,
@@ -24,24 +25,11 @@ from evenflow.records import (
 )
 from evenflow.settings import EvenflowSettings
 from evenflow.training import is_infrastructure_failure
-from tasks.caching import ContentCache, digest, source_hash, stage_dir
+from tasks.caching import ContentCache, code_parts, digest, stage_dir
 from tasks.progress import stage
 
-TRAIN_MODULES = (
-    "evenflow.training",
-    "evenflow.features",
-    "evenflow.mitigation",
-    "evenflow.pipeline",
-)
-EVALUATE_MODULES = (
-    "evenflow.evaluation",
-    "evenflow.fairness",
-    "evenflow.fairness_html",
-    "evenflow.drift",
-    "evenflow.mitigation",
-    "evenflow.pipeline",
-)
-EXPLAIN_MODULES = ("evenflow.explain", "evenflow.features", "evenflow.pipeline")
+# The core module each cached stage calls: its import closure is the code in the stage's key.
+ENTRY = pipeline.__name__
 
 
 def _run_dir(settings: EvenflowSettings, run_id: str) -> Path:
@@ -57,7 +45,7 @@ def _train_base(inputs: Mapping[str, Any]) -> dict[str, str]:
         "data": manifest.data_md5,
         "params": digest(params.model, params.cluster, weighting),
         "cluster": settings.dask_address or "local",
-        "code": source_hash(TRAIN_MODULES),
+        **code_parts(ENTRY, settings),
     }
 
 
@@ -103,7 +91,7 @@ def get_run_logger_safe() -> logging.Logger | logging.LoggerAdapter[logging.Logg
     cache_policy=ContentCache(
         stage="train",
         parts=_train_key,
-        modules=TRAIN_MODULES,
+        entry=ENTRY,
         # Written last by either trainer: a failed attempt never counts as done.
         marker=lambda inputs: _train_dir(inputs) / "valid_predictions.parquet",
     ),
@@ -132,10 +120,14 @@ def train_model(
             if result.resumed_from_round
             else ""
         )
-        done.summary = (
-            f"best iteration {result.best_iteration}, valid AUC {result.valid_auc:.4f} "
-            f"on {result.device} ({result.device_reason}){resumed}"
+        chosen = (
+            f"{len(result.fold_best_iterations)} fold models (best rounds "
+            f"{', '.join(str(i + 1) for i in result.fold_best_iterations)}), refit on every row "
+            f"for {result.best_iteration + 1} rounds, mean fold valid AUC {result.valid_auc:.4f}"
+            if result.fold_best_iterations
+            else f"best iteration {result.best_iteration}, valid AUC {result.valid_auc:.4f}"
         )
+        done.summary = f"{chosen} on {result.device} ({result.device_reason}){resumed}"
     return result
 
 
@@ -163,6 +155,17 @@ def record_training(settings: EvenflowSettings, run_id: str, result: TrainingRes
     )
     registry.log_json(settings, run_id, result.partition_workers, "training/partition_workers.json")
     registry.log_json(settings, run_id, result.params, "training/booster_params.json")
+    if result.fold_best_iterations:
+        registry.log_json(
+            settings,
+            run_id,
+            {
+                "fold_best_iterations": list(result.fold_best_iterations),
+                "refit_rounds": result.best_iteration + 1,
+                "rule": "median of the folds' best rounds",
+            },
+            "training/cross_fit.json",
+        )
 
 
 def _evaluate_base(inputs: Mapping[str, Any]) -> dict[str, str]:
@@ -170,7 +173,7 @@ def _evaluate_base(inputs: Mapping[str, Any]) -> dict[str, str]:
     return {
         "training": digest(inputs["training"]),
         "params": digest(params.evaluation, params.fairness, params.mitigation),
-        "code": source_hash(EVALUATE_MODULES),
+        **code_parts(ENTRY, inputs["settings"]),
     }
 
 
@@ -187,7 +190,7 @@ def _evaluate_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     cache_policy=ContentCache(
         stage="evaluate",
         parts=_evaluate_key,
-        modules=EVALUATE_MODULES,
+        entry=ENTRY,
         marker=lambda inputs: _evaluate_dir(inputs) / "reports" / "metrics.json",
     ),
     persist_result=True,
@@ -197,17 +200,27 @@ def evaluate_model(
 ) -> EvalReport:
     """Evaluate on the test split: metrics, groups, fairness with intervals, drift."""
     out_dir = _evaluate_dir({"training": training, "params": params, "settings": settings})
-    with stage("evaluate", f"{manifest.split_rows('test'):,} test rows") as done:
+    where = (
+        f"{manifest.evaluated_rows:,} rows out of fold ({manifest.plan.folds}-fold cross-fitting)"
+        if manifest.cross_fitted
+        else f"{manifest.evaluated_rows:,} test rows"
+    )
+    with stage("evaluate", where) as done:
         report = pipeline.evaluate(manifest, training, params, out_dir)
         done.summary = (
-            f"test AUC {report.metrics['roc_auc']:.4f}, accuracy {report.metrics['accuracy']:.4f}"
+            f"{'out-of-fold' if manifest.cross_fitted else 'test'} AUC "
+            f"{report.metrics['roc_auc']:.4f}, accuracy {report.metrics['accuracy']:.4f}"
         )
     return report
 
 
 @task(name="record-evaluation")
 def record_evaluation(settings: EvenflowSettings, run_id: str, report: EvalReport) -> None:
-    """Log test metrics, reports and predictions with the run."""
+    """Log test metrics, reports and predictions with the run.
+
+    Each headline metric is logged with its bootstrap bounds: ``test_<metric>``,
+    ``test_<metric>_low`` and ``test_<metric>_high`` (undefined values are skipped).
+    """
     registry.log_metrics(settings, run_id, {f"test_{k}": v for k, v in report.metrics.items()})
     registry.log_artifact(settings, run_id, report.report_dir, "reports")
     registry.log_artifact(settings, run_id, report.predictions_path, "predictions")
@@ -218,7 +231,7 @@ def _explain_base(inputs: Mapping[str, Any]) -> dict[str, str]:
     return {
         "training": digest(inputs["training"]),
         "params": digest(params.explain),
-        "code": source_hash(EXPLAIN_MODULES),
+        **code_parts(ENTRY, inputs["settings"]),
     }
 
 
@@ -235,7 +248,7 @@ def _explain_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     cache_policy=ContentCache(
         stage="explain",
         parts=_explain_key,
-        modules=EXPLAIN_MODULES,
+        entry=ENTRY,
         marker=lambda inputs: _explain_dir(inputs) / "explanations" / "explanations.json",
     ),
     persist_result=True,
@@ -245,7 +258,8 @@ def explain_model(
 ) -> explain.ExplanationFiles:
     """TreeSHAP summary (overall and per group) and the proxy check."""
     out_dir = _explain_dir({"training": training, "params": params, "settings": settings})
-    with stage("explain", f"TreeSHAP on up to {params.explain.shap_rows:,} test rows") as done:
+    rows = "rows" if manifest.cross_fitted else "test rows"
+    with stage("explain", f"TreeSHAP on up to {params.explain.shap_rows:,} {rows}") as done:
         files = pipeline.explain_model(manifest, training, params, out_dir)
         proxies = explain.read_explanations(files.json_path).proxies
         done.summary = "proxy AUC " + ", ".join(
@@ -281,14 +295,25 @@ def compare_mitigations(
     return files
 
 
+def _gate_plan(params: RunParams) -> str:
+    """The gate's clauses in a few words, for the stage line."""
+    gates = params.gates
+    bound = " (lower bound)" if gates.use_interval_bound == "upper" else ""
+    parts = [f"AUC ≥ {gates.min_auc}{bound}"]
+    if gates.min_auc_lower_bound is not None:
+        parts.append(f"AUC lower bound > {gates.min_auc_lower_bound}")
+    if gates.max_auc_below_baseline is not None:
+        parts.append(f"AUC at most {gates.max_auc_below_baseline} below the logistic baseline")
+    parts.append(f"{len(gates.max_disparity) + len(gates.min_ratio)} fairness limits")
+    return ", ".join(parts)
+
+
 @task(name="gate-model")
 def gate_model(
     params: RunParams, settings: EvenflowSettings, report: EvalReport, run_id: str
 ) -> GateDecision:
     """Decide, by the configured policy, whether the model may become a candidate."""
-    with stage(
-        "gate", f"{len(params.gates.max_disparity)} fairness limits, AUC ≥ {params.gates.min_auc}"
-    ) as done:
+    with stage("gate", _gate_plan(params)) as done:
         decision = pipeline.gate(params, settings, report, _run_dir(settings, run_id))
         registry.log_json(settings, run_id, decision.model_dump(mode="json"), "gate/decision.json")
         done.summary = (
@@ -310,44 +335,114 @@ def register_model(
     explanations: explain.ExplanationFiles,
     decision: GateDecision,
     tradeoff: TradeoffFiles | None = None,
+    force: bool = False,
 ) -> ModelVersionRef:
-    """Register the model with lineage tags and its model card; alias ``candidate`` if it passed."""
-    manifest, training, report, validation_report = evidence
+    """Register the model with lineage tags and its model card; alias ``candidate`` if it passed.
+
+    When a version of the model already holds this build (same data, parameters, clean commit and
+    environment), nothing is registered: the run is tagged with that version, which is returned
+    (and a version that failed its gates fails this run the same way). ``force`` registers anyway.
+    """
+    manifest = evidence[0]
     with stage("register", f"model '{params.dataset.name}'") as done:
         code = lineage.code_version(settings.code_root)
         tags = lineage.lineage_tags(
             manifest.data_md5, code, params.params_hash(), str(flow_run.get_id())
         )
         registry.set_tags(settings, run_id, tags)
-        version = pipeline.register(
-            settings,
-            run_id,
-            params=params,
-            manifest=manifest,
-            training=training,
-            report=report,
-            decision=decision,
-            tags=tags,
+        existing = None if force else _same_build(settings, params.dataset.name, tags, decision)
+        if existing is not None:
+            version, held_tags = existing
+            uri = f"models:/{version.name}/{version.version}"
+            registry.set_tags(settings, run_id, {registry.EXISTING_VERSION_TAG: uri})
+            done.summary = (
+                f"nothing new: {version.name} version {version.version} already holds this "
+                "data, parameters, code and environment (use --force to register anyway)"
+            )
+        else:
+            version = _register_new(
+                params,
+                settings,
+                run_id,
+                evidence=evidence,
+                explanations=explanations,
+                decision=decision,
+                tradeoff=tradeoff,
+                tags=tags,
+            )
+            alias = "alias candidate" if version.aliases else "NOT a candidate: gates failed"
+            done.summary = f"{version.name} version {version.version} ({alias}), run {run_id}"
+    if existing is not None and held_tags.get(registry.GATE_TAG) == "failed":
+        held_failures = held_tags.get(registry.GATE_FAILED_TAG, "").split("; ")
+        raise GateFailed(
+            f"{version.name} version {version.version} failed its gates and is not a candidate",
+            describe_failures(decision) or [f"{name}: failed" for name in held_failures],
         )
-        html, _ = pipeline.write_card(
-            params,
-            version=version,
-            manifest=manifest,
-            validation_report=validation_report,
-            report=report,
-            explanations=explanations,
-            decision=decision,
-            tags=tags,
-            out_dir=_run_dir(settings, run_id),
-            tradeoff=tradeoff,
-        )
-        registry.log_artifact(settings, run_id, html.parent, "model_card")
-        registry.describe_version(
-            settings,
-            version.name,
-            version.version,
-            pipeline.version_description(version, report, decision, "model_card/" + html.name),
-        )
-        alias = "alias candidate" if version.aliases else "NOT a candidate: gates failed"
-        done.summary = f"{version.name} version {version.version} ({alias}), run {run_id}"
     return version
+
+
+def _register_new(
+    params: RunParams,
+    settings: EvenflowSettings,
+    run_id: str,
+    *,
+    evidence: tuple[ShardManifest, TrainingResult, EvalReport, ValidationReport],
+    explanations: explain.ExplanationFiles,
+    decision: GateDecision,
+    tradeoff: TradeoffFiles | None,
+    tags: dict[str, str],
+) -> ModelVersionRef:
+    """Register a new version, write its model card and describe it for the reviewer."""
+    manifest, training, report, validation_report = evidence
+    version = pipeline.register(
+        settings,
+        run_id,
+        params=params,
+        manifest=manifest,
+        training=training,
+        report=report,
+        decision=decision,
+        tags=tags,
+    )
+    html, _ = pipeline.write_card(
+        params,
+        version=version,
+        manifest=manifest,
+        validation_report=validation_report,
+        report=report,
+        explanations=explanations,
+        decision=decision,
+        tags=tags,
+        out_dir=_run_dir(settings, run_id),
+        tradeoff=tradeoff,
+    )
+    registry.log_artifact(settings, run_id, html.parent, "model_card")
+    registry.describe_version(
+        settings,
+        version.name,
+        version.version,
+        pipeline.version_description(
+            version,
+            report,
+            decision,
+            "model_card/" + html.name,
+            cross_fitted=manifest.cross_fitted,
+        ),
+    )
+    return version
+
+
+def _same_build(
+    settings: EvenflowSettings, model_name: str, tags: dict[str, str], decision: GateDecision
+) -> tuple[ModelVersionRef, dict[str, str]] | None:
+    """The newest version of the model built from the same data, parameters, code and environment.
+
+    A version that passed its gates is not reused by a run whose gate now fails (the champion it is
+    compared with changed): that run registers its own version, with the failure on record.
+    """
+    lookup = {name: tags[name] for name in (*lineage.BUILD_TAGS, lineage.DIRTY_TAG)}
+    for ref, found in registry.versions_tagged(settings, model_name, lookup):
+        gate_now_fails = found.get(registry.GATE_TAG) == "passed" and not decision.passed
+        if lineage.same_build(tags, found) and not gate_now_fails:
+            return ref.model_copy(update={"existing": True}), found
+    return None

@@ -14,13 +14,14 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from evenflow import contracts
+from evenflow import contracts, lineage
 from evenflow.cli import app
 from evenflow.errors import GateFailed, ValidationFailed, VersioningError
 from evenflow.mitigation import ThresholdPolicy
 from evenflow.reproduce import reproduce
 from evenflow.settings import EvenflowSettings
 from flows.train_and_register import train_and_register
+from tasks import caching
 from tests.conftest import REPO_ROOT, sample_params
 
 pytestmark = pytest.mark.slow
@@ -243,7 +244,8 @@ def test_rerun_reuses_unchanged_stages_and_reruns_what_a_change_affects(
     first = train_and_register(params)
     caplog.clear()
 
-    second = train_and_register(params)
+    # force: register again even if the checkout is clean, so the second run has its own metrics.
+    second = train_and_register(params, force=True)
 
     client = _client(project)
     seconds = [client.get_run(v.run_id).data.metrics["train_seconds"] for v in (first, second)]
@@ -283,3 +285,83 @@ def test_lightgbm_trainer_registers_a_serving_model_that_can_be_rebuilt(
     assert rebuilt.n_rows == len(pd.read_csv(adult_sample_path).query("split == 'test'"))
     assert rebuilt.identical, rebuilt
     assert rebuilt.max_abs_difference == 0.0
+
+
+@pytest.fixture
+def clean_code_root(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git checkout with nothing uncommitted as the runs' code (``evenflow.git_dirty`` false)."""
+    root = tmp_path / "code"
+    root.mkdir()
+    git = ["git", "-c", "user.name=evenflow", "-c", "user.email=evenflow@example.com"]
+    (root / "README").write_text("the code of these runs\n")
+    for args in (["init", "-q"], ["add", "README"], ["commit", "-q", "-m", "code"]):
+        subprocess.run([*git, *args], cwd=root, check=True, capture_output=True)
+    monkeypatch.setenv("EVENFLOW_CODE_ROOT", str(root))
+    assert not lineage.code_version(root).dirty
+    return root
+
+
+def _register_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "register:" in line]
+
+
+def test_rerun_with_nothing_changed_registers_nothing_until_forced(
+    project: Path,
+    clean_code_root: Path,
+    adult_sample_path: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="evenflow.cache")
+    params = sample_params(adult_sample_path)
+    first = train_and_register(params)
+    caplog.clear()
+
+    second = train_and_register(params)
+
+    client = _client(project)
+    assert [v.version for v in client.search_model_versions("name='adult'")] == [int(first.version)]
+    assert (second.version, second.run_id, second.existing) == (first.version, first.run_id, True)
+    assert "candidate" in second.aliases
+    assert (
+        f"✔ register: nothing new: adult version {first.version} already holds this data, "
+        "parameters, code and environment (use --force to register anyway)"
+    ) in caplog.text, _register_lines(caplog.text)
+    experiment = client.get_experiment_by_name("adult").experiment_id
+    [pointing] = client.search_runs(
+        [experiment], f"tags.`evenflow.existing_version` = 'models:/adult/{first.version}'"
+    )
+    assert pointing.info.run_id != first.run_id and pointing.info.status == "FINISHED"
+    assert pointing.data.tags["evenflow.git_dirty"] == "false"
+
+    # A code edit the stage reaches only indirectly (evenflow.pipeline → training → boosters), seen
+    # through a copy of the package the cache reads, re-runs training and names the module.
+    copy = tmp_path / "src"
+    shutil.copytree(
+        REPO_ROOT / "evenflow", copy / "evenflow", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(REPO_ROOT / "uv.lock", copy / "uv.lock")
+    boosters = copy / "evenflow" / "boosters.py"
+    boosters.write_text(boosters.read_text() + "\n# edited: same behaviour, other bytes\n")
+    monkeypatch.setattr(caching, "_source_root", lambda entry: copy)
+    caplog.clear()
+
+    forced = train_and_register(params, force=True)
+
+    [train_line] = [line for line in caplog.text.splitlines() if "cache train:" in line]
+    assert "cache train: miss, code changed: " in train_line
+    assert "evenflow/boosters.py" in train_line
+    assert not forced.existing and int(forced.version) == int(first.version) + 1
+    assert len(client.search_model_versions("name='adult'")) == 2
+
+    # A build whose version failed its gates fails again, the same way, and adds no version.
+    strict = sample_params(adult_sample_path, gates__min_auc=0.99)
+    with pytest.raises(GateFailed):
+        train_and_register(strict)
+    failed_version = len(client.search_model_versions("name='adult'"))
+    with pytest.raises(GateFailed) as again:
+        train_and_register(strict)
+    assert f"adult version {failed_version} failed its gates" in str(again.value)
+    assert any(line.startswith("min_auc:") for line in again.value.failures)
+    assert len(client.search_model_versions("name='adult'")) == failed_version == 3

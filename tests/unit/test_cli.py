@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from evenflow.cli import app
 from evenflow.datasets import content_md5, read_table
+from evenflow.params import RunParams
+from evenflow.records import ModelVersionRef
 
 RUNNER = CliRunner()
 
@@ -61,3 +67,47 @@ def test_synth_writes_parts_that_the_loader_reads_as_one_dataset(tmp_path: Path)
     before = content_md5(out)
     (out / "part-00001.parquet").write_bytes(b"changed")
     assert content_md5(out) != before, "a folder's hash must follow its parts"
+
+
+def test_run_shows_cache_reasons_on_the_console_but_not_other_info(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    import flows.train_and_register as flow_module
+
+    calls: list[bool] = []
+
+    def fake_flow(
+        params: RunParams, compare_mitigations: bool = False, force: bool = False
+    ) -> ModelVersionRef:
+        calls.append(force)
+        logging.getLogger("evenflow.cache").info("cache train: miss, code changed: x.py")
+        logging.getLogger("evenflow.training").info("library chatter stays hidden")
+        return ModelVersionRef(name="adult", version="3", run_id="r3", existing=not force)
+
+    monkeypatch.setattr(flow_module, "train_and_register", fake_flow)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the CLI's setdefaults stay in this test
+    console = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    assert console, "Prefect's console handler is not on the root logger"
+    cache_logger = logging.getLogger("evenflow.cache")
+    # The handler prints through its rich console: point that console's file at a buffer.
+    level, files = cache_logger.level, [h.console.file for h in console]
+    shown = io.StringIO()
+    try:
+        for handler in console:
+            handler.console.file = shown
+        skipped = RUNNER.invoke(app, ["run"])
+        forced = RUNNER.invoke(app, ["run", "--force"])
+    finally:
+        for handler, file in zip(console, files, strict=True):
+            handler.console.file = file
+        cache_logger.setLevel(level)
+
+    assert "cache train: miss, code changed: x.py" in shown.getvalue()
+    assert "library chatter" not in shown.getvalue()
+    assert skipped.exit_code == 0, skipped.output
+    assert "nothing new: adult version 3 already holds this build" in skipped.output
+    assert "--force" in skipped.output
+    assert forced.exit_code == 0 and "registered adult version 3" in forced.output
+    assert calls == [False, True]

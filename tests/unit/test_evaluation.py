@@ -28,29 +28,36 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from evenflow import evaluation
 from evenflow.errors import DataError
 from evenflow.evaluation import (
     GROUP_COLUMNS,
+    HEADLINE_METRICS,
     MISSING_GROUP,
     binary_metrics,
     confusion_counts,
     evaluate,
     group_metrics,
+    headline_metrics,
     write_evaluation,
 )
+from evenflow.fairness import FairnessParams, bin_index, percentile_interval
 from evenflow.params import EvalParams
 from evenflow.records import EvalReport
 
 THRESHOLD = 0.4
-MIN_GROUP = 30
+# The one rule for small groups (min_cell 10, 20 positives, 20 negatives) and a quick bootstrap.
+RULE = FairnessParams(threshold=THRESHOLD, n_bootstrap=200)
 TOL = 1e-9
 SENSITIVE = ["sex", "race"]
 TINY = "Tiny"
+FEW = "Few"  # 40 rows, 19 positives: insufficient evidence
 
 
 @pytest.fixture(scope="module")
 def predictions() -> pd.DataFrame:
-    """4,000 rows; group base rates differ; sex has 60 missing, race a 5-row group and 1 missing."""
+    """4,000 rows; group base rates differ; sex has 60 missing; race has a 5-row group (private),
+    a 40-row group with 19 positives (insufficient evidence) and 1 missing row (private)."""
     rng = np.random.default_rng(20240611)
     n = 4_000
     sex = rng.choice(np.array(["F", "M"], dtype=object), n, p=[0.45, 0.55])
@@ -58,8 +65,10 @@ def predictions() -> pd.DataFrame:
     race = rng.choice(np.array(["A", "B", "C"], dtype=object), n, p=[0.6, 0.3, 0.1])
     race[:5] = TINY
     race[5] = None
+    race[6:46] = FEW
     base = np.where(race == "A", 0.3, np.where(race == "B", 0.45, 0.6))
     label = (rng.uniform(size=n) < base).astype(np.int64)
+    label[6:46] = np.repeat([1, 0], [19, 21])
     logit = 1.6 * (label - 0.5) + rng.normal(0.0, 1.0, n) + np.where(sex == "F", -0.3, 0.2)
     score = 1.0 / (1.0 + np.exp(-logit))
     return pd.DataFrame(
@@ -75,7 +84,7 @@ def predictions() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def groups(predictions: pd.DataFrame) -> pd.DataFrame:
-    return group_metrics(predictions, SENSITIVE, THRESHOLD, MIN_GROUP)
+    return group_metrics(predictions, SENSITIVE, THRESHOLD, RULE)
 
 
 def _keys(predictions: pd.DataFrame, column: str) -> pd.Series:
@@ -83,7 +92,8 @@ def _keys(predictions: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _scored(groups: pd.DataFrame, column: str) -> pd.DataFrame:
-    rows = groups[(groups["column"] == column) & ~groups["suppressed"]]
+    """Groups with figures: reported and insufficient ones (only private groups have none)."""
+    rows = groups[(groups["column"] == column) & (groups["status"] != "private")]
     return rows.set_index("group")
 
 
@@ -94,6 +104,7 @@ def _direct(label: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {
         "n": len(label),
         "n_pos": int(label.sum()),
+        "n_neg": int((label == 0).sum()),
         "roc_auc": roc_auc_score(label, score),
         "log_loss": log_loss(label, score, labels=[0, 1]),
         "brier": brier_score_loss(label, score),
@@ -117,6 +128,8 @@ def test_group_metrics_match_sklearn_on_each_subset(
     scored = _scored(groups, column)
     keys = _keys(predictions, column)
     assert len(scored) >= 3
+    if column == "race":  # the insufficient group is checked too, not only the reported ones
+        assert scored.loc[FEW, "status"] == "insufficient"
     for group, row in scored.iterrows():
         subset = predictions[keys == group]
         expected = _direct(subset["label"].to_numpy(), subset["score"].to_numpy())
@@ -165,17 +178,25 @@ def test_every_group_is_listed_including_missing_and_tiny(
         assert rows["n"].sum() == len(predictions)
     sex_missing = groups[(groups["column"] == "sex") & (groups["group"] == MISSING_GROUP)]
     assert sex_missing["n"].item() == 60
-    assert not sex_missing["suppressed"].item()
+    assert sex_missing["status"].item() != "private"
 
 
 @pytest.mark.parametrize(("group", "n"), [(TINY, 5), (MISSING_GROUP, 1)])
-def test_small_groups_are_suppressed_not_dropped(groups: pd.DataFrame, group: str, n: int) -> None:
+def test_private_groups_show_only_their_n(groups: pd.DataFrame, group: str, n: int) -> None:
     row = groups[(groups["column"] == "race") & (groups["group"] == group)]
     assert len(row) == 1
-    assert row["suppressed"].item()
+    assert row["status"].item() == "private"
     assert row["n"].item() == n
-    metrics = row.drop(columns=["column", "group", "n", "n_pos", "suppressed"])
-    assert metrics.isna().all(axis=None)
+    hidden = row.drop(columns=["column", "group", "n", "status"])  # positives would give a rate
+    assert hidden.isna().all(axis=None)
+
+
+def test_insufficient_group_keeps_its_figures_and_is_marked(groups: pd.DataFrame) -> None:
+    row = groups[(groups["column"] == "race") & (groups["group"] == FEW)].iloc[0]
+    assert row["status"] == "insufficient"
+    assert (row["n"], row["n_pos"], row["n_neg"]) == (40, 19, 21)
+    assert row["base_rate"] == pytest.approx(19 / 40)
+    assert np.isfinite(row[["recall", "precision", "roc_auc"]].to_numpy(dtype=float)).all()
 
 
 def test_overall_metrics_match_sklearn(predictions: pd.DataFrame) -> None:
@@ -183,7 +204,7 @@ def test_overall_metrics_match_sklearn(predictions: pd.DataFrame) -> None:
     got = binary_metrics(label, score, THRESHOLD)
     expected = _direct(label, score)
     for name, value in expected.items():
-        if name != "n_pos":
+        if name not in {"n_pos", "n_neg"}:
             assert got[name] == pytest.approx(value, abs=TOL, rel=TOL), name
     assert got["n"] == len(predictions)
 
@@ -207,7 +228,8 @@ def test_single_class_gives_nan_auc_not_an_exception() -> None:
             "grp": ["neg_only"] * 40 + ["mixed"] * 40,
         }
     )
-    table = group_metrics(frame, ["grp"], 0.5, 10).set_index("group")
+    table = group_metrics(frame, ["grp"], 0.5, FairnessParams()).set_index("group")
+    assert table.loc["neg_only", "status"] == "insufficient"  # no positives: shown, marked
     neg_only = table.loc["neg_only"]
     assert math.isnan(neg_only["roc_auc"])
     assert math.isnan(neg_only["recall"])  # no positives: recall is undefined, not 0
@@ -236,7 +258,7 @@ def test_bad_inputs_raise_data_error(label: list[int], score: list[float], messa
 
 def test_missing_sensitive_column_is_named(predictions: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="nope"):
-        group_metrics(predictions, ["sex", "nope"], THRESHOLD, MIN_GROUP)
+        group_metrics(predictions, ["sex", "nope"], THRESHOLD, RULE)
 
 
 def _strict_json(path: Path) -> object:
@@ -249,7 +271,7 @@ def _strict_json(path: Path) -> object:
 def test_write_evaluation_writes_strict_json_and_returns_report(
     predictions: pd.DataFrame, tmp_path: Path
 ) -> None:
-    params = EvalParams(threshold=THRESHOLD, min_group_size=MIN_GROUP)
+    params = EvalParams(threshold=THRESHOLD)
     report = write_evaluation(
         predictions,
         SENSITIVE,
@@ -257,6 +279,7 @@ def test_write_evaluation_writes_strict_json_and_returns_report(
         tmp_path / "eval",
         predictions_path=tmp_path / "preds.parquet",
         report_dir=tmp_path / "reports",
+        fairness=RULE,
     )
     assert isinstance(report, EvalReport)
     assert report.groups_path == tmp_path / "eval" / "groups.json"
@@ -269,14 +292,22 @@ def test_write_evaluation_writes_strict_json_and_returns_report(
     assert isinstance(metrics, dict)
     assert metrics["threshold"] == THRESHOLD
     assert metrics["metrics"]["roc_auc"] == pytest.approx(report.metrics["roc_auc"], abs=TOL)
+    assert metrics["small_groups"] == {"min_cell": 10, "min_positives": 20, "min_negatives": 20}
+    assert metrics["bootstrap"]["replicates"] == RULE.n_bootstrap
+    for name in HEADLINE_METRICS:  # each headline metric with its interval, beside it
+        low, value, high = (report.metrics[f"{name}{end}"] for end in ("_low", "", "_high"))
+        assert low <= value <= high, name
+        assert metrics["metrics"][f"{name}_low"] == pytest.approx(low, abs=TOL)
 
     records = _strict_json(report.groups_path)
     assert isinstance(records, list)
-    assert len(records) == len(group_metrics(predictions, SENSITIVE, THRESHOLD, MIN_GROUP))
+    assert len(records) == len(group_metrics(predictions, SENSITIVE, THRESHOLD, RULE))
     tiny = next(r for r in records if r["column"] == "race" and r["group"] == TINY)
-    assert tiny["suppressed"] is True
+    assert tiny["status"] == "private"
     assert tiny["n"] == 5
-    assert tiny["recall"] is None
+    assert tiny["n_pos"] is None and tiny["recall"] is None
+    few = next(r for r in records if r["column"] == "race" and r["group"] == FEW)
+    assert few["status"] == "insufficient" and few["n_pos"] == 19
     assert not list(tmp_path.glob("eval/.*.tmp"))
 
 
@@ -290,13 +321,106 @@ def test_decision_column_overrides_the_threshold_everywhere() -> None:
         }
     )
     decided = frame.assign(decision=(frame["score"] >= 0.3).astype(int))
-    params = EvalParams(threshold=0.5, min_group_size=10)
+    params = EvalParams(threshold=0.5)
+    rule = FairnessParams(n_bootstrap=50)
 
-    metrics, confusion, groups = evaluate(decided, ["sex"], params)
-    at_03, confusion_03, groups_03 = evaluate(
-        frame, ["sex"], EvalParams(threshold=0.3, min_group_size=10)
-    )
+    metrics, confusion, groups = evaluate(decided, ["sex"], params, rule)
+    at_03, confusion_03, groups_03 = evaluate(frame, ["sex"], EvalParams(threshold=0.3), rule)
 
     assert metrics == at_03 and confusion == confusion_03
     pd.testing.assert_frame_equal(groups, groups_03)
-    assert evaluate(frame, ["sex"], params)[0]["selection_rate"] < metrics["selection_rate"]
+    assert evaluate(frame, ["sex"], params, rule)[0]["selection_rate"] < metrics["selection_rate"]
+
+
+# --- headline metrics with intervals -------------------------------------------------------
+
+
+def _scored_sample(n: int, seed: int, decimals: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    label = (rng.uniform(size=n) < 0.35).astype(np.int64)
+    score = 1.0 / (1.0 + np.exp(-(1.4 * (label - 0.5) + rng.normal(0.0, 1.0, n))))
+    return label, score if decimals is None else np.round(score, decimals)
+
+
+def _direct_ece(label: np.ndarray, score: np.ndarray, weight: np.ndarray, n_bins: int) -> float:
+    bins = np.minimum((score * n_bins).astype(int), n_bins - 1)
+    residual = np.bincount(bins, weights=weight * (score - label), minlength=n_bins)
+    return float(np.abs(residual).sum() / weight.sum())
+
+
+def test_headline_points_match_sklearn(predictions: pd.DataFrame) -> None:
+    label, score = predictions["label"].to_numpy(), predictions["score"].to_numpy()
+    got = headline_metrics(label, score, None, THRESHOLD, RULE)
+    expected = _direct(label, score)
+    for name in HEADLINE_METRICS:
+        if name != "ece":
+            assert got[name] == pytest.approx(expected[name], abs=TOL, rel=TOL), name
+    ones = np.ones(label.size)
+    assert got["ece"] == pytest.approx(_direct_ece(label, score, ones, 10), abs=TOL)
+    assert set(got) == {f"{m}{end}" for m in HEADLINE_METRICS for end in ("", "_low", "_high")}
+
+
+def test_headline_intervals_hold_the_point_shrink_with_n_and_follow_the_seed() -> None:
+    params = FairnessParams(n_bootstrap=300, seed=4)
+    small = headline_metrics(*_scored_sample(500, 1), None, 0.5, params)
+    large = headline_metrics(*_scored_sample(20_000, 1), None, 0.5, params)
+    for name in HEADLINE_METRICS:
+        for figures in (small, large):
+            assert figures[f"{name}_low"] <= figures[name] <= figures[f"{name}_high"], name
+        width = {k: f[f"{name}_high"] - f[f"{name}_low"] for k, f in (("s", small), ("l", large))}
+        assert 0 < width["l"] < width["s"] / 2, name  # 40x the rows: about 1/6 the width
+    again = headline_metrics(*_scored_sample(500, 1), None, 0.5, params)
+    other = headline_metrics(
+        *_scored_sample(500, 1), None, 0.5, params.model_copy(update={"seed": 5})
+    )
+    assert again == small
+    assert other != small
+    assert other["roc_auc"] == small["roc_auc"]  # only the bounds depend on the seed
+
+
+def test_no_bootstrap_gives_undefined_bounds() -> None:
+    figures = headline_metrics(*_scored_sample(300, 2), None, 0.5, FairnessParams(n_bootstrap=0))
+    assert math.isfinite(figures["roc_auc"])
+    assert all(
+        math.isnan(figures[f"{m}_{end}"]) for m in HEADLINE_METRICS for end in ("low", "high")
+    )
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_headline_replicates_equal_sklearn_with_the_same_weights(
+    monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    """AUC (with tied scores), Brier, log loss, F1 and ECE per replicate, against direct code.
+
+    The replicate weights are rebuilt from the same seeded stream; ``chunked`` forces many row
+    chunks and replicate blocks (the AUC carries negative weight across chunks).
+    """
+    if chunked:
+        monkeypatch.setattr(evaluation, "_BLOCK_ELEMENTS", 700)
+        monkeypatch.setattr(evaluation, "_ROW_CHUNK", 37)
+    label, score = _scored_sample(400, 3, decimals=2)  # ties within and across chunks
+    params = FairnessParams(n_bootstrap=60, seed=8, confidence_level=0.9)
+    predicted = score >= 0.5
+    replicates = evaluation._headline_replicates(label, score, predicted, params)
+
+    order = np.argsort(score, kind="stable")
+    y, s, p = label[order], score[order], predicted[order].astype(int)
+    chunks = evaluation._row_chunks(s, bin_index(s, params.calibration_bins), evaluation._ROW_CHUNK)
+    assert (len(chunks) > 10) == chunked
+    weights = np.zeros((params.n_bootstrap, s.size))
+    for first, start, stop, block in evaluation._weight_blocks(chunks, params):
+        weights[first : first + block.shape[0], start:stop] = block
+    direct = {
+        "roc_auc": [roc_auc_score(y, s, sample_weight=w) for w in weights],
+        "brier": [brier_score_loss(y, s, sample_weight=w) for w in weights],
+        "log_loss": [log_loss(y, s, sample_weight=w, labels=[0, 1]) for w in weights],
+        "f1": [f1_score(y, p, sample_weight=w) for w in weights],
+        "accuracy": [accuracy_score(y, p, sample_weight=w) for w in weights],
+        "ece": [_direct_ece(y, s, w, params.calibration_bins) for w in weights],
+    }
+    for name, values in direct.items():
+        np.testing.assert_allclose(replicates[name], values, rtol=0, atol=1e-9, err_msg=name)
+    low, high = percentile_interval(np.asarray(direct["roc_auc"]), params.confidence_level)
+    figures = headline_metrics(label, score, None, 0.5, params)
+    assert figures["roc_auc_low"] == pytest.approx(float(low), abs=1e-9)
+    assert figures["roc_auc_high"] == pytest.approx(float(high), abs=1e-9)

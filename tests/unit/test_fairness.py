@@ -29,11 +29,16 @@ from evenflow.fairness import (
     GROUP_METRICS,
     MISSING,
     RATE_METRICS,
+    Disparity,
     FairnessParams,
     FairnessReport,
     SliceReport,
-    _poisson_weights,
+    cell_reason,
+    cell_status,
+    cell_statuses,
     fairness_report,
+    poisson_weights,
+    record_status,
     report_to_json,
 )
 from evenflow.synth import PlantedTruth, make_planted
@@ -93,8 +98,8 @@ def _metric_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> MetricFrame:
 
 
 def _kept_rows(frame: pd.DataFrame, item: SliceReport) -> pd.DataFrame:
-    """Rows of the slice's unsuppressed groups: what the report's summaries compare."""
-    kept = {tuple(g.values.values()) for g in item.groups if not g.suppressed}
+    """Rows of the slice's reported groups: what the report's summaries compare."""
+    kept = {tuple(g.values.values()) for g in item.groups if g.status == "reported"}
     keys = list(zip(*(frame[c] for c in item.columns), strict=True))
     return frame[[key in kept for key in keys]]
 
@@ -109,11 +114,14 @@ def test_per_group_values_equal_fairlearn(
     by_group = _metric_frame(oracle, columns).by_group
     item = oracle_report.slice(*columns)
     assert len(item.groups) == len(by_group)
+    if columns == ("sex", "race"):  # insufficient groups are shown, so they are checked too
+        assert any(g.status == "insufficient" for g in item.groups)
     for group in item.groups:
         key = tuple(group.values[c] for c in columns)
         expected = by_group.loc[key if len(key) > 1 else key[0]]
         assert group.n == pytest.approx(expected["n"], abs=1e-9)
-        if group.suppressed:
+        if group.status == "private":  # only n is shown
+            assert group.n_pos is None and group.selection_rate is None
             continue
         for metric in ("selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy"):
             value = getattr(group, metric).value
@@ -124,7 +132,7 @@ def test_per_group_values_equal_fairlearn(
 
 
 @pytest.mark.parametrize("columns", [("sex",), ("race",), ("sex", "race")])
-def test_summaries_equal_fairlearn_on_unsuppressed_groups(
+def test_summaries_equal_fairlearn_on_reported_groups(
     oracle: pd.DataFrame, oracle_report: FairnessReport, columns: tuple[str, ...]
 ) -> None:
     item = oracle_report.slice(*columns)
@@ -208,7 +216,8 @@ def test_recovers_planted_miscalibration(
 # --- suppression ----------------------------------------------------------------------------
 
 
-def test_small_cell_is_suppressed_listed_and_left_out_of_summaries(small: pd.DataFrame) -> None:
+def _with_cells(small: pd.DataFrame) -> pd.DataFrame:
+    """The small frame plus a 6-row race (private) and a 40-row race with 19 positives."""
     tiny = pd.DataFrame(
         {
             "_row_id": np.arange(10**6, 10**6 + 6),
@@ -218,20 +227,52 @@ def test_small_cell_is_suppressed_listed_and_left_out_of_summaries(small: pd.Dat
             "score": [0.9, 0.2, 0.7, 0.1, 0.1, 0.3],
         }
     )
-    frame = pd.concat([small, tiny], ignore_index=True)
+    rng = np.random.default_rng(4)
+    few = pd.DataFrame(
+        {
+            "_row_id": np.arange(2 * 10**6, 2 * 10**6 + 40),
+            "sex": rng.choice(["Female", "Male"], 40),
+            "race": ["Few"] * 40,
+            "label": np.repeat([1, 0], [19, 21]),
+            "score": rng.uniform(size=40),
+        }
+    )
+    return pd.concat([small, tiny, few], ignore_index=True)
+
+
+def test_private_and_insufficient_cells_are_listed_and_left_out_of_summaries(
+    small: pd.DataFrame,
+) -> None:
+    frame = _with_cells(small)
     report = fairness_report(frame, SENSITIVE, FairnessParams(n_bootstrap=50))
-    listed = [c for c in report.suppressed if c.slice == "race" and c.group == "Tiny"]
-    assert len(listed) == 1
-    assert (listed[0].n, listed[0].n_pos, listed[0].n_neg) == (6, 2, 4)
-    assert "min_positives=20" in listed[0].reason and "min_negatives=20" in listed[0].reason
-    group = next(g for g in report.slice("race").groups if g.name == "Tiny")
-    assert group.suppressed and group.n == 6
-    assert all(getattr(group, m) is None for m in GROUP_METRICS)
-    assert group.scores is None and group.reliability == ()
-    summary = report.slice("race").summary
-    assert summary.n_groups_compared == sum(not g.suppressed for g in report.slice("race").groups)
-    without = frame[frame["race"] != "Tiny"]
-    kept = _kept_rows(without, report.slice("race"))
+    race = report.slice("race")
+    listed = {c.group: c for c in report.left_out if c.slice == "race"}
+    assert listed["Tiny"].status == "private"
+    assert (listed["Tiny"].n, listed["Tiny"].n_pos, listed["Tiny"].n_neg) == (6, None, None)
+    assert "min_cell=10" in listed["Tiny"].reason
+    assert listed["Few"].status == "insufficient"
+    assert (listed["Few"].n, listed["Few"].n_pos, listed["Few"].n_neg) == (40, 19, 21)
+    assert "19 positives < min_positives=20" in listed["Few"].reason
+
+    tiny = next(g for g in race.groups if g.name == "Tiny")
+    assert tiny.status == "private" and tiny.n == 6 and tiny.n_pos is None
+    assert all(getattr(tiny, m) is None for m in GROUP_METRICS)
+    assert tiny.scores is None and tiny.reliability == ()
+    few = next(g for g in race.groups if g.name == "Few")
+    assert few.status == "insufficient" and few.base_rate is not None
+    assert few.base_rate.value == pytest.approx(19 / 40)
+    assert few.tpr is not None and few.tpr.low is not None and few.tpr.high is not None
+    reported = next(g for g in race.groups if g.name == "White")
+    assert reported.tpr is not None and reported.tpr.low is not None
+    assert few.tpr.high - few.tpr.low > reported.tpr.high - reported.tpr.low  # type: ignore[operator]
+
+    summary = race.summary
+    assert summary.n_groups_compared == sum(g.status == "reported" for g in race.groups)
+    left = {e.status: e for e in summary.left_out}
+    assert left["private"].groups >= 1 and left["insufficient"].groups >= 1
+    assert summary.n_rows_left_out == sum(g.n for g in race.groups if g.status != "reported")
+    assert summary.n_rows_compared + summary.n_rows_left_out == report.n_rows
+    kept = _kept_rows(frame, race)
     assert summary.demographic_parity_difference is not None
     assert summary.demographic_parity_difference.value == pytest.approx(
         demographic_parity_difference(
@@ -241,21 +282,79 @@ def test_small_cell_is_suppressed_listed_and_left_out_of_summaries(small: pd.Dat
     )
 
 
-def test_every_group_is_reported_even_when_suppressed(report: FairnessReport) -> None:
-    listed = {(c.slice, c.group) for c in report.suppressed}
+def test_insufficient_cell_equals_fairlearn(small: pd.DataFrame) -> None:
+    frame = _with_cells(small)
+    report = fairness_report(frame, ("race",), FairnessParams(n_bootstrap=0))
+    few = next(g for g in report.slice("race").groups if g.name == "Few")
+    expected = _metric_frame(frame, ("race",)).by_group.loc["Few"]
+    assert few.status == "insufficient"
+    for metric in ("selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy"):
+        assert getattr(few, metric).value == pytest.approx(expected[metric], abs=1e-9), metric
+
+
+def test_every_group_is_reported_even_when_left_out(report: FairnessReport) -> None:
+    listed = {(c.slice, c.group) for c in report.left_out}
     for item in report.slices:
         for group in item.groups:
-            assert group.suppressed == ((item.name, group.name) in listed)
+            assert (group.status != "reported") == ((item.name, group.name) in listed)
     total = sum(g.n for g in report.slice("sex", "race").groups)
     assert total == report.n_rows
 
 
-def test_a_slice_with_one_unsuppressed_group_has_no_summary(small: pd.DataFrame) -> None:
+def test_a_slice_with_one_reported_group_has_no_summary(small: pd.DataFrame) -> None:
     params = FairnessParams(n_bootstrap=0, min_positives=600)
     report = fairness_report(small, ("sex",), params)
     summary = report.slice("sex").summary
     assert summary.n_groups_compared == 1
-    assert summary.demographic_parity_difference is None and summary.note
+    assert summary.demographic_parity_difference is None
+    assert summary.note == "fewer than two reported groups"
+    assert summary.n_rows_left_out > 0  # the insufficient group's rows are counted, not lost
+
+
+# --- the one rule for small groups ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "n_pos", "n_neg", "status"),
+    [
+        (9, 5, 4, "private"),  # below the privacy floor, whatever its labels
+        (9, 0, 9, "private"),
+        (10, 5, 5, "insufficient"),  # at the floor: shown, but too few of each label
+        (39, 19, 20, "insufficient"),  # one positive short
+        (39, 20, 19, "insufficient"),  # one negative short
+        (40, 20, 20, "reported"),  # exactly enough of both
+        (1000, 0, 1000, "insufficient"),  # large, but one class only
+    ],
+)
+def test_cell_status_boundaries(n: int, n_pos: int, n_neg: int, status: str) -> None:
+    params = FairnessParams()
+    assert (params.min_cell, params.min_positives, params.min_negatives) == (10, 20, 20)
+    assert cell_status(n, n_pos, n_neg, params) == status
+    assert cell_statuses([n], [n_pos], [n_neg], params).tolist() == [status]
+    reason = cell_reason(n, n_pos, n_neg, params)
+    assert (reason is None) == (status == "reported")
+    if status == "private":
+        assert reason is not None and "positive" not in reason  # its labels stay private
+
+
+def test_cell_rule_follows_its_parameters() -> None:
+    params = FairnessParams(min_cell=50, min_positives=5, min_negatives=5)
+    assert cell_status(49, 25, 24, params) == "private"
+    assert cell_status(50, 5, 45, params) == "reported"
+    with pytest.raises(ValueError):
+        FairnessParams(min_cell=0)
+
+
+def test_record_status_reads_new_and_older_records() -> None:
+    params = FairnessParams()
+    assert record_status({"status": "insufficient", "n": 500, "n_pos": 100}, params) == (
+        "insufficient"
+    )
+    # groups.json written before the rule: suppressed (n < 30) had no figures; others by counts
+    assert record_status({"n": 12, "n_pos": 3, "suppressed": True}, params) == "private"
+    assert record_status({"n": 45, "n_pos": 19, "suppressed": False}, params) == "insufficient"
+    assert record_status({"n": 500, "n_pos": 100, "suppressed": False}, params) == "reported"
+    assert record_status({"column": "sex", "group": "F"}, params) == "private"
 
 
 # --- bootstrap ------------------------------------------------------------------------------
@@ -282,14 +381,15 @@ def test_row_order_does_not_change_the_report(small: pd.DataFrame) -> None:
 
 def test_intervals_contain_the_point_estimate(report: FairnessReport) -> None:
     for item in (report.overall, *(g for s in report.slices for g in s.groups)):
-        if item.suppressed:
+        if item.status == "private":
             continue
         for metric in (*RATE_METRICS, "mean_score"):  # ECE: see the note on its bias
             estimate = getattr(item, metric)
             assert estimate.low <= estimate.value <= estimate.high, (item.name, metric)
     for name, value in report.slice("sex").summary:
-        if name in {"n_groups_compared", "note"} or value is None:
+        if not isinstance(value, Disparity):  # counts, the note, what was left out
             continue
+        assert value.low is not None and value.value is not None and value.high is not None
         assert value.low <= value.value <= value.high, name
 
 
@@ -326,7 +426,7 @@ def test_row_chunked_bootstrap_agrees_with_one_pass(
 
 
 def test_poisson_weights_follow_poisson_one() -> None:
-    weights = _poisson_weights(np.random.default_rng(0), (100, 10_000)).ravel()
+    weights = poisson_weights(np.random.default_rng(0), (100, 10_000)).ravel()
     observed = np.bincount(weights, minlength=6)[:6] / weights.size
     expected = np.exp(-1.0) / np.array([1, 1, 2, 6, 24, 120])
     assert np.allclose(observed, expected, atol=5 * np.sqrt(expected / weights.size))
@@ -438,6 +538,6 @@ def test_html_and_json_are_written_self_contained(small: pd.DataFrame, tmp_path:
     assert page.count('src="data:image/png;base64,') == 3 * len(report.slices)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
     assert "<script" not in page.lower()
-    assert "Female" in page and "Suppressed cells" in page
+    assert "Female" in page and "Groups left out of summaries" in page
     assert json.loads(files.json_path.read_text(encoding="utf-8")) == report_to_json(report)
     assert not list((tmp_path / "fairness").glob("*.tmp"))

@@ -45,11 +45,13 @@ COMMIT = "9c1b2e3d4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"
 
 @pytest.fixture(scope="module")
 def fairness() -> FairnessReport:
-    """A real report on 2,000 synthetic rows; race has a tiny group that gets suppressed."""
+    """A real report on 2,000 synthetic rows; race has a 12-row group (insufficient evidence:
+    too few positives) and a 5-row group (private: only its n is shown)."""
     rng = np.random.default_rng(3)
     n = 2_000
     race = rng.choice(np.array(["A", "B"], dtype=object), n)
     race[:12] = "Tiny"
+    race[12:17] = "Rare"
     label = (rng.uniform(size=n) < 0.35).astype(np.int64)
     score = 1 / (1 + np.exp(-(2.0 * (label - 0.5) + rng.normal(0, 1, n))))
     predictions = pd.DataFrame(
@@ -101,7 +103,9 @@ def plot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def inputs(fairness: FairnessReport, explanations: Explanations, plot: Path) -> ModelCardInputs:
     policy = GatePolicy(min_auc=0.95, max_disparity={"demographic_parity_difference": 0.3})
-    gate = gate_failures(policy, {"roc_auc": 0.8765}, fairness, None, [])
+    # with its interval, as evaluation writes it: the AUC lower-bound clause reads it
+    auc = {"roc_auc": 0.8765, "roc_auc_low": 0.8612, "roc_auc_high": 0.8901}
+    gate = gate_failures(policy, auc, fairness, None, [])
     validation = ValidationReport(
         success=False,
         suite_name="adult",
@@ -228,7 +232,8 @@ def test_sections_without_input_say_so(inputs: ModelCardInputs) -> None:
         "min_auc",
         "0.95",
         "FAILED (1 clauses)",
-        "Tiny",  # suppressed cell
+        "Tiny (insufficient evidence)",  # shown, marked
+        "Rare",  # private cell
     ],
 )
 def test_numbers_given_appear(rendered: tuple[str, str], text: str) -> None:
@@ -248,9 +253,16 @@ def test_fairness_tables_from_the_report(
     assert f"{dpd.value:.4g}" in markdown
     assert "<h1>Fairness report</h1>" not in page
     assert page.count("<h1>") == 1
-    assert page.count("Suppressed cells</h") == 1  # the report's own list is not repeated
-    suppressed = markdown.split("## Suppressed cells\n\n", 1)[1]
-    assert "| race | Tiny | 12 |" in suppressed
+    assert page.count("Groups left out of summaries</h") == 1  # the report's list is not repeated
+    left_out = markdown.split("## Groups left out of summaries\n\n", 1)[1]
+    assert "| race | Tiny | insufficient | 12 |" in left_out
+    assert "| race | Rare | private | 5 | – | – |" in left_out  # only n for a private cell
+    race = fairness.slice("race").summary
+    assert f"| race | {race.n_rows_compared:,} |" in left_out  # rows compared, per slice
+    fairness_md = markdown.split("## Fairness\n\n", 1)[1].split("## Mitigation", 1)[0]
+    rare = next(line for line in fairness_md.splitlines() if line.startswith("| Rare |"))
+    assert rare.count("private") == 6 and "0." not in rare  # never a rate for a private cell
+    assert "leave out 17 rows" in fairness_md
 
 
 def test_html_is_self_contained(rendered: tuple[str, str]) -> None:
@@ -286,6 +298,9 @@ def test_gate_clauses_listed_with_numbers(rendered: tuple[str, str]) -> None:
     assert "| min_auc | FAIL | 0.8765 | point | 0.8765 | >= 0.95 |" in gate
     assert "| max_disparity.demographic_parity_difference[sex] | pass |" in gate
     assert "every single sensitive column" in gate
+    left_out = gate.split("### Groups the gate left out\n\n", 1)[1].split("### Policy", 1)[0]
+    assert "| fairness | race | Rare | private | 5 | 5 rows < min_cell=10" in left_out
+    assert "| fairness | race | Tiny | insufficient | 12 | insufficient evidence:" in left_out
 
 
 def test_write_model_card_is_atomic_and_links_plots(inputs: ModelCardInputs) -> None:
@@ -330,3 +345,28 @@ def test_failed_render_leaves_the_previous_card(
         write_model_card(quick, tmp_path)
     assert (html_path.read_bytes(), md_path.read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([HTML_NAME, MARKDOWN_NAME])
+
+
+def test_headline_intervals_reach_the_card(inputs: ModelCardInputs) -> None:
+    from evenflow.pipeline import _metrics_with_intervals
+
+    metrics = {
+        "roc_auc": 0.8,
+        "roc_auc_low": 0.78,
+        "roc_auc_high": 0.82,
+        "log_loss": 0.4,
+        "log_loss_low": 0.39,
+        "log_loss_high": 0.41,
+        "ece": 0.03,
+        "ece_low": float("nan"),  # undefined bound: no interval, not a fake one
+        "ece_high": float("nan"),
+        "n": 1000.0,
+    }
+    shown = _metrics_with_intervals(metrics, None)
+    assert sorted(shown) == ["ece", "log_loss", "n", "roc_auc"]  # bounds sit beside, not below
+    card = ModelCardInputs(**{**dict(inputs), "metrics": shown, "fairness": None})
+    _, markdown = render_model_card(card)
+    section = markdown.split("## Metrics\n\n", 1)[1].split("## Fairness", 1)[0]
+    assert "| roc_auc | 0.8 | [0.78, 0.82] |" in section
+    assert "| log_loss | 0.4 | [0.39, 0.41] |" in section
+    assert "| ece | 0.03 |  |" in section

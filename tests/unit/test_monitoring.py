@@ -213,7 +213,6 @@ def _model(features: tuple[FeatureSpec, ...]) -> MonitoredModel:
         sensitive=spec.sensitive,
         split_column=spec.split_column,
         threshold=0.5,
-        min_group_size=30,
         fairness=FairnessParams(n_bootstrap=50),
     )
 
@@ -235,7 +234,9 @@ def test_performance_deltas_match_a_direct_computation(
             "race": other["race"].to_numpy(),
         }
     )
-    metrics, _, groups = evaluation.evaluate(champion_predictions, ("sex", "race"), EvalParams())
+    metrics, _, groups = evaluation.evaluate(
+        champion_predictions, ("sex", "race"), EvalParams(), model.fairness
+    )
     champion = ChampionEvaluation(
         metrics={"metrics": evaluation.json_safe(metrics)},
         groups=evaluation.groups_to_records(groups),
@@ -265,6 +266,31 @@ def test_performance_deltas_match_a_direct_computation(
     assert dpd.value is not None and dpd.champion is not None
     assert dpd.difference == pytest.approx(dpd.value - dpd.champion)
     assert result.fairness_html.is_file() and result.missing == ()
+    # The batch's headline metrics carry their bootstrap interval, as the evaluation's do.
+    assert auc.low is not None and auc.high is not None and auc.value is not None
+    assert auc.low <= auc.value <= auc.high
+    # One rule for small groups on both sides: a private group has its n and nothing else.
+    by_key = {(g.column, g.group): g for g in result.groups}
+    assert women.status == "reported" and women.champion_status == "reported"
+    for group in result.groups:
+        if group.status == "private":
+            assert all(m.value is None for m in group.metrics), group.group
+    assert all(g.status in {"private", "insufficient", "reported", None} for g in by_key.values())
+
+
+def test_retired_keys_of_older_runs_are_dropped_when_a_model_is_monitored() -> None:
+    from evenflow.monitoring import without_retired_keys
+
+    doc = builtin_example().model_dump(mode="json")
+    old = {
+        **doc,
+        "evaluation": {**doc["evaluation"], "min_group_size": 30},
+        "gates": {**doc["gates"], "min_group_positives": 20},
+    }
+    cleaned = without_retired_keys(old)
+    assert "min_group_size" not in cleaned["evaluation"]
+    assert "min_group_positives" not in cleaned["gates"]
+    assert old["evaluation"]["min_group_size"] == 30  # the logged document is not changed
 
 
 def test_monitor_params_are_validated_and_load_from_yaml(tmp_path: Path) -> None:

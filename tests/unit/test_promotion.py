@@ -130,10 +130,16 @@ def _make_version(
     client = registry.client_for(settings)
     run_id = registry.start_run(settings, "promotion-tests", model, {})
     predictions = _predictions(seed, shift)
+    rule = FairnessParams(n_bootstrap=50)
     report = write_evaluation(
-        predictions, ["sex"], EvalParams(), folder / "reports", predictions_path=folder / "p"
+        predictions,
+        ["sex"],
+        EvalParams(),
+        folder / "reports",
+        predictions_path=folder / "p",
+        fairness=rule,
     )
-    fairness = fairness_report(predictions, ["sex"], FairnessParams(n_bootstrap=50))
+    fairness = fairness_report(predictions, ["sex"], rule)
     fairness_json = folder / "reports" / "fairness" / "fairness.json"
     write_json_atomic(fairness_json, report_to_json(fairness))  # the HTML twin is slow to draw
     groups = json.loads(report.groups_path.read_text(encoding="utf-8"))

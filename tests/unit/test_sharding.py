@@ -150,7 +150,7 @@ def test_streamed_shards_are_byte_identical_for_any_chunk_size(
     features = {}
     for rows in (250, 1001):
         chunks = [sample.iloc[start : start + rows] for start in range(0, len(sample), rows)]
-        infos, features[rows] = write_shard_chunks(
+        infos, features[rows], _ = write_shard_chunks(
             chunks,
             SPEC,
             SplitParams(),
@@ -185,7 +185,7 @@ def test_parquet_parts_stream_with_whole_file_dtypes(
     whole = pd.read_parquet(folder)
     pd.testing.assert_frame_equal(pd.concat(chunks), whole)
     spec = SPEC.model_copy(update={"path": folder})
-    streamed, _ = write_shard_chunks(
+    streamed, _, _ = write_shard_chunks(
         iter_chunks(folder, 250),
         spec,
         SplitParams(),

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from evenflow import mitigation
 from evenflow.errors import ConfigError, DataError
+from evenflow.features import label_values
 from evenflow.params import ClusterParams, ModelParams
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.sharding import feature_specs, write_shards
@@ -34,7 +35,6 @@ from evenflow.training import (
     WorkerLost,
     dask_client,
     is_infrastructure_failure,
-    label_values,
     live_workers,
     plan_device,
     ranked_workers,
