@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.exceptions import UndefinedMetricWarning
 
 from evenflow.errors import DataError
 from evenflow.io import atomic_path
@@ -286,10 +287,15 @@ def summarise_drift(
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence Evidently's and pandas' deprecation chatter for one report run only."""
+    """Silence Evidently's and pandas' deprecation chatter for one report run only.
+
+    scikit-learn's "precision is ill-defined" warning, raised inside Evidently when no row is
+    predicted positive, is silenced too: our own metrics report that precision as undefined.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
         yield
 
 

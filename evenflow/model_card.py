@@ -157,6 +157,10 @@ class ModelCardInputs(_Record):
     metrics: dict[str, Estimate] = Field(
         description="Overall test metrics; headline metrics with their bootstrap intervals."
     )
+    baselines: dict[str, dict[str, Estimate]] = Field(
+        default_factory=dict,
+        description="Baseline name (prior, logistic) -> its headline metrics on the same rows.",
+    )
     threshold: float | None = Field(default=None, description="Score cut for a positive.")
     fairness: FairnessReport | None = None
     fairness_html: Path | None = Field(
@@ -188,6 +192,12 @@ class ModelCardInputs(_Record):
         if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
             return tuple({str(k): _cell(v) for k, v in dict(row).items()} for row in value)
         return value
+
+
+BASELINE_NOTE = (
+    "Baselines are fitted on the model's own training rows and scored on the same rows: the prior "
+    "(the training base rate) and an L2-regularised logistic regression."
+)
 
 
 def _as_estimate(value: Any) -> Any:
@@ -276,6 +286,19 @@ def _validation_rows(report: ValidationReport | None) -> Rows:
 
 def _metric_rows(metrics: Mapping[str, Estimate]) -> Rows:
     return [[name, _num(e.value), _interval(e)] for name, e in metrics.items()]
+
+
+def _metric_table(inputs: ModelCardInputs) -> tuple[list[str], Rows]:
+    """The model's metrics, and beside them each baseline's on the same rows where it has one."""
+    header = ["Metric", "Value", "Interval"]
+    rows = _metric_rows(inputs.metrics)
+    if not inputs.baselines:
+        return header, rows
+    names = list(inputs.baselines)
+    header += [f"Baseline: {name}" for name in names]
+    for row in rows:
+        row += [_with_interval(inputs.baselines[name].get(row[0])) for name in names]
+    return header, rows
 
 
 def _tradeoff_table(rows: Sequence[Mapping[str, Cell]]) -> tuple[list[str], Rows]:
@@ -528,7 +551,7 @@ class _Html:
     def _metrics(self) -> str:
         if not self.inputs.metrics:
             return _para(NOT_PROVIDED)
-        return _table(["Metric", "Value", "Interval"], _metric_rows(self.inputs.metrics))
+        return _table(*_metric_table(self.inputs)) + _para(BASELINE_NOTE)
 
     def _fairness(self) -> str:
         report = self.inputs.fairness
@@ -726,7 +749,7 @@ class _Markdown:
     def _metrics(self) -> str:
         if not self.inputs.metrics:
             return NOT_PROVIDED
-        return _md_table(["Metric", "Value", "Interval"], _metric_rows(self.inputs.metrics))
+        return _md_table(*_metric_table(self.inputs)) + "\n\n" + _md(BASELINE_NOTE)
 
     def _fairness(self) -> str:
         report = self.inputs.fairness

@@ -405,6 +405,16 @@ class RunParams(_Params):
     )
 
     @model_validator(mode="after")
+    def _a_shard_for_every_worker(self) -> RunParams:
+        if self.shards.n_shards < self.cluster.n_workers:
+            raise ValueError(
+                f"shards.n_shards ({self.shards.n_shards}) is below cluster.n_workers "
+                f"({self.cluster.n_workers}): every worker reads its own shard of each split; "
+                f"set shards.n_shards to at least {self.cluster.n_workers}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _registered_model_can_serve_its_mitigation(self) -> RunParams:
         if self.mitigation.method == "reductions":
             raise ValueError(

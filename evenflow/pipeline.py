@@ -609,6 +609,7 @@ def write_card(
             validation=validation_report,
         ),
         metrics=_metrics_with_intervals(report.metrics, fairness),
+        baselines=_baseline_estimates(report.report_dir / BASELINES_FILE),
         threshold=params.evaluation.threshold,
         fairness=fairness,
         fairness_html=report.fairness_path.with_name("fairness.html")
@@ -624,6 +625,25 @@ def write_card(
         gate=decision,
     )
     return write_model_card(inputs, out_dir / "model_card")
+
+
+def _baseline_estimates(path: Path) -> dict[str, dict[str, object]]:
+    """Each baseline's headline metrics as estimates for the card; empty when none were fitted."""
+    if not path.is_file():
+        return {}
+    written = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        name: {
+            metric: {
+                "value": _finite(value),
+                "low": _finite(figures.get(f"{metric}_low")),
+                "high": _finite(figures.get(f"{metric}_high")),
+            }
+            for metric, value in figures.items()
+            if not metric.endswith(("_low", "_high"))
+        }
+        for name, figures in written.items()
+    }
 
 
 def _metrics_with_intervals(

@@ -266,6 +266,12 @@ def pinned_frame(
     """Build a Dask frame whose partitions are read on fixed workers; return it and the shard map."""
     workers = ranked_workers(client)
     paths = manifest.split_paths(split)  # type: ignore[arg-type]
+    if len(paths) < len(workers):
+        # XGBoost refuses a worker without rows when features are categorical.
+        raise ConfigError(
+            f"the {split} split has {len(paths)} shard(s) for {len(workers)} Dask workers: every "
+            "worker needs one; raise shards.n_shards or use fewer workers"
+        )
     futures: list[Future[pd.DataFrame]] = []
     placement: dict[str, int] = {}
     for index, path in enumerate(paths):

@@ -54,9 +54,10 @@ def sample_params(path: Path, **overrides: object) -> RunParams:
     base["evaluation"] = {**base["evaluation"], "drift_sample_rows": 1000}
     base["fairness"] = {"n_bootstrap": 200}
     base["explain"] = {"shap_rows": 500, "proxy_rows": 1000}
-    base["gates"] = {
-        "min_auc": 0.8
-    }  # 3,000 rows: fairness limits are set by the tests that need them
+    # 3,000 rows: fairness limits are set by the tests that need them. On ~1,700 training rows a
+    # logistic regression can edge out 60 boosting rounds, so the baseline clause (tested in
+    # tests/realdata and tests/unit/test_policy.py) is off here: these tests are about other stages.
+    base["gates"] = {"min_auc": 0.8, "max_auc_below_baseline": None}
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
         base.setdefault(section, {})[key] = value

@@ -49,6 +49,10 @@ def test_overrides_apply_and_are_validated() -> None:
     assert (params.model.max_depth, params.shards.n_shards) == (3, 8)
     with pytest.raises(ConfigError, match=r"'shards\.n_shards'"):
         builtin_example().with_overrides({"shards": {"n_shards": 0}})
+    with pytest.raises(
+        ConfigError, match=r"shards\.n_shards \(1\) is below cluster\.n_workers \(2\)"
+    ):
+        builtin_example().with_overrides({"shards": {"n_shards": 1}})
 
 
 def test_params_hash_ignores_the_data_path_but_not_parameters(tmp_path: Path) -> None:
