@@ -15,6 +15,7 @@ from evenflow.io import file_md5
 from evenflow.params import DatasetSpec, RunParams
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.settings import EvenflowSettings
+from evenflow.sharding import plan_split
 from tasks.caching import ContentCache, digest
 from tasks.progress import stage
 
@@ -113,8 +114,10 @@ def _shard_dir(inputs: Mapping[str, Any]) -> Path:
 )
 def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch) -> ShardManifest:
     """Split, shard and version the batch with DVC."""
+    plan = plan_split(params.dataset, params.evaluation, batch.n_rows)
+    unit = f"per fold ({plan.folds} folds)" if plan.evaluation == "cross_fit" else "per split"
     with stage(
-        "shard", f"{batch.n_rows:,} rows into {params.shards.n_shards} shards per split"
+        "shard", f"{batch.n_rows:,} rows into {params.shards.n_shards} shards {unit}"
     ) as done:
         manifest = pipeline.shard_and_version(params, settings, batch)
         done.summary = (
