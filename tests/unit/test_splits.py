@@ -197,3 +197,13 @@ def test_only_one_split_rule_may_be_set() -> None:
         SPEC.model_copy(update={}).model_validate(
             {**SPEC.model_dump(), "group_column": "person", "time_column": "day"}
         )
+
+
+def test_folds_keep_one_persons_rows_together_when_a_group_column_is_set() -> None:
+    frame = planted(1500)
+    frame["person"] = np.arange(len(frame)) // 4  # four rows per person, different features
+    spec = SPEC.model_copy(update={"group_column": "person"})
+    folds = assign_folds(frame, spec, 5, seed=0)
+    assert pd.Series(folds).groupby(frame["person"].to_numpy()).nunique().max() == 1
+    assert np.bincount(folds, minlength=5).min() > 0.8 * len(frame) / 5
+    assert plan_split(spec, EvalParams(), len(frame)).rule == "group"
