@@ -50,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 # --- names ----------------------------------------------------------------------------------
 
-GATE_TAG = "evenflow.gate"
-GATE_FAILED_TAG = "evenflow.gate_failed"
 REVIEWED_SHA_TAG = "evenflow.reviewed_evidence_sha256"
 REVIEWED_AT_TAG = "evenflow.reviewed_at"
 REVIEWED_FILES_TAG = "evenflow.reviewed_evidence_files"
@@ -284,7 +282,7 @@ def promotion_refusal(
         state = (
             "failed its gates"
             if gate_tag == "failed"
-            else f"has no gate result ({GATE_TAG} is {gate_tag or 'missing'})"
+            else f"has no gate result ({registry.GATE_TAG} is {gate_tag or 'missing'})"
         )
         return f"it {state}; promote with an override reason to proceed anyway"
     if reviewed_digest is None:
@@ -520,7 +518,7 @@ def review(settings: EvenflowSettings, model: str, version: str | None = None) -
             ours.fairness,
             None if theirs is None else theirs.fairness,
         ),
-        gate=gate_summary(target.tags.get(GATE_TAG), ours.decision),
+        gate=gate_summary(target.tags.get(registry.GATE_TAG), ours.decision),
         data=data_changes(
             ours.manifest,
             None if theirs is None else theirs.manifest or {},
@@ -606,7 +604,7 @@ def promote(
     files = _evidence_hashes(client, str(target.run_id))
     current = evidence_digest(files)
     reason = promotion_refusal(
-        target.tags.get(GATE_TAG),
+        target.tags.get(registry.GATE_TAG),
         target.tags.get(REVIEWED_SHA_TAG),
         current,
         override,
