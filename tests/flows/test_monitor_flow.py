@@ -135,7 +135,10 @@ def _drift_retrains_before_failing(
 ) -> None:
     """(c) With a training config, drift trains a new candidate first; the failure names it."""
     config = tmp_path / "retrain.yaml"
-    config.write_text(yaml.safe_dump(sample_params(sample_path).model_dump(mode="json")))
+    # Another seed: the same data, parameters and clean commit would be the champion's own build,
+    # which a re-run does not register twice.
+    retrain = sample_params(sample_path, model__seed=7)
+    config.write_text(yaml.safe_dump(retrain.model_dump(mode="json")))
 
     retrained = CliRunner().invoke(
         app, ["monitor", "--data", str(drifted), "--name", "adult", "--retrain-config", str(config)]
