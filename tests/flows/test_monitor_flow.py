@@ -136,8 +136,9 @@ def _drift_retrains_before_failing(
     """(c) With a training config, drift trains a new candidate first; the failure names it."""
     config = tmp_path / "retrain.yaml"
     # Another seed: the same data, parameters and clean commit would be the champion's own build,
-    # which a re-run does not register twice.
-    retrain = sample_params(sample_path, model__seed=7)
+    # which a re-run does not register twice. Per-group non-regression against that champion would
+    # then compare two seeds on ~600 test rows (noise), so this retrain checks the other gates only.
+    retrain = sample_params(sample_path, model__seed=7, gates__non_regression_metrics=[])
     config.write_text(yaml.safe_dump(retrain.model_dump(mode="json")))
 
     retrained = CliRunner().invoke(
