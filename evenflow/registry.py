@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -180,7 +181,7 @@ def register_model(
                     BOOSTER_ARTIFACT: str(training.model_path),
                     SCHEMA_ARTIFACT: str(schema),
                 },
-                code_paths=[str(Path(evenflow.__file__).parent)],
+                code_paths=[str(code_only_package(Path(scratch)))],
                 signature=infer_signature(input_example, output_example),
                 input_example=input_example,
                 pip_requirements=_pinned_requirements(training.trainer),
@@ -194,6 +195,23 @@ def register_model(
     logger.info("registered %s version %s (candidate: %s)", model_name, version, candidate)
     aliases = (CANDIDATE,) if candidate else ()
     return ModelVersionRef(name=model_name, version=version, run_id=run_id, aliases=aliases)
+
+
+def code_only_package(scratch: Path) -> Path:
+    """A copy of the ``evenflow`` package holding its Python sources only.
+
+    The logged model needs the code that serves it, never data: the package also ships the
+    built-in example (48,842 rows of personal data) and must not travel with every model.
+    """
+    target = scratch / "code" / "evenflow"
+
+    def not_code(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if not n.endswith(".py") and not (Path(folder) / n).is_dir()} | {
+            n for n in names if n == "__pycache__"
+        }
+
+    shutil.copytree(Path(evenflow.__file__).parent, target, ignore=not_code)
+    return target
 
 
 def versions_tagged(

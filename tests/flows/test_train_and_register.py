@@ -73,6 +73,10 @@ def test_flow_registers_a_candidate_with_lineage(project: Path, adult_sample_pat
     scored = model.predict(raw.drop(columns=["income", "split"]).head(20))
     assert list(scored.columns) == ["score", "prediction"]
     assert scored["score"].between(0, 1).all()
+    # The model carries code, never data: the built-in example stays out of its code/ folder.
+    code = Path(client.download_artifacts(version.run_id, "model/code", str(project / "code")))
+    shipped = [f for f in code.rglob("*") if f.is_file()]
+    assert shipped and all(f.suffix == ".py" for f in shipped), sorted(map(str, shipped))[:5]
 
 
 def _corrupt(path: Path, out: Path, how: str) -> Path:
