@@ -77,4 +77,9 @@ def _retrain(params: MonitorParams) -> str:
     except EvenflowError as exc:
         get_run_logger().error("retraining failed: %s", str(exc).splitlines()[0])
         return f"failed: {str(exc).splitlines()[0]}"
+    if version.existing:
+        return (
+            f"nothing new: {version.name} version {version.version} already holds this data, "
+            "parameters, code and environment"
+        )
     return f"{version.name} version {version.version} (run {version.run_id})"
