@@ -107,3 +107,19 @@ def test_baselines_are_fitted_on_each_folds_training_rows(tmp_path: Path) -> Non
     assert np.allclose(prior, train_rows["y"].mean())
     logistic_auc = roc_auc_score(scores["label"], scores["score_logistic"])
     assert logistic_auc > 0.75  # the planted signal is linear in the logit
+
+
+def test_lightgbm_is_cross_fitted_and_refit_the_same_way(tmp_path: Path, client: Client) -> None:
+    frame = planted(1500, seed=5)
+    manifest = cross_fitted(frame, SPEC, tmp_path / "shards")
+    model = MODEL.model_copy(update={"trainer": "lightgbm", "num_boost_round": 60})
+    result = crossfit.train_cross_fitted(
+        client, manifest, model, 1, tmp_path / "train", weights_for=lambda _: None
+    )
+    oof = pd.read_parquet(result.predictions_path)
+    assert sorted(oof[manifest.row_id]) == list(range(len(frame)))
+    assert result.trainer == "lightgbm"
+    refit = load_booster(str(result.model_path), "lightgbm")
+    assert refit.current_iteration() == result.best_iteration + 1
+    assert result.best_iteration + 1 == crossfit.refit_rounds(result.fold_best_iterations)
+    assert roc_auc_score(oof["label"], oof["score"]) > 0.75
