@@ -13,6 +13,7 @@ import typer
 
 from evenflow.errors import EvenflowError
 from evenflow.params import DatasetSpec, RunParams, builtin_example
+from evenflow.preflight import check_dataset
 from evenflow.settings import EvenflowSettings
 
 if TYPE_CHECKING:
@@ -193,6 +194,8 @@ def run(
     }
     try:
         params = _run_params(config, data, flags, overrides)
+        # Seconds, before any server starts: the file and every column the run names.
+        check_dataset(params.dataset)
         from flows.train_and_register import train_and_register
 
         _quiet_known_errors()
