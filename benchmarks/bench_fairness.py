@@ -22,9 +22,10 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from evenflow.fairness import Estimate, FairnessParams, FairnessReport, fairness_report
-from evenflow.fairness_html import write_fairness_report
-from evenflow.params import BUILTIN_EXAMPLE
+from evenflow.assess.fairness import Estimate, FairnessReport, fairness_report
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.run import BUILTIN_EXAMPLE
+from evenflow.reports.fairness_html import write_fairness_report
 
 SENSITIVE = ("sex", "race")
 TARGET, POSITIVE = "income", ">50K"

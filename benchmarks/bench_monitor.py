@@ -1,10 +1,10 @@
 """Time the monitoring core on 1M rows x 15 feature columns per side (reference and batch).
 
-Both sides are Adult-like synthetic data (``evenflow.synth``, 15 features: the planted schema padded
+Both sides are Adult-like synthetic data (``evenflow.data.synth``, 15 features: the planted schema padded
 with noise columns); the batch has two planted shifts (``age`` + 8 years, a new ``workclass``
 mix) and carries labels, so the whole core runs: per-column drift (normed Wasserstein / PSI) and
 prediction drift through Evidently, then performance, per-group metrics and the fairness report
-(``evenflow.monitoring.assess``). The model is a quick HistGradientBoostingClassifier fitted on 20k
+(``evenflow.usecases.monitor.assess``). The model is a quick HistGradientBoostingClassifier fitted on 20k
 reference rows; its fit and the data generation are not timed.
 
     .venv/bin/python benchmarks/bench_monitor.py [--rows 1000000] [--max-rows N] [--bootstrap 1000]
@@ -29,11 +29,9 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from evenflow.fairness import FairnessParams
-from evenflow.monitoring import ChampionEvaluation, MonitoredModel, assess
-from evenflow.monitoring_params import DriftPolicy
-from evenflow.records import FeatureSpec, RawBatch
-from evenflow.synth import (
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.monitor import DriftPolicy
+from evenflow.data.synth import (
     POSITIVE_LABEL,
     SENSITIVE,
     TARGET,
@@ -41,7 +39,9 @@ from evenflow.synth import (
     plan_planted,
     training_chunk,
 )
-from evenflow.synth import PlantedEffects as Effects
+from evenflow.data.synth import PlantedEffects as Effects
+from evenflow.records import FeatureSpec, RawBatch
+from evenflow.usecases.monitor import ChampionEvaluation, MonitoredModel, assess
 
 N_FEATURES = 15
 CHUNK = 250_000

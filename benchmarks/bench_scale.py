@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import bench_training
-from evenflow.params import RunParams
-from evenflow.synth import write_planted_parquet
+from evenflow.config.run import RunParams
+from evenflow.data.synth import write_planted_parquet
 
 
 def run(rows: int = 1_000_000, features: int = 30) -> dict[str, Any]:

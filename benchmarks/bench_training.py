@@ -24,10 +24,10 @@ import pandas as pd
 import xgboost as xgb
 import xgboost.dask as dxgb
 
-from evenflow.features import label_values, typed_features
-from evenflow.params import RunParams, builtin_example
+from evenflow.config.run import RunParams, builtin_example
+from evenflow.data.features import label_values, typed_features
 from evenflow.records import ShardManifest
-from evenflow.training import LABEL, booster_params, dask_client, pinned_frame
+from evenflow.training.engine import LABEL, booster_params, dask_client, pinned_frame
 
 
 def _plain_matrices(manifest: ShardManifest) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from evenflow.datasets import load_batch
-from evenflow.params import ClusterParams, RunParams, builtin_example
-from evenflow.pipeline import describe_shards
+from evenflow.config.run import ClusterParams, RunParams, builtin_example
+from evenflow.data.datasets import load_batch
+from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.sharding import feature_specs, write_shards
-from evenflow.training import LABEL, SCORE, dask_client, train_model
+from evenflow.training.engine import LABEL, SCORE, dask_client, train_model
+from evenflow.usecases.train import describe_shards
 
 THRESHOLD = 0.5
 LAYOUTS = {

@@ -42,16 +42,17 @@ import pandas as pd
 import psutil  # type: ignore[import-untyped]
 
 from benchmarks import bench_training
-from evenflow import datasets, drift
-from evenflow.contracts import infer_suite
+from evenflow.assess import drift
+from evenflow.config.run import ClusterParams, ModelParams, RunParams, ShardParams, SplitParams
+from evenflow.contracts.suite import infer_suite
+from evenflow.contracts.validation import validate_parquet
+from evenflow.data import datasets
+from evenflow.data.sharding import write_shard_chunks
+from evenflow.data.synth import write_planted_parquet
 from evenflow.io import write_json_atomic, write_text_atomic
-from evenflow.params import ClusterParams, ModelParams, RunParams, ShardParams, SplitParams
-from evenflow.pipeline import describe_shards
 from evenflow.records import ShardManifest
-from evenflow.sharding import write_shard_chunks
-from evenflow.synth import write_planted_parquet
-from evenflow.training import dask_client, train_model
-from evenflow.validation import validate_parquet
+from evenflow.training.engine import dask_client, train_model
+from evenflow.usecases.train import describe_shards
 
 OUT = Path(__file__).parent
 DATA = OUT / "out"

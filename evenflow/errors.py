@@ -11,6 +11,10 @@ class ConfigError(EvenflowError):
     """A run configuration or setting is invalid (unknown key, bad value, missing file)."""
 
 
+class ModelNotFound(ConfigError):
+    """No registered version answers to ``name@alias`` (or ``name`` has no such version)."""
+
+
 class DataError(EvenflowError):
     """An input file cannot be read or does not match its dataset spec."""
 
@@ -42,7 +46,7 @@ class VersioningError(EvenflowError):
 
 
 class StackError(EvenflowError):
-    """The local server stack cannot start, stop or be reached (see ``evenflow.stack``)."""
+    """The local server stack cannot start, stop or be reached (see ``evenflow.ops.stack``)."""
 
 
 class PortBusy(StackError):

@@ -14,8 +14,8 @@ import pandas as pd
 import xgboost as xgb
 from mlflow.pyfunc.model import PythonModel
 
-from evenflow.features import typed_features
-from evenflow.mitigation import ThresholdPolicy
+from evenflow.assess.mitigation import ThresholdPolicy
+from evenflow.data.features import typed_features
 from evenflow.records import FeatureSpec
 
 BOOSTER_ARTIFACT = "booster"
@@ -61,7 +61,7 @@ class EvenflowModel(PythonModel):
     """Stream of a threshold policy's draws; None: a fresh ``RandomState(DECISION_SEED)`` per call.
 
     Draws go to rows by their position in the call, so a caller that scores one batch in several
-    calls (``evenflow.scoring``) sets one stream for all of them and gets the whole-batch decisions.
+    calls (``evenflow.usecases.score``) sets one stream for all of them and gets the whole-batch decisions.
     """
 
     def load_context(self, context: Any) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from evenflow.config.monitor import MonitorParams
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError
-from evenflow.monitoring import MonitoringReport, breach_error
-from evenflow.monitoring_params import MonitorParams
-from evenflow.params import RunParams
-from evenflow.settings import EvenflowSettings
+from evenflow.usecases.monitor import MonitoringReport, breach_error
 from flows.train_and_register import train_and_register
 from tasks.data import record_validation
 from tasks.monitoring import (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import GateFailed
-from evenflow.params import RunParams
-from evenflow.policy import describe_failures
+from evenflow.govern.gates import describe_failures
 from evenflow.records import ModelVersionRef
-from evenflow.settings import EvenflowSettings
 from tasks.data import (
     prepare_contract,
     record_shards,

@@ -5,7 +5,7 @@ live) and the one core module it calls (its entry point). The policy adds the co
 project module the entry point imports, directly or not, one part per module, and the hash of
 ``uv.lock`` (the third-party environment). The key is a hash of all parts. Before Prefect looks the
 key up, the policy compares the parts with the previous run's and logs what changed, naming the
-changed modules (``cache train: miss, code changed: evenflow/boosters.py``).
+changed modules (``cache train: miss, code changed: evenflow/training/boosters.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.results import get_result_store
 
-from evenflow import code_closure
+from evenflow.config.settings import EvenflowSettings
+from evenflow.govern import code_closure
 from evenflow.io import write_json_atomic
-from evenflow.settings import EvenflowSettings
 
 logger = logging.getLogger("evenflow.cache")
 
@@ -54,7 +54,7 @@ def _source_root(entry: str) -> Path:
 
 
 def module_parts(entry: str) -> dict[str, str]:
-    """One part per project module the entry point reaches: ``code:evenflow/boosters.py``."""
+    """One part per project module the entry point reaches: ``code:evenflow/training/boosters.py``."""
     hashes = code_closure.module_hashes(entry, _source_root(entry))
     return {f"{MODULE_PART}{path}": value for path, value in hashes.items()}
 

@@ -8,14 +8,16 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from evenflow import pipeline, registry, validation
-from evenflow.datasets import content_md5
+from evenflow.config.run import DatasetSpec, RunParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts import validation
+from evenflow.data.datasets import content_md5
+from evenflow.data.sharding import plan_split
 from evenflow.errors import ValidationFailed
 from evenflow.io import file_md5
-from evenflow.params import DatasetSpec, RunParams
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
-from evenflow.settings import EvenflowSettings
-from evenflow.sharding import plan_split
+from evenflow.registry import store as registry
+from evenflow.usecases import train as pipeline
 from tasks.caching import ContentCache, digest
 from tasks.progress import stage
 

@@ -11,11 +11,13 @@ from prefect import Task, get_run_logger, task
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 
-from evenflow import explain, lineage, pipeline, registry
+from evenflow.assess import explain
+from evenflow.assess.mitigation import TradeoffFiles
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import GateFailed
-from evenflow.mitigation import TradeoffFiles
-from evenflow.params import RunParams
-from evenflow.policy import GateDecision, describe_failures
+from evenflow.govern import lineage
+from evenflow.govern.gates import GateDecision, describe_failures
 from evenflow.records import (
     EvalReport,
     ModelVersionRef,
@@ -23,8 +25,9 @@ from evenflow.records import (
     TrainingResult,
     ValidationReport,
 )
-from evenflow.settings import EvenflowSettings
-from evenflow.training import is_infrastructure_failure
+from evenflow.registry import store as registry
+from evenflow.training.engine import is_infrastructure_failure
+from evenflow.usecases import train as pipeline
 from tasks.caching import ContentCache, code_parts, digest, stage_dir
 from tasks.progress import stage
 

@@ -7,14 +7,17 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
-from evenflow import contracts, lineage, monitoring, registry
-from evenflow.datasets import read_table
+from evenflow.config.monitor import MonitorParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts import suite as contracts
+from evenflow.data.datasets import read_table
 from evenflow.errors import DataError
-from evenflow.monitoring import MonitoredModel, MonitoringReport
-from evenflow.monitoring_html import write_monitoring_html
-from evenflow.monitoring_params import MonitorParams
+from evenflow.govern import lineage
 from evenflow.records import RawBatch, ValidationReport
-from evenflow.settings import EvenflowSettings
+from evenflow.registry import store as registry
+from evenflow.reports.monitoring_html import write_monitoring_html
+from evenflow.usecases import monitor as monitoring
+from evenflow.usecases.monitor import MonitoredModel, MonitoringReport
 from tasks.progress import stage
 
 MONITORING_ARTIFACTS = "monitoring"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
-from evenflow import lineage, registry, scoring
-from evenflow.scoring import ScoreParams, ScoringModel, ScoringResult
-from evenflow.settings import EvenflowSettings
+from evenflow.config.settings import EvenflowSettings
+from evenflow.govern import lineage
+from evenflow.registry import store as registry
+from evenflow.usecases import score as scoring
+from evenflow.usecases.score import ScoreParams, ScoringModel, ScoringResult
 from tasks.progress import stage
 
 

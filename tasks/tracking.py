@@ -5,10 +5,11 @@ from __future__ import annotations
 from prefect import task
 from prefect.runtime import flow_run
 
-from evenflow import lineage, registry
-from evenflow.params import RunParams
-from evenflow.reproduce import RUN_PARAMS_ARTIFACT
-from evenflow.settings import EvenflowSettings
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.govern import lineage
+from evenflow.registry import store as registry
+from evenflow.usecases.reproduce import RUN_PARAMS_ARTIFACT
 
 
 @task(name="start-tracking")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evenflow.params import BUILTIN_EXAMPLE, RunParams, builtin_example
+from evenflow.config.run import BUILTIN_EXAMPLE, RunParams, builtin_example
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

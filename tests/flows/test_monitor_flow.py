@@ -12,11 +12,11 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from evenflow import contracts
-from evenflow.cli import app
-from evenflow.monitoring_params import MonitorParams
+from evenflow.cli.main import app
+from evenflow.config.monitor import MonitorParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts import suite as contracts
 from evenflow.records import ModelVersionRef
-from evenflow.settings import EvenflowSettings
 from flows.monitor import monitor_batch
 from flows.train_and_register import train_and_register
 from tests.conftest import sample_params

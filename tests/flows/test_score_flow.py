@@ -15,14 +15,15 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from evenflow import batch_io, scoring
-from evenflow.cli import app
+from evenflow.assess.mitigation import ThresholdPolicy
+from evenflow.cli.main import app
+from evenflow.config.settings import EvenflowSettings
+from evenflow.data import batch_io
 from evenflow.errors import DataError
 from evenflow.io import file_md5
-from evenflow.mitigation import ThresholdPolicy
 from evenflow.records import ModelVersionRef
-from evenflow.scoring import ScoreParams, ScoringResult
-from evenflow.settings import EvenflowSettings
+from evenflow.usecases import score as scoring
+from evenflow.usecases.score import ScoreParams, ScoringResult
 from flows.score import score_batch
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT, sample_params

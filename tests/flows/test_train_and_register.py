@@ -14,12 +14,13 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from evenflow import contracts, lineage
-from evenflow.cli import app
+from evenflow.assess.mitigation import ThresholdPolicy
+from evenflow.cli.main import app
+from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts import suite as contracts
 from evenflow.errors import GateFailed, ValidationFailed, VersioningError
-from evenflow.mitigation import ThresholdPolicy
-from evenflow.reproduce import reproduce
-from evenflow.settings import EvenflowSettings
+from evenflow.govern import lineage
+from evenflow.usecases.reproduce import reproduce
 from flows.train_and_register import train_and_register
 from tasks import caching
 from tests.conftest import REPO_ROOT, sample_params
@@ -355,7 +356,7 @@ def test_rerun_with_nothing_changed_registers_nothing_until_forced(
 
     [train_line] = [line for line in caplog.text.splitlines() if "cache train:" in line]
     assert "cache train: miss, code changed: " in train_line
-    assert "evenflow/boosters.py" in train_line
+    assert "evenflow/training/boosters.py" in train_line
     assert not forced.existing and int(forced.version) == int(first.version) + 1
     assert len(client.search_model_versions("name='adult'")) == 2
 

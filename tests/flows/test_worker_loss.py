@@ -16,12 +16,12 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from sklearn.metrics import roc_auc_score
 
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.errors import ConfigError
-from evenflow.params import RunParams
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.settings import EvenflowSettings
-from evenflow.sharding import feature_specs, write_shards
-from evenflow.training import CHECKPOINT_FILE, KILL_WORKER_ENV, LABEL, SCORE
+from evenflow.training.engine import CHECKPOINT_FILE, KILL_WORKER_ENV, LABEL, SCORE
 from tasks.modeling import TRAIN_RETRIES, train_model
 from tests.conftest import sample_params
 

@@ -1,4 +1,4 @@
-"""The real server stack for integration tests, started once per session by ``evenflow.stack``.
+"""The real server stack for integration tests, started once per session by ``evenflow.ops.stack``.
 
 MLflow (basic auth) and Prefect run on uniquely named throwaway databases of the local PostgreSQL
 (dropped at the end), with a Dask scheduler and two worker processes, all on free ports. Teardown
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from evenflow import stack
-from evenflow.settings import EvenflowSettings
-from evenflow.stack import StackConfig
+from evenflow.config.settings import EvenflowSettings
+from evenflow.ops import stack
+from evenflow.ops.stack import StackConfig
 
 # Below Linux's ephemeral range (32768+), so an outgoing connection cannot take one meanwhile.
 _PORT_RANGE = (20000, 32000)

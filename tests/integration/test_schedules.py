@@ -33,7 +33,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from evenflow.settings import EvenflowSettings
+from evenflow.config.settings import EvenflowSettings
 from tests.conftest import REPO_ROOT, sample_params
 
 pytestmark = pytest.mark.slow

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
-from evenflow import stack
-from evenflow.cli import app
+from evenflow.cli.main import app
 from evenflow.errors import PortBusy, ServiceUnhealthy, StackError
+from evenflow.ops import stack
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT, sample_params
 from tests.integration.conftest import RunningStack, free_stack_config

@@ -21,9 +21,9 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from prefect.testing.utilities import prefect_test_harness
 
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import GateFailed
-from evenflow.params import RunParams
-from evenflow.settings import EvenflowSettings
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT
 from tests.realdata.datasets import DATASETS, RealDataset

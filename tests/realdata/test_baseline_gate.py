@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evenflow.params import RunParams
+from evenflow.config.run import RunParams
 from tests.realdata.conftest import FlowRun, run_params
 from tests.realdata.datasets import DATASETS
 

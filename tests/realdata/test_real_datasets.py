@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow.params import RunParams
+from evenflow.config.run import RunParams
 from tests.realdata.conftest import FlowRun, run_params
 from tests.realdata.datasets import DATASETS, logistic_oof, pooled_auc, xgboost_oof
 from tests.realdata.oracle import check_fairness_report, check_groups_json

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evenflow.params import RunParams
-from evenflow.reproduce import reproduce
-from evenflow.settings import EvenflowSettings
-from evenflow.synth import PlantedEffects, feature_names, plan_planted, training_chunk
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.data.synth import PlantedEffects, feature_names, plan_planted, training_chunk
+from evenflow.usecases.reproduce import reproduce
 from tests.conftest import REPO_ROOT
 from tests.realdata.conftest import FlowRun, run_params
 from tests.realdata.oracle import check_fairness_report

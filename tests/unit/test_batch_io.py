@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evenflow import batch_io
+from evenflow.data import batch_io
 
 KEY = b"evenflow.test"
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evenflow.cli import app
-from evenflow.datasets import content_md5, read_table
-from evenflow.params import RunParams
+from evenflow.cli.main import app
+from evenflow.config.run import RunParams
+from evenflow.data.datasets import content_md5, read_table
 from evenflow.records import ModelVersionRef
 
 RUNNER = CliRunner()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from evenflow import code_closure
+from evenflow.govern import code_closure
 from tasks.caching import MODULE_PART, miss_reason
 from tests.conftest import REPO_ROOT
 
-ENTRY = "evenflow.pipeline"  # what the train, evaluate and explain task bodies call
+ENTRY = "evenflow.usecases.train"  # what the train, evaluate and explain task bodies call
 
 
 def _copy_of_evenflow(tmp_path: Path) -> Path:
@@ -33,10 +33,14 @@ def test_closure_of_the_train_entry_point_reaches_modules_imported_only_indirect
 
     assert root == REPO_ROOT
     # pipeline imports training, which imports boosters; the parent package runs too.
-    assert {"evenflow/pipeline.py", "evenflow/training.py", "evenflow/boosters.py"} <= set(hashes)
+    assert {
+        "evenflow/usecases/train.py",
+        "evenflow/training/engine.py",
+        "evenflow/training/boosters.py",
+    } <= set(hashes)
     assert "evenflow/__init__.py" in hashes
     assert all(path.startswith("evenflow/") for path in hashes), "third-party code followed"
-    assert "evenflow/cli.py" not in hashes  # not imported by the stage's code
+    assert "evenflow/cli/main.py" not in hashes  # not imported by the stage's code
 
 
 def test_editing_an_indirect_import_changes_the_hash_and_names_the_module(tmp_path: Path) -> None:
@@ -44,32 +48,44 @@ def test_editing_an_indirect_import_changes_the_hash_and_names_the_module(tmp_pa
     before = code_closure.module_hashes(ENTRY, root)
     assert before == code_closure.module_hashes(ENTRY, REPO_ROOT), "the copy differs already"
 
-    boosters = root / "evenflow" / "boosters.py"
+    boosters = root / "evenflow" / "training" / "boosters.py"
     boosters.write_text(boosters.read_text() + "\n# a comment changes the bytes\n")
     after = code_closure.module_hashes(ENTRY, root)
 
-    assert [p for p in after if after[p] != before[p]] == ["evenflow/boosters.py"]
-    assert miss_reason(_parts(before), _parts(after)) == "code changed: evenflow/boosters.py"
+    assert [p for p in after if after[p] != before[p]] == ["evenflow/training/boosters.py"]
+    assert (
+        miss_reason(_parts(before), _parts(after)) == "code changed: evenflow/training/boosters.py"
+    )
     with_outputs = miss_reason(
         {**_parts(before), "code": "a", "outputs": "x"},
         {**_parts(after), "code": "b", "outputs": "y"},
     )
-    assert with_outputs == "code changed: evenflow/boosters.py; changed since last run: outputs"
+    assert (
+        with_outputs
+        == "code changed: evenflow/training/boosters.py; changed since last run: outputs"
+    )
 
 
 def test_a_new_import_is_seen_at_once_and_a_removed_module_is_named(tmp_path: Path) -> None:
     root = _copy_of_evenflow(tmp_path)
     before = code_closure.module_hashes(ENTRY, root)
-    assert "evenflow/stack.py" not in before
+    assert "evenflow/ops/stack.py" not in before
 
-    boosters = root / "evenflow" / "boosters.py"
-    boosters.write_text(boosters.read_text() + "\n\ndef _late():\n    from evenflow import stack\n")
+    boosters = root / "evenflow" / "training" / "boosters.py"
+    boosters.write_text(
+        boosters.read_text() + "\n\ndef _late():\n    from evenflow.ops import stack\n"
+    )
     after = code_closure.module_hashes(ENTRY, root)
 
-    assert "evenflow/stack.py" in after
+    assert "evenflow/ops/stack.py" in after
     reason = miss_reason(_parts(after), _parts(before)) or ""
-    assert reason.startswith("code changed: evenflow/boosters.py, ")
-    assert "evenflow/stack.py" in reason  # in the previous closure, gone from this one
+    assert reason.startswith("code changed: ")
+    # the edited module, and the modules in the previous closure that are gone from this one
+    assert set(reason.removeprefix("code changed: ").split(", ")) == {
+        "evenflow/training/boosters.py",
+        "evenflow/ops/__init__.py",
+        "evenflow/ops/stack.py",
+    }
 
 
 def test_relative_and_submodule_imports_resolve_within_the_project(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evenflow.contracts import (
+from evenflow.config.run import DatasetSpec, builtin_example
+from evenflow.contracts.suite import (
     MAX_CATEGORIES,
     ROW_FLOOR_FRACTION,
     build_gx_suite,
@@ -23,9 +24,8 @@ from evenflow.contracts import (
     load_suite,
     write_suite,
 )
-from evenflow.datasets import iter_chunks, read_table
+from evenflow.data.datasets import iter_chunks, read_table
 from evenflow.errors import ConfigError, DataError
-from evenflow.params import DatasetSpec, builtin_example
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import xgboost as xgb
 from distributed import Client
 from sklearn.metrics import roc_auc_score
 
-from evenflow import baselines, crossfit
-from evenflow.params import (
+from evenflow.assess import baselines
+from evenflow.config.run import (
     ClusterParams,
     DatasetSpec,
     EvalParams,
@@ -21,11 +21,12 @@ from evenflow.params import (
     ShardParams,
     SplitParams,
 )
-from evenflow.pipeline import describe_shards
+from evenflow.data.sharding import plan_split, write_shard_chunks
 from evenflow.records import ShardManifest
 from evenflow.serving import load_booster
-from evenflow.sharding import plan_split, write_shard_chunks
-from evenflow.training import dask_client
+from evenflow.training import crossfit
+from evenflow.training.engine import dask_client
+from evenflow.usecases.train import describe_shards
 from tests.unit.test_splits import SPEC, planted, with_copies
 
 MODEL = ModelParams(device="cpu", num_boost_round=200, early_stopping_rounds=20, max_depth=3)

@@ -10,9 +10,9 @@ import yaml
 from prefect._vendor.croniter import croniter
 from typer.testing import CliRunner
 
-from evenflow.cli import app
+from evenflow.cli.main import app
+from evenflow.config.run import BUILTIN_EXAMPLE, RunParams, builtin_example
 from evenflow.errors import ConfigError
-from evenflow.params import BUILTIN_EXAMPLE, RunParams, builtin_example
 from flows import deployments
 from tests.conftest import REPO_ROOT
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow.drift import (
+from evenflow.assess.drift import (
     DriftSummary,
     ReportFiles,
     classification_report,
@@ -18,8 +18,8 @@ from evenflow.drift import (
     summarise_drift,
     widen_small_ints,
 )
+from evenflow.assess.evaluation import binary_metrics
 from evenflow.errors import DataError
-from evenflow.evaluation import binary_metrics
 
 ROWS = 3_000
 NUMERICAL = ["income", "age"]

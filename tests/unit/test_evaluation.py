@@ -28,9 +28,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from evenflow import evaluation
-from evenflow.errors import DataError
-from evenflow.evaluation import (
+from evenflow.assess import evaluation
+from evenflow.assess.evaluation import (
     GROUP_COLUMNS,
     HEADLINE_METRICS,
     MISSING_GROUP,
@@ -41,8 +40,10 @@ from evenflow.evaluation import (
     headline_metrics,
     write_evaluation,
 )
-from evenflow.fairness import FairnessParams, bin_index, percentile_interval
-from evenflow.params import EvalParams
+from evenflow.assess.fairness import bin_index, percentile_interval
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.run import EvalParams
+from evenflow.errors import DataError
 from evenflow.records import EvalReport
 
 THRESHOLD = 0.4

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from evenflow import explain
-from evenflow.errors import DataError
-from evenflow.explain import (
+from evenflow.assess import explain
+from evenflow.assess.explain import (
     BIAS,
     GROUP_PLOT_NAME,
     JSON_NAME,
@@ -29,7 +28,8 @@ from evenflow.explain import (
     summary_plot,
     write_explanations,
 )
-from evenflow.features import typed_features
+from evenflow.data.features import typed_features
+from evenflow.errors import DataError
 from evenflow.records import FeatureSpec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

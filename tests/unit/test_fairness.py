@@ -24,8 +24,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, precision_score
 
-from evenflow.errors import DataError
-from evenflow.fairness import (
+from evenflow.assess.fairness import (
     GROUP_METRICS,
     MISSING,
     RATE_METRICS,
@@ -41,7 +40,8 @@ from evenflow.fairness import (
     record_status,
     report_to_json,
 )
-from evenflow.synth import PlantedTruth, make_planted
+from evenflow.data.synth import PlantedTruth, make_planted
+from evenflow.errors import DataError
 
 SENSITIVE = ("sex", "race")
 FAIRLEARN_METRICS = {
@@ -412,7 +412,7 @@ def test_row_chunked_bootstrap_agrees_with_one_pass(
     small: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Large inputs are tallied in row chunks; force that path on a small frame and compare."""
-    from evenflow import fairness
+    from evenflow.assess import fairness
 
     params = FairnessParams(n_bootstrap=300, seed=9)
     whole = fairness_report(small, ("sex",), params)
@@ -529,7 +529,7 @@ def test_json_holds_aggregates_only(report: FairnessReport, small: pd.DataFrame)
 
 
 def test_html_and_json_are_written_self_contained(small: pd.DataFrame, tmp_path: Path) -> None:
-    from evenflow.fairness_html import write_fairness_report
+    from evenflow.reports.fairness_html import write_fairness_report
 
     report = fairness_report(small, ("sex",), FairnessParams(n_bootstrap=100))
     files = write_fairness_report(report, tmp_path / "fairness")

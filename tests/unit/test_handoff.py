@@ -9,9 +9,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from evenflow import registry, versioning
-from evenflow.contracts import infer_suite, write_suite
-from evenflow.handoff import (
+from evenflow.config.run import ShardParams, SplitParams, builtin_example
+from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts.suite import infer_suite, write_suite
+from evenflow.data import versioning
+from evenflow.data.sharding import ROW_ID, assign_splits, write_shards
+from evenflow.registry import store as registry
+from evenflow.usecases.handoff import (
     DATA_MD5_TAG,
     HANDOFF_FILE,
     SPLIT_COLUMN_PARAM,
@@ -28,9 +32,6 @@ from evenflow.handoff import (
     render_handoff,
     validate_candidate,
 )
-from evenflow.params import ShardParams, SplitParams, builtin_example
-from evenflow.settings import EvenflowSettings
-from evenflow.sharding import ROW_ID, assign_splits, write_shards
 
 
 @pytest.fixture(scope="module")

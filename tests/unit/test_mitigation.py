@@ -15,10 +15,8 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 from pydantic import ValidationError
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
-from evenflow.errors import ConfigError
-from evenflow.fairness import MISSING, FairnessParams
-from evenflow.features import typed_features
-from evenflow.mitigation import (
+from evenflow.assess.fairness import MISSING
+from evenflow.assess.mitigation import (
     AUC_DECISIONS_ONLY,
     DECISION_COLUMN,
     GroupThreshold,
@@ -40,9 +38,12 @@ from evenflow.mitigation import (
     with_decisions,
     write_tradeoff,
 )
-from evenflow.params import MitigationParams, ModelParams
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.run import MitigationParams, ModelParams
+from evenflow.data.features import typed_features
+from evenflow.data.synth import make_planted
+from evenflow.errors import ConfigError
 from evenflow.records import FeatureSpec
-from evenflow.synth import make_planted
 
 SENSITIVE = ["sex", "race"]
 THRESHOLD = 0.5

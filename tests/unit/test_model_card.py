@@ -12,15 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow.explain import (
+from evenflow.assess.explain import (
     Explanations,
     ExplanationSummary,
     FeatureImportance,
     GroupImportance,
     ProxyResult,
 )
-from evenflow.fairness import FairnessParams, FairnessReport, fairness_report
-from evenflow.model_card import (
+from evenflow.assess.fairness import FairnessReport, fairness_report
+from evenflow.config.fairness import FairnessParams
+from evenflow.govern.gates import GatePolicy, gate_failures
+from evenflow.records import ExpectationFailure, ValidationReport
+from evenflow.reports.model_card import (
     HTML_NAME,
     MARKDOWN_NAME,
     NOT_PROVIDED,
@@ -32,8 +35,6 @@ from evenflow.model_card import (
     render_model_card,
     write_model_card,
 )
-from evenflow.policy import GatePolicy, gate_failures
-from evenflow.records import ExpectationFailure, ValidationReport
 
 # A 1x1 PNG: enough to check embedding without drawing anything.
 PNG = base64.b64decode(
@@ -340,7 +341,7 @@ def test_failed_render_leaves_the_previous_card(
     def broken(*_: object, **__: object) -> tuple[str, str]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("evenflow.model_card.render_model_card", broken)
+    monkeypatch.setattr("evenflow.reports.model_card.render_model_card", broken)
     with pytest.raises(RuntimeError):
         write_model_card(quick, tmp_path)
     assert (html_path.read_bytes(), md_path.read_bytes()) == before
@@ -348,7 +349,7 @@ def test_failed_render_leaves_the_previous_card(
 
 
 def test_headline_intervals_reach_the_card(inputs: ModelCardInputs) -> None:
-    from evenflow.pipeline import _metrics_with_intervals
+    from evenflow.usecases.train import _metrics_with_intervals
 
     metrics = {
         "roc_auc": 0.8,

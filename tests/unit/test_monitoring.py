@@ -8,10 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow import contracts, evaluation
+from evenflow.assess import evaluation
+from evenflow.assess.fairness import fairness_report
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.monitor import DriftPolicy, MonitorParams
+from evenflow.config.run import EvalParams, builtin_example
+from evenflow.contracts import suite as contracts
+from evenflow.data.sharding import feature_specs
 from evenflow.errors import ConfigError, DataError
-from evenflow.fairness import FairnessParams, fairness_report
-from evenflow.monitoring import (
+from evenflow.records import FeatureSpec
+from evenflow.reports.monitoring_html import render_monitoring_html
+from evenflow.usecases.monitor import (
     ChampionEvaluation,
     DriftResult,
     MonitoredModel,
@@ -20,11 +27,6 @@ from evenflow.monitoring import (
     drift_breaches,
     monitoring_suite,
 )
-from evenflow.monitoring_html import render_monitoring_html
-from evenflow.monitoring_params import DriftPolicy, MonitorParams
-from evenflow.params import EvalParams, builtin_example
-from evenflow.records import FeatureSpec
-from evenflow.sharding import feature_specs
 
 BATCH_ROWS = 48_842  # the size of the built-in example
 
@@ -279,7 +281,7 @@ def test_performance_deltas_match_a_direct_computation(
 
 
 def test_retired_keys_of_older_runs_are_dropped_when_a_model_is_monitored() -> None:
-    from evenflow.monitoring import without_retired_keys
+    from evenflow.usecases.monitor import without_retired_keys
 
     doc = builtin_example().model_dump(mode="json")
     old = {
@@ -320,8 +322,8 @@ def test_html_report_is_self_contained_and_names_the_breach(
     features: tuple[FeatureSpec, ...],
     tmp_path: Path,
 ) -> None:
-    from evenflow.monitoring import MonitoringReport
     from evenflow.records import RawBatch
+    from evenflow.usecases.monitor import MonitoringReport
 
     policy = DriftPolicy(max_rows=5_000)
     result: DriftResult = assess_drift(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from evenflow.config.run import RunParams, builtin_example
+from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import ConfigError
-from evenflow.params import RunParams, builtin_example
-from evenflow.settings import EvenflowSettings
 
 
 def test_builtin_example_is_adult_with_its_own_split() -> None:

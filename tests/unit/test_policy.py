@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from evenflow.fairness import (
+from evenflow.assess.fairness import (
     BootstrapInfo,
     Disparity,
     FairnessParams,
@@ -17,16 +17,18 @@ from evenflow.fairness import (
     SliceReport,
     SliceSummary,
 )
-from evenflow.policy import (
+from evenflow.config.gates import (
     MAX_SUMMARIES,
     MIN_SUMMARIES,
     UNGATED_SUMMARIES,
+    GatePolicy,
+    slice_columns,
+)
+from evenflow.govern.gates import (
     GateClause,
     GateDecision,
-    GatePolicy,
     describe_failures,
     gate_failures,
-    slice_columns,
 )
 
 # Headline metrics carry their bootstrap interval (the min_auc_lower_bound clause reads it).

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from evenflow.cli import app
+from evenflow.cli.main import app
+from evenflow.config.run import DatasetSpec
+from evenflow.contracts.preflight import batch_columns, check_dataset
 from evenflow.errors import DataError
-from evenflow.params import DatasetSpec
-from evenflow.preflight import batch_columns, check_dataset
 
 RUNNER = CliRunner()
 FRAME = pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1], "s": ["a", "b"], "id": [7, 8]})

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow import registry
-from evenflow.evaluation import write_evaluation
-from evenflow.fairness import FairnessParams, fairness_report, report_to_json
-from evenflow.io import file_sha256, write_json_atomic
-from evenflow.params import EvalParams
-from evenflow.policy import GatePolicy, gate_failures
-from evenflow.promotion import (
+from evenflow.assess.evaluation import write_evaluation
+from evenflow.assess.fairness import fairness_report, report_to_json
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.run import EvalParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.govern.gates import GatePolicy, gate_failures
+from evenflow.govern.promotion import (
     CARD_HTML,
     CARD_MARKDOWN,
     LEDGER_VALUE_LIMIT,
@@ -47,8 +47,9 @@ from evenflow.promotion import (
     rollback,
     rollback_target,
 )
+from evenflow.io import file_sha256, write_json_atomic
 from evenflow.records import FeatureSpec, ShardInfo, ShardManifest
-from evenflow.settings import EvenflowSettings
+from evenflow.registry import store as registry
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EVIDENCE = {

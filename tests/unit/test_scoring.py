@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
-from evenflow import scoring
-from evenflow.contracts import build_gx_suite
+from evenflow.contracts.suite import build_gx_suite
 from evenflow.errors import ConfigError, DataError
+from evenflow.usecases import score as scoring
 from tests.conftest import REPO_ROOT
 
 ADULT_SUITE = REPO_ROOT / "expectations" / "adult.json"

@@ -11,12 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evenflow import sharding, versioning
-from evenflow.datasets import float_columns, iter_chunks
-from evenflow.errors import DataError, VersioningError
-from evenflow.params import DatasetSpec, ShardParams, SplitParams
-from evenflow.records import ShardInfo
-from evenflow.sharding import (
+from evenflow.config.run import DatasetSpec, ShardParams, SplitParams
+from evenflow.data import sharding, versioning
+from evenflow.data.datasets import float_columns, iter_chunks
+from evenflow.data.sharding import (
     ROW_ID,
     assign_splits,
     feature_specs,
@@ -24,6 +22,8 @@ from evenflow.sharding import (
     write_shard_chunks,
     write_shards,
 )
+from evenflow.errors import DataError, VersioningError
+from evenflow.records import ShardInfo
 
 SPEC = DatasetSpec(
     name="adult",

@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow.evaluation import MISSING_GROUP, write_evaluation
-from evenflow.fairness import FairnessParams, FairnessReport, fairness_report, report_to_json
-from evenflow.model_card import _slice_group_rows
-from evenflow.monitoring import group_deltas
-from evenflow.params import EvalParams
-from evenflow.policy import GatePolicy, gate_failures
-from evenflow.promotion import (
+from evenflow.assess.evaluation import MISSING_GROUP, write_evaluation
+from evenflow.assess.fairness import FairnessReport, fairness_report, report_to_json
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.run import EvalParams
+from evenflow.govern.gates import GatePolicy, gate_failures
+from evenflow.govern.promotion import (
     DataChange,
     Evidence,
     GateSummary,
@@ -27,6 +26,8 @@ from evenflow.promotion import (
     compare_groups,
     render_review,
 )
+from evenflow.reports.model_card import _slice_group_rows
+from evenflow.usecases.monitor import group_deltas
 
 RULE = FairnessParams(n_bootstrap=100, seed=3)
 SENSITIVE = ("sex", "race")

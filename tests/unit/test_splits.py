@@ -10,9 +10,8 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from evenflow.errors import DataError
-from evenflow.params import DatasetSpec, EvalParams, ShardParams, SplitParams
-from evenflow.sharding import (
+from evenflow.config.run import DatasetSpec, EvalParams, ShardParams, SplitParams
+from evenflow.data.sharding import (
     ROW_ID,
     assign_folds,
     assign_splits,
@@ -21,6 +20,7 @@ from evenflow.sharding import (
     time_cuts,
     write_shard_chunks,
 )
+from evenflow.errors import DataError
 
 SPEC = DatasetSpec(
     name="planted",

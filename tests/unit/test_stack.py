@@ -18,12 +18,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from evenflow import stack
-from evenflow.cli import app
+from evenflow.cli.main import app
+from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import ConfigError, PortBusy, PostgresUnreachable, StackError
-from evenflow.registry import artifact_location
-from evenflow.settings import EvenflowSettings
-from evenflow.stack import StackConfig
+from evenflow.ops import stack
+from evenflow.ops.stack import StackConfig
+from evenflow.registry.store import artifact_location
 from tests.conftest import REPO_ROOT
 
 INFRA = REPO_ROOT / "infra"

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from evenflow import synth
-from evenflow.synth import (
+from evenflow.data import synth
+from evenflow.data.synth import (
     NEGATIVE_LABEL,
     POSITIVE_LABEL,
     SENSITIVE,

@@ -18,13 +18,13 @@ from distributed import Client, KilledWorker
 from distributed.comm.core import CommClosedError
 from sklearn.metrics import roc_auc_score
 
-from evenflow import mitigation
+from evenflow.assess import mitigation
+from evenflow.config.run import ClusterParams, ModelParams
+from evenflow.data.features import label_values
+from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.errors import ConfigError, DataError
-from evenflow.features import label_values
-from evenflow.params import ClusterParams, ModelParams
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.sharding import feature_specs, write_shards
-from evenflow.training import (
+from evenflow.training.engine import (
     CHECKPOINT_FILE,
     GPU_EXTRA_HINT,
     KILL_WORKER_ENV,
@@ -172,7 +172,7 @@ def test_cuda_without_a_visible_gpu_is_refused() -> None:
 
 
 def test_auto_falls_back_to_cpu_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("evenflow.training.visible_gpus", list)
+    monkeypatch.setattr("evenflow.training.engine.visible_gpus", list)
     assert resolve_device("auto") == ("cpu", "auto: no GPU visible")
     with pytest.raises(ConfigError, match="no GPU is visible"):
         resolve_device("cuda")

@@ -11,11 +11,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from evenflow.contracts import infer_suite
-from evenflow.errors import ConfigError, ValidationFailed
-from evenflow.params import builtin_example
-from evenflow.records import ExpectationFailure, ValidationReport
-from evenflow.validation import (
+from evenflow.config.run import builtin_example
+from evenflow.contracts.suite import infer_suite
+from evenflow.contracts.validation import (
     DOCS_DIR,
     RESULT_FILE,
     failure_summary,
@@ -24,6 +22,8 @@ from evenflow.validation import (
     validate_parquet,
     worker_count,
 )
+from evenflow.errors import ConfigError, ValidationFailed
+from evenflow.records import ExpectationFailure, ValidationReport
 
 
 @pytest.fixture(scope="module")

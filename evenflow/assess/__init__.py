@@ -1,0 +1,1 @@
+"""What a model is worth: metrics with intervals, fairness by group, drift, explanations, baselines, mitigations."""

@@ -1,0 +1,802 @@
+"""Mitigations offered as alternatives with their costs, never applied silently.
+
+Three ways to trade accuracy for a fairness criterion, each targeting one sensitive column:
+
+- ``reweighing`` (Kamiran & Calders): sample weights per (group, label) cell so that group and
+  label are independent in the weighted training data. It is a small table computed from counts,
+  so the driver builds it and each Dask worker applies it to its own shards.
+- ``threshold`` (Hardt et al., through Fairlearn's ``ThresholdOptimizer``): per-group, possibly
+  randomised thresholds fitted on the valid split's scores. The fitted optimizer is turned into a
+  ``ThresholdPolicy``: a small JSON record that is versioned and logged with the model and
+  reproduces Fairlearn's decisions exactly.
+- ``reductions`` (Agarwal et al., Fairlearn's ``ExponentiatedGradient``): a randomised mixture of
+  XGBoost classifiers trained under the constraint, on one node and a row sample.
+
+``compare_mitigations`` puts each method's test predictions side by side (accuracy, AUC, parity
+and error-rate summaries with bootstrap intervals, per-group precision and recall) and
+``write_tradeoff`` writes that table as JSON and HTML with one plot. Choosing a method is a setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import roc_auc_score
+
+from evenflow.assess.evaluation import json_safe
+from evenflow.assess.fairness import (
+    DECISION_COLUMN,
+    LABEL_COLUMN,
+    MISSING,
+    SCORE_COLUMN,
+    Disparity,
+    Estimate,
+    FairnessReport,
+    fairness_report,
+)
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.run import (
+    REDUCTIONS_CONSTRAINTS,
+    Constraint,
+    MitigationParams,
+    ModelParams,
+    Objective,
+    check_threshold_options,
+    unsupported_constraint,
+)
+from evenflow.data.features import typed_features
+from evenflow.errors import ConfigError, DataError
+from evenflow.io import atomic_path, write_json_atomic, write_text_atomic
+from evenflow.records import FeatureSpec
+from evenflow.reports.mitigation_html import PanelPoint, render_tradeoff_html, tradeoff_png
+from evenflow.training.boosters import tree_settings
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+CellKey = tuple[str, int]
+
+TRADEOFF_JSON = "mitigations.json"
+TRADEOFF_HTML = "mitigations.html"
+TRADEOFF_PNG = "mitigations.png"
+AUC_DECISIONS_ONLY = "decisions only: no score ranks this method's decisions"
+POLICY_SCHEMA_VERSION = 1
+
+
+def target_column(params: MitigationParams, sensitive: Sequence[str]) -> str:
+    """The sensitive column a mitigation targets: the configured one, else the first.
+
+    Raises:
+        ConfigError: If there is no sensitive column or the configured one is not among them.
+    """
+    if not sensitive:
+        raise ConfigError("mitigation: the dataset declares no sensitive column")
+    column = params.sensitive_column or sensitive[0]
+    if column not in sensitive:
+        raise ConfigError(
+            f"mitigation.sensitive_column {column!r} is not a sensitive column {list(sensitive)}"
+        )
+    return column
+
+
+def group_keys(values: Any) -> npt.NDArray[np.object_]:
+    """Group labels as Python strings, missing values as their own ``(missing)`` group.
+
+    The same convention as the fairness report, so a mitigation and its report see the same groups.
+    """
+    text = pd.Series(values).astype("string")
+    if text.isna().any() and (text == MISSING).any():
+        raise DataError(f"sensitive values hold the literal {MISSING!r} as well as missing values")
+    return np.asarray(text.fillna(MISSING).astype(object).to_numpy(), dtype=object)
+
+
+def _labels(values: Any) -> IntArray:
+    labels = np.asarray(values)
+    if labels.ndim != 1 or not np.isin(labels, (0, 1)).all():
+        raise DataError("labels must be a 1-D array of 0 and 1 (no missing values)")
+    return labels.astype(np.int64)
+
+
+# --- reweighing -----------------------------------------------------------------------------
+
+
+def cell_counts(labels: Any, groups: Any) -> dict[CellKey, int]:
+    """Rows per (group, label) cell: what a worker sends to the driver for its shards.
+
+    Counts add across shards, so the driver sums the workers' dicts and calls
+    ``reweighing_table`` without ever holding the rows.
+    """
+    y, g = _labels(labels), group_keys(groups)
+    if y.size != g.size:
+        raise DataError(f"labels ({y.size}) and groups ({g.size}) differ in length")
+    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([g, y])).groupby(level=[0, 1]).sum()
+    return {(str(group), int(label)): int(n) for (group, label), n in counts.items()}
+
+
+def reweighing_table(counts: Mapping[CellKey, int]) -> dict[CellKey, float]:
+    """Kamiran & Calders weights ``w(g, y) = P(g) P(y) / P(g, y)`` from cell counts.
+
+    In the weighted data every group has the overall label rate and the weights sum to the row
+    count, so the learning rate of the booster needs no change. Empty cells get no weight.
+    """
+    total = sum(counts.values())
+    if total <= 0:
+        raise DataError("reweighing needs at least one row")
+    by_group: dict[str, int] = {}
+    by_label: dict[int, int] = {}
+    for (group, label), n in counts.items():
+        by_group[group] = by_group.get(group, 0) + n
+        by_label[label] = by_label.get(label, 0) + n
+    return {
+        (group, label): by_group[group] * by_label[label] / (total * n)
+        for (group, label), n in counts.items()
+        if n > 0
+    }
+
+
+def reweighing_weights(labels: Any, groups: Any) -> dict[CellKey, float]:
+    """Reweighing table of one frame's labels and sensitive values (see ``reweighing_table``)."""
+    return reweighing_table(cell_counts(labels, groups))
+
+
+def weights_for(labels: Any, groups: Any, table: Mapping[CellKey, float]) -> FloatArray:
+    """Each row's weight from the table; a cell the table lacks gets 1.0 (left as it was)."""
+    y, g = _labels(labels), group_keys(groups)
+    if not table:
+        return np.ones(y.size)
+    lookup = pd.Series(
+        list(table.values()), index=pd.MultiIndex.from_tuples(list(table.keys())), dtype="float64"
+    )
+    rows = pd.MultiIndex.from_arrays([g, y])
+    weights: FloatArray = lookup.reindex(rows).fillna(1.0).to_numpy(dtype=np.float64)
+    return weights
+
+
+# --- per-group thresholds -------------------------------------------------------------------
+
+
+class _Record(BaseModel):
+    # Thresholds may be +-inf; they are written as the strings "Infinity" / "-Infinity".
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+
+
+class ThresholdRule(_Record):
+    """One of Fairlearn's threshold operations: positive when ``score > t`` (or ``score < t``)."""
+
+    operator: Literal[">", "<"]
+    threshold: float = Field(description="May be -inf (always positive for '>').")
+
+    def apply(self, scores: FloatArray) -> npt.NDArray[np.bool_]:
+        """Evaluate the rule on scores, exactly as ``ThresholdOperation.__call__`` does."""
+        return scores > self.threshold if self.operator == ">" else scores < self.threshold
+
+
+class GroupThreshold(_Record):
+    """A group's randomised rule: mix two thresholds, then maybe a constant (equalized odds).
+
+    P(positive | score) = p0 [rule0] + p1 [rule1]; with ``p_ignore`` set, that is replaced by
+    ``prediction_constant`` with probability ``p_ignore``.
+    """
+
+    p0: float = Field(ge=0.0, le=1.0)
+    rule0: ThresholdRule
+    p1: float = Field(ge=0.0, le=1.0)
+    rule1: ThresholdRule
+    p_ignore: float | None = Field(default=None, ge=0.0, le=1.0)
+    prediction_constant: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    def positive_probability(self, scores: FloatArray) -> FloatArray:
+        """P(decision = 1) per score, with Fairlearn's operations in Fairlearn's order."""
+        mixed: FloatArray = self.p0 * self.rule0.apply(scores) + self.p1 * self.rule1.apply(scores)
+        if self.p_ignore is None or self.prediction_constant is None:
+            return mixed
+        return self.p_ignore * self.prediction_constant + (1 - self.p_ignore) * mixed
+
+
+class ThresholdPolicy(_Record):
+    """Per-group decision rules for one sensitive column: logged with the model, applied at serving.
+
+    ``decide`` reproduces ``ThresholdOptimizer.predict(..., random_state=seed)`` exactly for known
+    groups. A group not seen when fitting (or one that had only one label there) gets the plain
+    rule ``score >= default_threshold``; Fairlearn itself would always predict 0 for it.
+    """
+
+    schema_version: int = POLICY_SCHEMA_VERSION
+    sensitive_column: str
+    constraint: Constraint
+    objective: Objective
+    default_threshold: float = Field(gt=0.0, lt=1.0)
+    groups: dict[str, GroupThreshold]
+    unfitted_groups: tuple[str, ...] = Field(
+        default=(), description="Groups left out of the fit (one label only): default rule."
+    )
+    n_fit_rows: int = Field(ge=1, description="Valid rows the optimizer was fitted on.")
+    fairlearn_version: str
+
+    def positive_probability(self, scores: Any, groups: Any) -> FloatArray:
+        """P(decision = 1) per row (Fairlearn's ``_pmf_predict`` column 1)."""
+        s, g = _scores(scores), group_keys(groups)
+        probability = (s >= self.default_threshold).astype(np.float64)
+        for name, rule in self.groups.items():
+            rows = g == name
+            probability[rows] = rule.positive_probability(s[rows])
+        return probability
+
+    def decide(self, scores: Any, groups: Any, seed: int | np.random.RandomState) -> IntArray:
+        """Seeded 0/1 decisions: one uniform draw per row from ``RandomState(seed)``, as Fairlearn.
+
+        A ``RandomState`` given as ``seed`` is drawn from as it stands: calls on consecutive parts
+        of a batch then decide exactly as one call on the whole batch.
+        """
+        s, g = _scores(scores), group_keys(groups)
+        stream = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+        draws = stream.rand(s.size)
+        decisions = (self.positive_probability(s, g) >= draws).astype(np.int64)
+        unknown = ~np.isin(g, list(self.groups))
+        decisions[unknown] = (s[unknown] >= self.default_threshold).astype(np.int64)
+        return decisions
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys) of the policy: the artifact logged with the model."""
+        # model_dump_json writes +-inf as strings; json.loads keeps them strings for sorting.
+        return json.dumps(json.loads(self.model_dump_json()), sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ThresholdPolicy:
+        """Read a policy written by ``to_json``."""
+        return cls.model_validate_json(text)
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON: names this exact policy in tags and model cards."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def _scores(values: Any) -> FloatArray:
+    scores = np.asarray(values, dtype=np.float64)
+    if scores.ndim != 1 or not np.isfinite(scores).all():
+        raise DataError("scores must be a 1-D array of finite numbers")
+    return scores
+
+
+class _ScoreColumn(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A 'fitted classifier' whose ``predict_proba`` passes the first column of X through.
+
+    Lets ``ThresholdOptimizer(prefit=True)`` work on stored scores, with no model retraining.
+    """
+
+    classes_ = np.array([0, 1])
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def fit(self, X: Any, y: Any) -> _ScoreColumn:
+        """Nothing to learn: the scores are given."""
+        return self
+
+    def predict_proba(self, X: Any) -> FloatArray:
+        """Two columns, ``1 - score`` and ``score``, in float64."""
+        scores = np.asarray(X, dtype=np.float64)[:, 0]
+        return np.column_stack([1.0 - scores, scores])
+
+
+def fit_threshold_optimizer(scores: Any, labels: Any, groups: Any, params: MitigationParams) -> Any:
+    """Fit Fairlearn's ``ThresholdOptimizer`` on given scores (prefit, nothing is retrained).
+
+    Returns:
+        The fitted ``ThresholdOptimizer``; feed it ``X = scores[:, None]`` to predict.
+    """
+    from fairlearn.postprocessing import ThresholdOptimizer  # noqa: PLC0415  (import is slow)
+
+    check_threshold_options(params.constraint, params.objective)
+    optimizer = ThresholdOptimizer(
+        estimator=_ScoreColumn(),
+        constraints=params.constraint,
+        objective=params.objective,
+        grid_size=params.threshold_grid_size,
+        prefit=True,
+        predict_method="predict_proba",
+    )
+    optimizer.fit(_scores(scores)[:, None], _labels(labels), sensitive_features=group_keys(groups))
+    return optimizer
+
+
+def policy_from_optimizer(
+    optimizer: Any,
+    *,
+    sensitive_column: str,
+    default_threshold: float,
+    n_fit_rows: int,
+    unfitted_groups: Sequence[str] = (),
+) -> ThresholdPolicy:
+    """Copy a fitted optimizer's ``interpolated_thresholder_.interpolation_dict`` into a record."""
+    import fairlearn  # noqa: PLC0415
+
+    rules = {
+        str(group): _group_threshold(bunch)
+        for group, bunch in optimizer.interpolated_thresholder_.interpolation_dict.items()
+    }
+    return ThresholdPolicy(
+        sensitive_column=sensitive_column,
+        constraint=optimizer.constraints,
+        objective=optimizer.objective,
+        default_threshold=default_threshold,
+        groups=rules,
+        unfitted_groups=tuple(unfitted_groups),
+        n_fit_rows=n_fit_rows,
+        fairlearn_version=str(fairlearn.__version__),
+    )
+
+
+def _group_threshold(bunch: Mapping[str, Any]) -> GroupThreshold:
+    def rule(operation: Any) -> ThresholdRule:
+        return ThresholdRule(operator=operation.operator, threshold=float(operation.threshold))
+
+    ignore = "p_ignore" in bunch
+    return GroupThreshold(
+        p0=float(bunch["p0"]),
+        rule0=rule(bunch["operation0"]),
+        p1=float(bunch["p1"]),
+        rule1=rule(bunch["operation1"]),
+        p_ignore=float(bunch["p_ignore"]) if ignore else None,
+        prediction_constant=float(bunch["prediction_constant"]) if ignore else None,
+    )
+
+
+def fit_threshold_policy(
+    valid: pd.DataFrame,
+    sensitive: Sequence[str],
+    params: MitigationParams,
+    default_threshold: float = 0.5,
+) -> ThresholdPolicy:
+    """Per-group thresholds fitted on valid-split predictions (``label``, ``score``, sensitive).
+
+    Groups with only one label in valid cannot be fitted by Fairlearn; they are left out of the
+    fit, listed in ``unfitted_groups`` and decided by ``score >= default_threshold``.
+    """
+    column = target_column(params, sensitive)
+    _require(valid, [LABEL_COLUMN, SCORE_COLUMN, column])
+    groups = group_keys(valid[column])
+    labels = _labels(valid[LABEL_COLUMN])
+    one_label = _single_label_groups(labels, groups)
+    if one_label:
+        logger.warning("threshold policy: groups %s have one label in valid", one_label)
+    fitted = ~np.isin(groups, one_label)
+    if np.unique(groups[fitted]).size == 0:
+        raise DataError(f"threshold policy: no group of {column!r} has both labels in valid")
+    scores = valid[SCORE_COLUMN].to_numpy(dtype=np.float64)
+    optimizer = fit_threshold_optimizer(scores[fitted], labels[fitted], groups[fitted], params)
+    policy = policy_from_optimizer(
+        optimizer,
+        sensitive_column=column,
+        default_threshold=default_threshold,
+        n_fit_rows=int(fitted.sum()),
+        unfitted_groups=one_label,
+    )
+    logger.info("threshold policy for %s over %d groups", column, len(policy.groups))
+    return policy
+
+
+def _single_label_groups(labels: IntArray, groups: npt.NDArray[np.object_]) -> list[str]:
+    frame = pd.DataFrame({"g": groups, "y": labels})
+    distinct = frame.groupby("g", sort=True)["y"].nunique()
+    return [str(g) for g in distinct.index[distinct.to_numpy() < 2]]  # noqa: PLR2004
+
+
+def with_decisions(predictions: pd.DataFrame, policy: ThresholdPolicy, seed: int) -> pd.DataFrame:
+    """Copy of predictions with the policy's seeded ``decision`` column (for the trade-off table)."""
+    _require(predictions, [SCORE_COLUMN, policy.sensitive_column])
+    decisions = policy.decide(predictions[SCORE_COLUMN], predictions[policy.sensitive_column], seed)
+    return predictions.assign(**{DECISION_COLUMN: decisions})
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"mitigation: frame lacks column(s) {missing}")
+
+
+# --- reductions -----------------------------------------------------------------------------
+
+
+class ReductionsModel:
+    """A fitted ``ExponentiatedGradient``: a randomised mixture of XGBoost classifiers.
+
+    ``score`` is the mixture's probability of predicting 1 (``_pmf_predict``), a float64.
+    ``decide`` draws the randomised decisions, which are what ExponentiatedGradient's guarantee is
+    about: ``score >= 0.5`` is a derandomised rule whose parity is not guaranteed, so pass
+    ``decide``'s output as the ``decision`` column to ``compare_mitigations``.
+    """
+
+    def __init__(
+        self,
+        mitigator: Any,
+        features: Sequence[FeatureSpec],
+        sensitive_column: str,
+        constraint: str,
+        n_rows: int,
+    ) -> None:
+        self.mitigator = mitigator
+        self.features = tuple(features)
+        self.sensitive_column = sensitive_column
+        self.constraint = constraint
+        self.n_rows = n_rows
+
+    def score(self, frame: pd.DataFrame) -> FloatArray:
+        """P(decision = 1) per row of a frame with the feature columns (raw or typed).
+
+        Clipped to [0, 1]: the mixture's weighted sum can overshoot 1 by a rounding error.
+        """
+        return np.clip(self._pmf(frame), 0.0, 1.0)
+
+    def decide(self, frame: pd.DataFrame, seed: int) -> IntArray:
+        """Seeded decisions, equal to ``ExponentiatedGradient.predict(X, random_state=seed)``."""
+        draws = np.random.RandomState(seed).rand(len(frame))
+        return (self._pmf(frame) >= draws).astype(np.int64)
+
+    def _pmf(self, frame: pd.DataFrame) -> FloatArray:
+        pmf = self.mitigator._pmf_predict(typed_features(frame, self.features))
+        positive: FloatArray = np.asarray(pmf, dtype=np.float64)[:, 1]
+        return positive
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers worth logging: iterations, oracle calls, gap and the mixture's support."""
+        m = self.mitigator
+        weights = np.asarray(m.weights_, dtype=np.float64)
+        return {
+            "constraint": self.constraint,
+            "sensitive_column": self.sensitive_column,
+            "n_rows": self.n_rows,
+            "last_iter": int(m.last_iter_),
+            "best_iter": int(m.best_iter_),
+            "best_gap": float(m.best_gap_),
+            "n_oracle_calls": int(m.n_oracle_calls_),
+            "n_predictors_used": int(np.count_nonzero(weights > 0)),
+        }
+
+
+def fit_reductions(
+    train: pd.DataFrame,
+    features: Sequence[FeatureSpec],
+    sensitive: Sequence[str],
+    params: MitigationParams,
+    model: ModelParams | None = None,
+) -> ReductionsModel:
+    """Train ``ExponentiatedGradient`` with an XGBClassifier inside, on a seeded row sample.
+
+    Args:
+        train: Training rows: the feature columns (raw or typed), ``label`` (0/1) and the
+            sensitive column.
+        features: The model's inputs, typed as in distributed training.
+        sensitive: Sensitive columns; the target is picked by ``target_column``.
+        params: Constraint, eps, iterations, rounds per inner model, row cap and seed.
+        model: Booster settings shared with the main model (depth, rate, ...); defaults if None.
+    """
+    from fairlearn.reductions import ExponentiatedGradient  # noqa: PLC0415  (import is slow)
+
+    if params.constraint not in REDUCTIONS_CONSTRAINTS:
+        raise ConfigError(
+            unsupported_constraint("reductions", params.constraint, REDUCTIONS_CONSTRAINTS)
+        )
+    column = target_column(params, sensitive)
+    _require(train, [LABEL_COLUMN, column])
+    sample = _sample_rows(train, params.reductions_max_rows, params.seed)
+    mitigator = ExponentiatedGradient(
+        _inner_estimator(model or ModelParams(), params),
+        _moment(params.constraint),
+        eps=params.reductions_eps,
+        max_iter=params.reductions_max_iter,
+    )
+    mitigator.fit(
+        typed_features(sample, features),
+        _labels(sample[LABEL_COLUMN]),
+        sensitive_features=group_keys(sample[column]),
+    )
+    fitted = ReductionsModel(mitigator, features, column, params.constraint, len(sample))
+    logger.info("reductions fitted: %s", fitted.summary())
+    return fitted
+
+
+def _sample_rows(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows, drawn with the seed and kept in their original order."""
+    if len(frame) <= max_rows:
+        return frame.reset_index(drop=True)
+    picked = np.sort(np.random.default_rng(seed).choice(len(frame), max_rows, replace=False))
+    logger.info("reductions: sampled %d of %d training rows", max_rows, len(frame))
+    return frame.iloc[picked].reset_index(drop=True)
+
+
+def _inner_estimator(model: ModelParams, params: MitigationParams) -> Any:
+    import xgboost as xgb  # noqa: PLC0415
+
+    return xgb.XGBClassifier(
+        n_estimators=params.reductions_n_estimators,
+        n_jobs=params.reductions_threads,
+        enable_categorical=True,
+        device="cpu",
+        random_state=model.seed,
+        **tree_settings(model),
+    )
+
+
+def _moment(constraint: str) -> Any:
+    from fairlearn import reductions  # noqa: PLC0415
+
+    moments = {
+        "demographic_parity": reductions.DemographicParity,
+        "equalized_odds": reductions.EqualizedOdds,
+        "true_positive_rate_parity": reductions.TruePositiveRateParity,
+        "false_positive_rate_parity": reductions.FalsePositiveRateParity,
+        "error_rate_parity": reductions.ErrorRateParity,
+    }
+    return moments[constraint]()
+
+
+# --- trade-off table ------------------------------------------------------------------------
+
+
+def dpd_column(column: str, part: str = "") -> str:
+    """Trade-off column of a demographic parity difference: ``dpd[sex]``, ``dpd_low[sex]``, ..."""
+    return f"dpd{part}[{column}]"
+
+
+def eod_column(column: str, part: str = "") -> str:
+    """Trade-off column of an equalized odds difference: ``eod[sex]``, ``eod_high[sex]``, ..."""
+    return f"eod{part}[{column}]"
+
+
+def group_column(metric: str, column: str, group: str) -> str:
+    """Trade-off column of a per-group metric: ``precision[sex=Female]``."""
+    return f"{metric}[{column}={group}]"
+
+
+_DPD_PATTERN = re.compile(r"^dpd\[(.*)\]$")
+
+
+def compare_mitigations(
+    results: Mapping[str, pd.DataFrame],
+    sensitive: Sequence[str],
+    fairness_params: FairnessParams,
+    threshold: float,
+) -> pd.DataFrame:
+    """One row per mitigation: accuracy, AUC, parity and error-rate gaps, per-group rates.
+
+    Each frame holds one method's test predictions (``label``, ``score``, sensitive columns). A
+    ``decision`` column, when present, gives that method's decisions (randomised thresholds);
+    otherwise a row is positive when ``score >= threshold``. Intervals come from the fairness
+    report's bootstrap. AUC is NaN for decision rows: a ranking of the base score would describe
+    the unmitigated model, not the decisions being compared.
+
+    Returns:
+        Columns ``method, n, decisions, accuracy[_low|_high], auc, auc_note``, then per
+        sensitive column ``dpd[c]``, ``dpd_low[c]``, ``dpd_high[c]``, the same for ``eod``, and
+        ``precision[c=g]`` / ``recall[c=g]`` per group (NaN unless the group is ``reported``).
+    """
+    if not results:
+        raise DataError("compare_mitigations: no results to compare")
+    params = fairness_params.model_copy(update={"threshold": threshold})
+    rows = [_method_row(name, frame, sensitive, params) for name, frame in results.items()]
+    return pd.DataFrame(rows)
+
+
+def _method_row(
+    name: str, frame: pd.DataFrame, sensitive: Sequence[str], params: FairnessParams
+) -> dict[str, Any]:
+    scored, rule = _decision_view(frame)
+    report = fairness_report(scored, sensitive, params)
+    accuracy = report.overall.accuracy
+    decided = rule != "score"
+    row: dict[str, Any] = {
+        "method": name,
+        "n": report.n_rows,
+        "decisions": rule if decided else f"score >= {params.threshold:g}",
+        **_estimate_columns("accuracy", accuracy),
+        "auc": math.nan if decided else _auc(frame),
+        "auc_note": AUC_DECISIONS_ONLY if decided else "",
+    }
+    for column in sensitive:
+        row.update(_column_summary(report, column))
+    return row
+
+
+def _decision_view(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The frame and the rule that made its decisions (the fairness report reads ``decision``)."""
+    if DECISION_COLUMN not in frame.columns:
+        return frame, "score"
+    return frame, f"'{DECISION_COLUMN}' column"
+
+
+def _auc(frame: pd.DataFrame) -> float:
+    labels = frame[LABEL_COLUMN].to_numpy()
+    if np.unique(labels).size < 2:  # noqa: PLR2004
+        return math.nan
+    return float(roc_auc_score(labels, frame[SCORE_COLUMN].to_numpy(dtype=np.float64)))
+
+
+def _estimate_columns(name: str, value: Estimate | None) -> dict[str, float]:
+    if value is None:
+        return {name: math.nan, f"{name}_low": math.nan, f"{name}_high": math.nan}
+    return {
+        name: _nan(value.value),
+        f"{name}_low": _nan(value.low),
+        f"{name}_high": _nan(value.high),
+    }
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _column_summary(report: FairnessReport, column: str) -> dict[str, float]:
+    item = report.slice(column)
+    out: dict[str, float] = {}
+    for key, value in (
+        (dpd_column, item.summary.demographic_parity_difference),
+        (eod_column, item.summary.equalized_odds_difference),
+    ):
+        out.update(_disparity_columns(key, column, value))
+    for group in item.groups:
+        label = group.values[column]
+        # The one small-group rule: only groups with enough evidence are compared across methods.
+        reported = group.status == "reported"
+        out[group_column("precision", column, label)] = (
+            _value(group.precision) if reported else math.nan
+        )
+        out[group_column("recall", column, label)] = _value(group.tpr) if reported else math.nan
+    return out
+
+
+def _disparity_columns(
+    name: Callable[[str, str], str], column: str, value: Disparity | None
+) -> dict[str, float]:
+    estimate = _estimate_columns("v", value)
+    return {
+        name(column, ""): estimate["v"],
+        name(column, "_low"): estimate["v_low"],
+        name(column, "_high"): estimate["v_high"],
+    }
+
+
+def _value(estimate: Estimate | None) -> float:
+    return math.nan if estimate is None else _nan(estimate.value)
+
+
+def tradeoff_columns(table: pd.DataFrame) -> list[str]:
+    """The sensitive columns a trade-off table covers, in table order."""
+    return [m.group(1) for c in table.columns if (m := _DPD_PATTERN.match(str(c)))]
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+class TradeoffFiles(BaseModel):
+    """Where the trade-off table was written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    json_path: Path
+    html_path: Path
+    png_path: Path
+
+
+def tradeoff_notes(table: pd.DataFrame) -> tuple[str, ...]:
+    """What a reader needs to interpret the table (shown in the HTML, stored in the JSON)."""
+    lines = [
+        "Each row is an alternative; none is applied unless configured. Brackets are bootstrap "
+        "percentile intervals from the fairness report. DPD: max - min selection rate over the "
+        "groups with enough evidence; EOD: the larger of the TPR and FPR gaps.",
+        "When base rates differ between groups, parity and error-rate balance cannot in general "
+        "both hold: read the gaps together with accuracy, not one number alone.",
+        "A dash for a group's precision or recall: the group is private (fewer rows than "
+        "fairness.min_cell) or has insufficient evidence (too few positives or negatives) in the "
+        "fairness report, or the rate is undefined.",
+    ]
+    if (table["auc_note"] == AUC_DECISIONS_ONLY).any():
+        lines.append(
+            f"AUC is blank where decisions come from a decision column ({AUC_DECISIONS_ONLY})."
+        )
+    return tuple(lines)
+
+
+def write_tradeoff(table: pd.DataFrame, out_dir: Path) -> TradeoffFiles:
+    """Write ``mitigations.json``, a self-contained ``mitigations.html`` and the plot, atomically."""
+    columns = tradeoff_columns(table)
+    notes = tradeoff_notes(table)
+    png = tradeoff_png({c: _panel_points(table, c) for c in columns})
+    payload = {
+        "sensitive": columns,
+        "columns": [str(c) for c in table.columns],
+        "rows": [json_safe(_plain_keys(r)) for r in table.to_dict(orient="records")],
+        "notes": list(notes),
+    }
+    json_path = write_json_atomic(out_dir / TRADEOFF_JSON, payload)
+    png_path = out_dir / TRADEOFF_PNG
+    with atomic_path(png_path) as tmp:
+        tmp.write_bytes(png)
+    sections = [
+        ("Summary", _summary_display(table, columns)),
+        ("Precision and recall by group", _groups_display(table)),
+    ]
+    html_path = write_text_atomic(
+        out_dir / TRADEOFF_HTML, render_tradeoff_html(sections, png, notes)
+    )
+    logger.info("mitigation trade-off written to %s", out_dir)
+    return TradeoffFiles(json_path=json_path, html_path=html_path, png_path=png_path)
+
+
+def _plain_keys(record: Mapping[Hashable, Any]) -> dict[str, Any]:
+    return {str(key): value for key, value in record.items()}
+
+
+def _panel_points(table: pd.DataFrame, column: str) -> list[PanelPoint]:
+    def triple(row: pd.Series, name: str, low: str, high: str) -> tuple[float, float, float]:
+        return float(row[name]), float(row[low]), float(row[high])
+
+    return [
+        PanelPoint(
+            method=str(row["method"]),
+            accuracy=triple(row, "accuracy", "accuracy_low", "accuracy_high"),
+            dpd=triple(
+                row, dpd_column(column), dpd_column(column, "_low"), dpd_column(column, "_high")
+            ),
+        )
+        for _, row in table.iterrows()
+    ]
+
+
+def _summary_display(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Strings for the summary table: each value with its interval beside it."""
+    out = pd.DataFrame(
+        {
+            "Method": table["method"],
+            "Decisions": table["decisions"],
+            "n": table["n"],
+            "Accuracy": [
+                _with_interval(r["accuracy"], r["accuracy_low"], r["accuracy_high"])
+                for _, r in table.iterrows()
+            ],
+            "AUC": [_number(v) for v in table["auc"]],
+        }
+    )
+    for column in columns:
+        for label, name in (("DPD", dpd_column), ("EOD", eod_column)):
+            out[f"{label} ({column})"] = [
+                _with_interval(r[name(column)], r[name(column, "_low")], r[name(column, "_high")])
+                for _, r in table.iterrows()
+            ]
+    return out
+
+
+def _groups_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-group precision and recall: one row per (group, metric), one column per method."""
+    rows: dict[str, list[str]] = {}
+    for name in table.columns:
+        metric, _, group = str(name).partition("[")
+        if metric in {"precision", "recall"}:
+            rows[f"{group.removesuffix(']')} · {metric}"] = [_number(v) for v in table[name]]
+    display = pd.DataFrame(rows, index=[str(m) for m in table["method"]]).T
+    return display.reset_index(names="Group · metric")
+
+
+def _number(value: Any) -> str:
+    number = float(value)
+    return "–" if not math.isfinite(number) else f"{number:.3f}"
+
+
+def _with_interval(value: Any, low: Any, high: Any) -> str:
+    text = _number(value)
+    if math.isfinite(float(low)) and math.isfinite(float(high)):
+        text += f" [{float(low):.3f}, {float(high):.3f}]"
+    return text

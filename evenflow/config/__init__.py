@@ -1,0 +1,1 @@
+"""Configuration: run parameters, monitoring policy and environment settings, as pydantic models."""

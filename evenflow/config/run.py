@@ -1,0 +1,519 @@
+"""Run parameters: one frozen pydantic model per stage, one ``RunParams`` per run.
+
+A run is described by one YAML file (``RunParams.from_yaml``) and can be overridden by CLI flags
+(``RunParams.with_overrides``). Unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.gates import GatePolicy
+from evenflow.errors import ConfigError
+
+BUILTIN_EXAMPLE = Path(__file__).parents[1] / "examples" / "adult" / "adult.yaml"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSpec(_Params):
+    """What the data is: where it lives, what to predict and which columns are sensitive."""
+
+    name: str = Field(
+        description="Dataset name: names the expectation suite, MLflow experiment and model.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    )
+    path: Path = Field(description="CSV (optionally gzip-compressed) or Parquet file to train on.")
+    target: str = Field(description="Column holding the label.", min_length=1)
+    positive_label: str = Field(description="Value of the target column that counts as positive.")
+    sensitive: tuple[str, ...] = Field(
+        description="Sensitive columns: fairness is reported for each and their intersections.",
+        min_length=1,
+    )
+    split_column: str | None = Field(
+        default=None,
+        description="Column with the dataset's own split (train/valid/test); rows are hashed if unset.",
+    )
+    drop_columns: tuple[str, ...] = Field(
+        default=(), description="Columns that are neither features nor label (ids, leakage)."
+    )
+    group_column: str | None = Field(
+        default=None,
+        description="Column naming the person or entity behind each row: all rows of one entity "
+        "share a split (and a fold). Not a feature.",
+    )
+    time_column: str | None = Field(
+        default=None,
+        description="Date or time column: train on the past, test on the latest period "
+        "(out-of-time). Not a feature.",
+    )
+    sensitive_as_features: bool = Field(
+        default=True,
+        description="Train on the sensitive columns too. Dropping them does not remove their signal.",
+    )
+    chunk_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="Rows of a parquet batch held at once while it is validated and sharded.",
+    )
+    validation_workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto",
+        description="Processes validating a parquet batch's chunks in parallel (1 to 64); auto: "
+        "one per CPU this process may use. Each holds one chunk.",
+    )
+
+    @field_validator("sensitive", "drop_columns", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _target_is_not_sensitive(self) -> DatasetSpec:
+        if self.target in self.sensitive:
+            raise ValueError(f"target column {self.target!r} cannot also be a sensitive column")
+        return self
+
+    @model_validator(mode="after")
+    def _one_split_rule(self) -> DatasetSpec:
+        rules = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("split_column", self.split_column),
+                ("group_column", self.group_column),
+                ("time_column", self.time_column),
+            )
+            if value
+        ]
+        if len(rules) > 1:
+            raise ValueError(
+                f"set at most one of split_column, group_column, time_column; got {rules}"
+            )
+        special = {c for c in (self.group_column, self.time_column) if c}
+        clash = special & {self.target, *self.sensitive, *self.drop_columns}
+        if clash:
+            raise ValueError(
+                f"column(s) {sorted(clash)} cannot be the group or time column and also the "
+                "target, a sensitive column or a dropped column"
+            )
+        return self
+
+    def not_features(self) -> set[str]:
+        """Columns that never feed the model: target, split, group and time columns, drops."""
+        excluded = {self.target, *self.drop_columns}
+        excluded.update(c for c in (self.split_column, self.group_column, self.time_column) if c)
+        if not self.sensitive_as_features:
+            excluded.update(self.sensitive)
+        return excluded
+
+    @property
+    def file_format(self) -> Literal["csv", "parquet"]:
+        """Infer the file format from the file name."""
+        suffixes = [s.lower() for s in self.path.suffixes]
+        return "parquet" if ".parquet" in suffixes or ".pq" in suffixes else "csv"
+
+
+class SplitParams(_Params):
+    """How rows are assigned to train / valid / test when the dataset ships no split."""
+
+    valid_fraction: float = Field(
+        default=0.15, gt=0.0, lt=0.5, description="Share of rows in valid."
+    )
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5, description="Share of rows in test.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Salt of the row hash.")
+
+
+class ShardParams(_Params):
+    """How each split is cut into parquet shards."""
+
+    n_shards: int = Field(default=4, ge=1, le=4096, description="Shards per split.")
+
+
+class ClusterParams(_Params):
+    """The local Dask cluster started when no scheduler address is configured."""
+
+    n_workers: int = Field(default=2, ge=1, le=256, description="Dask worker processes.")
+    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Threads per worker.")
+
+
+class ModelParams(_Params):
+    """Gradient-boosting parameters; defaults are tuned for tabular data of Adult's kind."""
+
+    trainer: Literal["xgboost", "lightgbm"] = Field(
+        default="xgboost", description="Training library: xgboost.dask or lightgbm.dask."
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="auto", description="cuda, cpu, or auto (CUDA when a GPU is visible)."
+    )
+    num_boost_round: int = Field(
+        default=2000, ge=1, le=100_000, description="Upper bound of rounds."
+    )
+    early_stopping_rounds: int = Field(
+        default=50, ge=1, le=10_000, description="Stop after this many rounds without valid gain."
+    )
+    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0, description="Shrinkage (eta).")
+    max_depth: int = Field(default=6, ge=1, le=32, description="Maximum tree depth.")
+    min_child_weight: float = Field(default=1.0, ge=0.0, description="Minimum hessian in a leaf.")
+    subsample: float = Field(default=0.9, gt=0.0, le=1.0, description="Row sampling per tree.")
+    colsample_bytree: float = Field(default=0.8, gt=0.0, le=1.0, description="Column sampling.")
+    reg_lambda: float = Field(default=1.0, ge=0.0, description="L2 regularisation.")
+    max_cat_to_onehot: int = Field(
+        default=4, ge=1, le=1024, description="Categories at or below this use one-hot splits."
+    )
+    max_bin: int = Field(default=256, ge=2, le=4096, description="Histogram bins per feature.")
+    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Random seed of the booster.")
+    checkpoint_every: int = Field(
+        default=50,
+        ge=0,
+        le=100_000,
+        description=(
+            "Save the booster every this many rounds to the stage folder; a retried training "
+            "resumes from the last save instead of starting over. 0 turns checkpoints off."
+        ),
+    )
+
+
+class EvalParams(_Params):
+    """How the test split is evaluated."""
+
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Score cut for a positive.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, data: Any) -> Any:
+        # One rule for small groups: evaluation no longer has its own row-count floor.
+        if isinstance(data, dict) and "min_group_size" in data:
+            raise ValueError(
+                "min_group_size was removed: small groups follow one rule everywhere "
+                "(fairness.min_cell, fairness.min_positives, fairness.min_negatives)"
+            )
+        return data
+
+    drift_sample_rows: int = Field(
+        default=50_000, ge=1_000, description="Rows sampled per side for the drift report."
+    )
+    cross_fit_below_rows: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description="Batches with fewer rows (and no split, time column) are cross-fitted: every "
+        "row gets an out-of-fold prediction. 0 always holds out a test split.",
+    )
+    folds: int = Field(
+        default=5, ge=3, le=20, description="Folds of cross-fitting (stratified, grouped)."
+    )
+    baseline_max_rows: int = Field(
+        default=200_000,
+        ge=1_000,
+        le=10_000_000,
+        description="Training rows sampled to fit the baselines (prior, logistic regression).",
+    )
+
+
+# Fairness mitigations and what Fairlearn 0.15 supports for each.
+METHODS = ("none", "reweighing", "threshold", "reductions")
+Method = Literal["none", "reweighing", "threshold", "reductions"]
+Constraint = Literal[
+    "demographic_parity",
+    "equalized_odds",
+    "true_positive_rate_parity",
+    "false_positive_rate_parity",
+    "true_negative_rate_parity",
+    "false_negative_rate_parity",
+    "error_rate_parity",
+]
+Objective = Literal[
+    "accuracy_score",
+    "balanced_accuracy_score",
+    "selection_rate",
+    "true_positive_rate",
+    "true_negative_rate",
+]
+# What Fairlearn 0.15 supports: ThresholdOptimizer's constraints, ExponentiatedGradient's moments.
+THRESHOLD_CONSTRAINTS = frozenset(
+    {
+        "demographic_parity",
+        "equalized_odds",
+        "true_positive_rate_parity",
+        "false_positive_rate_parity",
+        "true_negative_rate_parity",
+        "false_negative_rate_parity",
+    }
+)
+REDUCTIONS_CONSTRAINTS = frozenset(
+    {
+        "demographic_parity",
+        "equalized_odds",
+        "true_positive_rate_parity",
+        "false_positive_rate_parity",
+        "error_rate_parity",
+    }
+)
+EQUALIZED_ODDS_OBJECTIVES = frozenset({"accuracy_score", "balanced_accuracy_score"})
+
+
+class MitigationParams(_Params):
+    """Which mitigation to apply and how; ``compare_mitigations`` reports all of them."""
+
+    method: Method = Field(
+        default="none",
+        description="Mitigation of the registered model: none, reweighing, threshold or reductions.",
+    )
+    sensitive_column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Sensitive column the mitigation targets; the first sensitive column if unset.",
+    )
+    constraint: Constraint = Field(
+        default="demographic_parity",
+        description=(
+            "Fairness constraint of threshold and reductions. Threshold: demographic_parity, "
+            "equalized_odds, {true,false}_{positive,negative}_rate_parity. Reductions: "
+            "demographic_parity, equalized_odds, true/false_positive_rate_parity, error_rate_parity."
+        ),
+    )
+    objective: Objective = Field(
+        default="accuracy_score",
+        description=(
+            "What ThresholdOptimizer maximises under the constraint; equalized_odds allows only "
+            "accuracy_score and balanced_accuracy_score."
+        ),
+    )
+    threshold_grid_size: int = Field(
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="Grid over the constraint metric that ThresholdOptimizer searches.",
+    )
+    reductions_max_rows: int = Field(
+        default=20_000,
+        ge=100,
+        le=2_000_000,
+        description="Training rows sampled for ExponentiatedGradient (it runs on one node).",
+    )
+    reductions_eps: float = Field(
+        default=0.01,
+        gt=0.0,
+        le=1.0,
+        description="ExponentiatedGradient's allowed constraint violation (eps).",
+    )
+    reductions_max_iter: int = Field(
+        default=50, ge=1, le=1000, description="ExponentiatedGradient iterations at most."
+    )
+    reductions_n_estimators: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        description="Boosting rounds of each inner XGBClassifier (one is trained per iteration).",
+    )
+    reductions_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Threads per inner XGBClassifier fit; more only pays on large row samples.",
+    )
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed of the reductions row sample and of randomised decisions.",
+    )
+
+    @model_validator(mode="after")
+    def _supported_by_fairlearn(self) -> MitigationParams:
+        if self.method == "threshold":
+            check_threshold_options(self.constraint, self.objective)
+        elif self.method == "reductions" and self.constraint not in REDUCTIONS_CONSTRAINTS:
+            raise ValueError(
+                unsupported_constraint("reductions", self.constraint, REDUCTIONS_CONSTRAINTS)
+            )
+        return self
+
+
+def check_threshold_options(constraint: str, objective: str) -> None:
+    """Refuse what ThresholdOptimizer cannot do, in words that name the supported options."""
+    if constraint not in THRESHOLD_CONSTRAINTS:
+        raise ValueError(unsupported_constraint("threshold", constraint, THRESHOLD_CONSTRAINTS))
+    if constraint == "equalized_odds" and objective not in EQUALIZED_ODDS_OBJECTIVES:
+        raise ValueError(
+            f"objective {objective!r} is not supported with equalized_odds; use one of "
+            f"{sorted(EQUALIZED_ODDS_OBJECTIVES)}"
+        )
+
+
+def unsupported_constraint(method: str, constraint: str, supported: frozenset[str]) -> str:
+    """The message for a constraint a mitigation method does not support."""
+    return f"constraint {constraint!r} is not supported by {method}; use one of {sorted(supported)}"
+
+
+class ExplainParams(_Params):
+    """How much data the explanations use (TreeSHAP and the proxy check are per-row work)."""
+
+    shap_rows: int = Field(default=5_000, ge=100, le=1_000_000, description="Test rows explained.")
+    proxy_rows: int = Field(
+        default=20_000, ge=500, le=5_000_000, description="Train rows for the proxy check."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of both row samples.")
+
+
+class ModelCardParams(_Params):
+    """What the model card says about use; written by the model's owners, reviewed with the code."""
+
+    intended_use: str = Field(
+        default="Not stated: set model_card.intended_use in the run configuration.",
+        description="Who may use the model's scores, for which decision, under what oversight.",
+    )
+    out_of_scope_use: str = Field(
+        default="Not stated: set model_card.out_of_scope_use in the run configuration.",
+        description="Uses the model was not built or evaluated for.",
+    )
+
+
+class RunParams(_Params):
+    """Everything that defines a training run; its hash is the run's ``params_hash``."""
+
+    dataset: DatasetSpec = Field(description="The data to train on.")
+    split: SplitParams = Field(default_factory=SplitParams, description="Row split.")
+    shards: ShardParams = Field(default_factory=ShardParams, description="Sharding.")
+    cluster: ClusterParams = Field(default_factory=ClusterParams, description="Local Dask cluster.")
+    model: ModelParams = Field(default_factory=ModelParams, description="Booster parameters.")
+    evaluation: EvalParams = Field(default_factory=EvalParams, description="Evaluation.")
+    fairness: FairnessParams = Field(
+        default_factory=FairnessParams,
+        description="Fairness report (its threshold is evaluation.threshold).",
+    )
+    mitigation: MitigationParams = Field(
+        default_factory=MitigationParams, description="Fairness mitigation of the registered model."
+    )
+    explain: ExplainParams = Field(default_factory=ExplainParams, description="Explanations.")
+    gates: GatePolicy = Field(
+        default_factory=GatePolicy, description="What a model must meet to become a candidate."
+    )
+    model_card: ModelCardParams = Field(
+        default_factory=ModelCardParams, description="Intended and out-of-scope use."
+    )
+
+    @model_validator(mode="after")
+    def _a_shard_for_every_worker(self) -> RunParams:
+        if self.shards.n_shards < self.cluster.n_workers:
+            raise ValueError(
+                f"shards.n_shards ({self.shards.n_shards}) is below cluster.n_workers "
+                f"({self.cluster.n_workers}): every worker reads its own shard of each split; "
+                f"set shards.n_shards to at least {self.cluster.n_workers}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _registered_model_can_serve_its_mitigation(self) -> RunParams:
+        if self.mitigation.method == "reductions":
+            raise ValueError(
+                "mitigation.method 'reductions' trains one node's randomised ensemble and is offered "
+                "for comparison only (--compare-mitigations); a registered model uses none, "
+                "reweighing or threshold"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_decision_threshold(cls, data: Any) -> Any:
+        """The fairness report and the metrics judge the same decisions: one threshold per run."""
+        if not isinstance(data, dict):
+            return data
+        evaluation = data.get("evaluation") or {}
+        threshold = (
+            evaluation.get("threshold", 0.5)
+            if isinstance(evaluation, dict)
+            else getattr(evaluation, "threshold", 0.5)
+        )
+        fairness = data.get("fairness") or {}
+        if isinstance(fairness, dict):
+            if "threshold" in fairness and fairness["threshold"] != threshold:
+                raise ValueError(
+                    "fairness.threshold differs from evaluation.threshold; set evaluation.threshold only"
+                )
+            data = {**data, "fairness": {**fairness, "threshold": threshold}}
+        return data
+
+    @classmethod
+    def from_yaml(cls, path: Path, overrides: dict[str, Any] | None = None) -> RunParams:
+        """Load a run from YAML; relative data paths are resolved against the YAML's folder."""
+        raw = _read_yaml(path)
+        dataset = raw.get("dataset")
+        if isinstance(dataset, dict) and "path" in dataset:
+            dataset["path"] = str((path.parent / str(dataset["path"])).resolve())
+        return cls.from_mapping(_deep_merge(raw, overrides or {}), source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "parameters") -> RunParams:
+        """Validate a nested mapping, turning pydantic's errors into one readable message."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe_validation_error(exc, source)) from None
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunParams:
+        """Return a copy with nested overrides (e.g. from CLI flags) applied and validated."""
+        current = self.model_dump(mode="json")
+        current["fairness"].pop("threshold")  # derived from evaluation.threshold
+        merged = _deep_merge(current, overrides)
+        return RunParams.from_mapping(merged, source="command-line flags")
+
+    def params_hash(self) -> str:
+        """Hash of the canonical JSON of these parameters (the data path is not part of it)."""
+        payload = self.model_dump(mode="json")
+        payload["dataset"].pop("path")
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def builtin_example() -> RunParams:
+    """The run that ``evenflow run`` makes with no arguments: UCI Adult, as shipped."""
+    return RunParams.from_yaml(BUILTIN_EXAMPLE)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: run configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, got {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe_validation_error(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}'")
+        elif error["type"] == "missing":
+            problems.append(f"missing key '{key}'")
+        else:
+            problems.append(f"'{key}': {error['msg']}")
+    return f"{source}: invalid run configuration: " + "; ".join(problems)

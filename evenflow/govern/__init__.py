@@ -1,0 +1,1 @@
+"""Decisions about models: gates, promotion and the ledger, lineage, code closures for cache keys."""

@@ -1,0 +1,598 @@
+"""Gates as policy: a configured ``GatePolicy`` and a pure function that applies it.
+
+The decision is data, not a side effect: :func:`gate_failures` returns a ``GateDecision`` holding
+every clause it checked with the numbers it used (the point value, the interval bound chosen, the
+limit), so a reviewer can see why a model passed or failed without re-running anything. Acting on
+the decision (withholding the ``candidate`` alias, failing the flow) happens elsewhere.
+
+Clauses:
+
+- ``min_auc``: overall ROC AUC at or above a minimum.
+- ``min_auc_lower_bound``: the lower bound of the AUC's bootstrap interval above a minimum (0.5 by
+  default: the model must rank better than chance, with its uncertainty counted).
+- ``auc_vs_baseline``: the model's AUC no more than a margin below the logistic-regression
+  baseline's, fitted on the same rows ("not evaluated: no baseline" when there is none).
+- ``max_disparity.<summary>[<slice>]``: a between-group difference from the fairness report at or
+  below a maximum, per slice.
+- ``min_ratio.<summary>[<slice>]``: a between-group ratio (demographic parity ratio) at or above
+  a minimum, per slice.
+- ``non_regression.<metric>[<column>=<group>]``: no group's recall or precision worse than the
+  champion's by more than a margin.
+
+Small groups follow the one rule (:func:`evenflow.assess.fairness.cell_status`): fairness summaries and
+non-regression use only ``reported`` groups; private and insufficient groups are listed in the
+decision's ``excluded`` with their reasons, never silently dropped.
+
+With ``use_interval_bound="upper"`` each clause compares the end of the bootstrap interval least
+favourable to the model (the upper bound of a difference, the lower bound of a ratio or of the
+AUC), so uncertainty counts against the model instead of for it. A figure that cannot be computed
+fails its clause and says why: a gate never passes for want of a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evenflow.assess.fairness import (
+    PRIVATE,
+    REPORTED,
+    CellStatus,
+    Disparity,
+    FairnessReport,
+    SliceReport,
+    cell_reason,
+    record_status,
+)
+from evenflow.config.fairness import JOIN, FairnessParams
+from evenflow.config.gates import GatePolicy, RegressionMetric, slice_columns
+
+# A figure equal to its limit passes; this absorbs float noise such as 0.8 - 0.1 != 0.7.
+TOLERANCE = 1e-9
+
+Comparison = Literal["<=", ">=", ">"]
+
+ClauseKind = Literal[
+    "min_auc",
+    "min_auc_lower_bound",
+    "auc_vs_baseline",
+    "max_disparity",
+    "min_ratio",
+    "non_regression",
+]
+
+BASELINE = "logistic"  # the baseline the auc_vs_baseline clause compares with
+
+Bound = Literal["point", "upper", "lower"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GateClause(_Record):
+    """One checked rule and the numbers it used."""
+
+    name: str = Field(description="Clause id, e.g. 'max_disparity.equalized_odds_difference[sex]'.")
+    kind: ClauseKind
+    passed: bool
+    skipped: bool = Field(default=False, description="Not evaluable by design; counts as passed.")
+    observed: float | None = Field(description="Point value of the figure.")
+    low: float | None = Field(default=None, description="Lower interval bound, when known.")
+    high: float | None = Field(default=None, description="Upper interval bound, when known.")
+    bound: Bound = Field(description="Which figure was compared: the point value or a bound.")
+    compared: float | None = Field(description="The figure compared with the limit.")
+    comparison: Comparison = Field(description="Passes when `compared comparison limit`.")
+    limit: float | None = Field(description="The limit the figure was compared with.")
+    reference: float | None = Field(
+        default=None,
+        description="The champion's value (non-regression) or the baseline's (auc_vs_baseline).",
+    )
+    margin: float | None = Field(
+        default=None, description="The margin allowed below the reference, where one applies."
+    )
+    detail: str
+
+
+class ExcludedGroup(_Record):
+    """A group a gate did not use, under the one rule for small groups, and why."""
+
+    clauses: Literal["fairness", "non_regression"] = Field(
+        description="Which clauses left it out: fairness summaries or non-regression."
+    )
+    slice: str = Field(description="Slice (fairness) or sensitive column (non-regression).")
+    group: str
+    status: CellStatus
+    n: int | None
+    reason: str
+
+
+class GateDecision(_Record):
+    """Whether a model passed its gate, every clause checked and the policy used."""
+
+    passed: bool
+    clauses: tuple[GateClause, ...]
+    failed: tuple[GateClause, ...] = Field(description="The clauses that failed, in order.")
+    policy: GatePolicy
+    excluded: tuple[ExcludedGroup, ...] = Field(
+        default=(), description="Groups left out of the clauses (private or insufficient), and why."
+    )
+
+    @classmethod
+    def from_clauses(
+        cls,
+        policy: GatePolicy,
+        clauses: Sequence[GateClause],
+        excluded: Sequence[ExcludedGroup] = (),
+    ) -> GateDecision:
+        """Build the decision: it passes exactly when no clause failed."""
+        failed = tuple(c for c in clauses if not c.passed)
+        return cls(
+            passed=not failed,
+            clauses=tuple(clauses),
+            failed=failed,
+            policy=policy,
+            excluded=tuple(excluded),
+        )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GateDecision:
+        if self.failed != tuple(c for c in self.clauses if not c.passed):
+            raise ValueError("failed must list exactly the clauses that did not pass")
+        if self.passed != (not self.failed):
+            raise ValueError("a decision passes exactly when no clause failed")
+        return self
+
+
+def gate_failures(
+    policy: GatePolicy,
+    metrics: Mapping[str, float],
+    fairness: FairnessReport,
+    champion_groups: Sequence[Mapping[str, Any]] | None,
+    candidate_groups: Sequence[Mapping[str, Any]],
+    *,
+    baseline_metrics: Mapping[str, float] | None = None,
+) -> GateDecision:
+    """Apply a policy to a candidate's evaluation; a pure function of its arguments.
+
+    Args:
+        policy: The gate policy from configuration.
+        metrics: Overall test metrics (``roc_auc`` at least); ``roc_auc_low`` / ``roc_auc_high``
+            are the AUC's bootstrap interval.
+        fairness: The candidate's fairness report; its parameters are the small-group rule.
+        champion_groups: The champion's per-group records (as
+            ``evenflow.assess.evaluation.groups_to_records``); None when there is no champion.
+        candidate_groups: The candidate's per-group records, same shape.
+        baseline_metrics: The logistic-regression baseline's headline metrics (as
+            ``evenflow.assess.evaluation.headline_metrics`` returns them); None when there is none.
+
+    Returns:
+        The decision with every clause, the groups left out and the policy.
+    """
+    regression, regression_excluded = _regression_clauses(
+        policy, champion_groups, candidate_groups, fairness.params
+    )
+    clauses = [
+        _auc_clause(policy, metrics),
+        *_auc_bound_clause(policy, metrics),
+        *_baseline_clause(policy, metrics, baseline_metrics),
+        *_fairness_clauses(policy, fairness),
+        *regression,
+    ]
+    excluded = [*_fairness_excluded(policy, fairness), *regression_excluded]
+    return GateDecision.from_clauses(policy, clauses, excluded)
+
+
+def describe_failures(decision: GateDecision) -> list[str]:
+    """One readable line per failed clause, with the figure, its interval and the limit."""
+    return [_describe(clause) for clause in decision.failed]
+
+
+# --- AUC ------------------------------------------------------------------------------------
+
+
+def _auc_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> GateClause:
+    """Overall AUC against ``min_auc``.
+
+    The point value, or the lower bound when the policy compares interval bounds; a missing bound
+    then fails the clause (the point value is not used instead).
+    """
+    value = _number(metrics.get("roc_auc"))
+    low, high = _number(metrics.get("roc_auc_low")), _number(metrics.get("roc_auc_high"))
+    use_low = policy.use_interval_bound == "upper"
+    compared = low if use_low else value
+    bound: Bound = "lower" if use_low else "point"
+    clause = {
+        "name": "min_auc",
+        "kind": "min_auc",
+        "observed": value,
+        "low": low,
+        "high": high,
+        "bound": bound,
+        "compared": compared,
+        "comparison": ">=",
+        "limit": policy.min_auc,
+    }
+    if value is None:
+        return GateClause(**clause, passed=False, detail="ROC AUC is undefined or missing")
+    if compared is None:
+        detail = "the policy compares the AUC's lower bound and there is no AUC interval"
+        return GateClause(**clause, passed=False, detail=detail)
+    return GateClause(
+        **clause,
+        passed=_at_least(compared, policy.min_auc),
+        detail=f"ROC AUC {_fmt(compared)} ({bound}; point {_fmt(value)}, interval "
+        f"{_interval(low, high)}) vs minimum {_fmt(policy.min_auc)}",
+    )
+
+
+def _auc_bound_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> Iterator[GateClause]:
+    """The AUC's lower bound must exceed ``min_auc_lower_bound`` (the model beats chance)."""
+    limit = policy.min_auc_lower_bound
+    if limit is None:
+        return
+    value = _number(metrics.get("roc_auc"))
+    low, high = _number(metrics.get("roc_auc_low")), _number(metrics.get("roc_auc_high"))
+    clause = {
+        "name": "min_auc_lower_bound",
+        "kind": "min_auc_lower_bound",
+        "observed": value,
+        "low": low,
+        "high": high,
+        "bound": "lower",
+        "compared": low,
+        "comparison": ">",
+        "limit": limit,
+    }
+    if low is None:
+        detail = (
+            "no AUC interval (undefined AUC, or fairness.n_bootstrap is 0); "
+            "set gates.min_auc_lower_bound to null to drop this clause"
+        )
+        yield GateClause(**clause, passed=False, detail=detail)
+        return
+    yield GateClause(
+        **clause,
+        passed=low > limit,
+        detail=f"AUC lower bound {_fmt(low)} (point {_fmt(value)}, interval "
+        f"{_interval(low, high)}) must exceed {_fmt(limit)}",
+    )
+
+
+def _baseline_clause(
+    policy: GatePolicy, metrics: Mapping[str, float], baseline: Mapping[str, float] | None
+) -> Iterator[GateClause]:
+    """The AUC may not fall below the logistic baseline's by more than the margin."""
+    margin = policy.max_auc_below_baseline
+    if margin is None:
+        return
+    value = _number(metrics.get("roc_auc"))
+    theirs = None if baseline is None else _number(baseline.get("roc_auc"))
+    limit = None if theirs is None else theirs - margin
+    clause = {
+        "name": "auc_vs_baseline",
+        "kind": "auc_vs_baseline",
+        "observed": value,
+        "low": _number(metrics.get("roc_auc_low")),
+        "high": _number(metrics.get("roc_auc_high")),
+        "bound": "point",
+        "compared": value,
+        "comparison": ">=",
+        "limit": limit,
+        "reference": theirs,
+        "margin": margin,
+    }
+    if baseline is None:
+        yield GateClause(**clause, passed=True, skipped=True, detail="not evaluated: no baseline")
+        return
+    if value is None or theirs is None:
+        whose = "model" if value is None else f"{BASELINE} baseline"
+        yield GateClause(**clause, passed=False, detail=f"{whose} AUC is undefined or missing")
+        return
+    yield GateClause(
+        **clause,
+        passed=_at_least(value, theirs - margin),
+        detail=f"model AUC {value:.4f} vs {BASELINE} baseline {theirs:.4f} - {margin:g} "
+        f"(difference {value - theirs:+.4f})",
+    )
+
+
+# --- fairness -------------------------------------------------------------------------------
+
+
+def _gated_slices(
+    policy: GatePolicy, fairness: FairnessReport
+) -> list[tuple[str, SliceReport | None]]:
+    """(name, slice) pairs the fairness clauses apply to; a slice the report lacks is None."""
+    if policy.columns is None:
+        return [(column, fairness.slice(column)) for column in fairness.sensitive]
+    pairs: list[tuple[str, SliceReport | None]] = []
+    for entry in policy.columns:
+        columns = slice_columns(entry)
+        try:
+            found: SliceReport | None = fairness.slice(*columns)
+        except KeyError:
+            found = None
+        pairs.append((JOIN.join(columns), found))
+    return pairs
+
+
+def _fairness_excluded(policy: GatePolicy, fairness: FairnessReport) -> Iterator[ExcludedGroup]:
+    """The private and insufficient groups of the gated slices: no summary there uses them."""
+    if not policy.max_disparity and not policy.min_ratio:
+        return
+    for name, item in _gated_slices(policy, fairness):
+        for group in () if item is None else item.groups:
+            if group.status != REPORTED:
+                yield ExcludedGroup(
+                    clauses="fairness",
+                    slice=name,
+                    group=group.name,
+                    status=group.status,
+                    n=group.n,
+                    reason=group.reason or group.status,
+                )
+
+
+def _fairness_clauses(policy: GatePolicy, fairness: FairnessReport) -> Iterator[GateClause]:
+    if not policy.max_disparity and not policy.min_ratio:
+        return
+    for name, item in _gated_slices(policy, fairness):
+        for summary, limit in policy.max_disparity.items():
+            yield _summary_clause(policy, name, item, summary, limit=limit, comparison="<=")
+        for summary, limit in policy.min_ratio.items():
+            yield _summary_clause(policy, name, item, summary, limit=limit, comparison=">=")
+
+
+def _summary_clause(
+    policy: GatePolicy,
+    slice_name: str,
+    item: SliceReport | None,
+    summary: str,
+    *,
+    limit: float,
+    comparison: Comparison,
+) -> GateClause:
+    kind: Literal["max_disparity", "min_ratio"] = (
+        "max_disparity" if comparison == "<=" else "min_ratio"
+    )
+    base = {"name": f"{kind}.{summary}[{slice_name}]", "kind": kind, "comparison": comparison}
+    if item is None:
+        detail = f"slice '{slice_name}' is not in the fairness report"
+        return _unmeasured(base, limit, detail)
+    value: Disparity | None = getattr(item.summary, summary)
+    if value is None or value.value is None:
+        why = item.summary.note or "value undefined"
+        return _unmeasured(base, limit, f"{summary} on '{slice_name}' not computed: {why}")
+    bound, compared = _chosen(policy, value, comparison)
+    figures = {"observed": value.value, "low": value.low, "high": value.high, "bound": bound}
+    if compared is None:
+        detail = f"{summary} on '{slice_name}' has no {bound} bound (no bootstrap interval)"
+        return GateClause(
+            **base, **figures, compared=None, limit=limit, passed=False, detail=detail
+        )
+    passed = _at_most(compared, limit) if comparison == "<=" else _at_least(compared, limit)
+    groups = f"highest {value.highest}, lowest {value.lowest}"
+    left_out = f"; {item.summary.n_rows_left_out} rows of private or insufficient groups left out"
+    detail = (
+        f"{summary} on '{slice_name}': {bound} {_fmt(compared)} {comparison} {_fmt(limit)} "
+        f"required (point {_fmt(value.value)}, interval {_interval(value.low, value.high)}; "
+        f"{groups}{left_out if item.summary.n_rows_left_out else ''})"
+    )
+    return GateClause(
+        **base, **figures, compared=compared, limit=limit, passed=passed, detail=detail
+    )
+
+
+def _chosen(
+    policy: GatePolicy, value: Disparity, comparison: Comparison
+) -> tuple[Bound, float | None]:
+    """The figure a clause compares: the point value, or the unfavourable end of the interval."""
+    if policy.use_interval_bound == "point":
+        return "point", value.value
+    if comparison == "<=":
+        return "upper", value.high
+    return "lower", value.low
+
+
+def _unmeasured(base: Mapping[str, Any], limit: float, detail: str) -> GateClause:
+    return GateClause(
+        **base,
+        observed=None,
+        bound="point",
+        compared=None,
+        limit=limit,
+        passed=False,
+        detail=detail,
+    )
+
+
+# --- non-regression -------------------------------------------------------------------------
+
+
+def _regression_clauses(
+    policy: GatePolicy,
+    champion_groups: Sequence[Mapping[str, Any]] | None,
+    candidate_groups: Sequence[Mapping[str, Any]],
+    rule: FairnessParams,
+) -> tuple[list[GateClause], list[ExcludedGroup]]:
+    if not policy.non_regression_metrics:
+        return [], []
+    if champion_groups is None:
+        skipped = GateClause(
+            name="non_regression",
+            kind="non_regression",
+            passed=True,
+            skipped=True,
+            observed=None,
+            bound="point",
+            compared=None,
+            comparison=">=",
+            limit=None,
+            detail="no champion to compare",
+        )
+        return [skipped], []
+    wanted = _regression_columns(policy)
+    champion = {_group_key(g): g for g in champion_groups}
+    candidate = {_group_key(g): g for g in candidate_groups}
+    keys = [k for k in candidate if wanted is None or k[0] in wanted]
+    keys += [k for k in champion if k not in candidate and (wanted is None or k[0] in wanted)]
+    clauses, excluded = [], []
+    for key in keys:
+        ours, theirs = candidate.get(key), champion.get(key)
+        left_out = _left_out(key, ours, theirs, rule)
+        if left_out is not None:
+            excluded.append(left_out)
+        for metric in policy.non_regression_metrics:
+            clauses.append(_regression_clause(policy, key, metric, ours, theirs, left_out=left_out))
+    return clauses, excluded
+
+
+def _regression_columns(policy: GatePolicy) -> set[str] | None:
+    """Columns compared with the champion: the policy's single-column slices, or all."""
+    if policy.columns is None:
+        return None
+    return {cols[0] for cols in map(slice_columns, policy.columns) if len(cols) == 1}
+
+
+def _group_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    return str(record["column"]), str(record["group"])
+
+
+def _left_out(
+    key: tuple[str, str],
+    candidate: Mapping[str, Any] | None,
+    champion: Mapping[str, Any] | None,
+    rule: FairnessParams,
+) -> ExcludedGroup | None:
+    """The group as left out of non-regression, when either side's record is not reported."""
+    for who, record in (("candidate", candidate), ("champion", champion)):
+        if record is None:
+            continue
+        status = record_status(record, rule)
+        if status == REPORTED:
+            continue
+        n, n_pos = _count(record.get("n")), _count(record.get("n_pos"))
+        why = None
+        if status == PRIVATE and n is not None and n < rule.min_cell:
+            why = cell_reason(n, 0, 0, rule)  # names n only
+        elif status != PRIVATE and n is not None and n_pos is not None:
+            why = cell_reason(n, n_pos, n - n_pos, rule)
+        reason = f"{why or f'{status} (no figures recorded)'} in the {who}'s evaluation"
+        return ExcludedGroup(
+            clauses="non_regression", slice=key[0], group=key[1], status=status, n=n, reason=reason
+        )
+    return None
+
+
+def _regression_clause(
+    policy: GatePolicy,
+    key: tuple[str, str],
+    metric: RegressionMetric,
+    candidate: Mapping[str, Any] | None,
+    champion: Mapping[str, Any] | None,
+    *,
+    left_out: ExcludedGroup | None,
+) -> GateClause:
+    ours = None if candidate is None else _number(candidate.get(metric))
+    theirs = None if champion is None else _number(champion.get(metric))
+    limit = None if theirs is None else theirs - policy.non_regression_margin
+    base = {
+        "name": f"non_regression.{metric}[{key[0]}={key[1]}]",
+        "kind": "non_regression",
+        "observed": ours,
+        "bound": "point",
+        "compared": ours,
+        "comparison": ">=",
+        "limit": limit,
+        "reference": theirs,
+        "margin": policy.non_regression_margin,
+    }
+    if left_out is not None and left_out.status == PRIVATE:  # a private cell shows only its n
+        base.update(observed=None, compared=None, limit=None, reference=None)
+    skip = _skip_reason(candidate, champion, left_out)
+    if skip is None and (theirs is None or limit is None):
+        skip = "champion value undefined"
+    if skip is not None or theirs is None or limit is None:
+        return GateClause(**base, passed=True, skipped=True, detail=f"skipped: {skip}")
+    if ours is None:
+        detail = f"candidate {metric} undefined where the champion's is {_fmt(theirs)}"
+        return GateClause(**base, passed=False, detail=detail)
+    margin = policy.non_regression_margin
+    detail = (
+        f"{metric} {_fmt(ours)} vs champion {_fmt(theirs)}: drop {_fmt(theirs - ours)}, "
+        f"margin {_fmt(margin)}"
+    )
+    return GateClause(**base, passed=_at_least(ours, limit), detail=detail)
+
+
+def _skip_reason(
+    candidate: Mapping[str, Any] | None,
+    champion: Mapping[str, Any] | None,
+    left_out: ExcludedGroup | None,
+) -> str | None:
+    """Why a group is not compared, or None when it is."""
+    if candidate is None:
+        return "group absent from the candidate's evaluation"
+    if champion is None:
+        return "group absent from the champion's evaluation"
+    if left_out is not None:
+        return left_out.reason
+    return None
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _count(value: Any) -> int | None:
+    number = None if value is None or isinstance(value, bool) else _number(value)
+    return None if number is None else int(number)
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for missing, None or NaN values."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _at_most(value: float, limit: float) -> bool:
+    return value <= limit + TOLERANCE
+
+
+def _at_least(value: float, limit: float) -> bool:
+    return value >= limit - TOLERANCE
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "none"
+    return f"[{_fmt(low)}, {_fmt(high)}]"
+
+
+def _describe(clause: GateClause) -> str:
+    if clause.compared is None or clause.limit is None:
+        return f"{clause.name}: FAILED: {clause.detail}"
+    if clause.kind == "auc_vs_baseline" and clause.reference is not None:
+        return (
+            f"{clause.name}: model AUC {clause.compared:.4f} < {BASELINE} baseline "
+            f"{clause.reference:.4f} - {_fmt(clause.margin)}"
+        )
+    figure = "value" if clause.bound == "point" else f"{clause.bound} bound"
+    line = (
+        f"{clause.name}: {figure} {_fmt(clause.compared)} does not meet "
+        f"{clause.comparison} {_fmt(clause.limit)}"
+    )
+    if clause.bound != "point":
+        line += f" (point {_fmt(clause.observed)}, interval {_interval(clause.low, clause.high)})"
+    if clause.reference is not None:
+        line += f" (champion {_fmt(clause.reference)})"
+    return line

@@ -1,0 +1,1 @@
+"""Operating evenflow: the local server stack and deployments."""

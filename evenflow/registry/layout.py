@@ -1,0 +1,149 @@
+"""The run layout: every artifact path and tag name evenflow writes or reads, in one place.
+
+A training run's artifacts are read back by review, monitoring, scoring and reproduce, often years
+later and by newer code; these names are therefore part of every registered model. Change one only
+with a reader that still understands the old name.
+"""
+
+from __future__ import annotations
+
+# --- artifact folders of a training run ---------------------------------------------------------
+
+VALIDATION_DIR = "validation"
+DATA_DIR = "data"
+PARAMS_DIR = "params"
+TRAINING_DIR = "training"
+REPORTS_DIR = "reports"
+PREDICTIONS_DIR = "predictions"
+EXPLANATIONS_DIR = "explanations"
+MITIGATIONS_DIR = "mitigations"
+GATE_DIR = "gate"
+MODEL_CARD_DIR = "model_card"
+MONITORING_DIR = "monitoring"
+"""Artifact folder of a monitoring run."""
+SCORING_DIR = "scoring"
+"""Artifact folder of a scoring run: its summary and its rejected rows."""
+
+# --- file names inside those folders --------------------------------------------------------
+
+MANIFEST_FILE = "manifest.json"
+SPLIT_REPORT_FILE = "split_report.json"
+RUN_PARAMS_FILE = "run_params.json"
+PREDICTIONS_FILE = "predictions.parquet"
+VALID_PREDICTIONS_FILE = "valid_predictions.parquet"
+METRICS_FILE = "metrics.json"
+GROUPS_FILE = "groups.json"
+BASELINES_FILE = "baselines.json"
+BASELINE_GROUPS_FILE = "baseline_groups.json"
+BASELINE_PREDICTIONS_FILE = "baseline_predictions.parquet"
+FAIRNESS_DIR = "fairness"
+FAIRNESS_FILE = "fairness.json"
+FAIRNESS_HTML_FILE = "fairness.html"
+DECISION_FILE = "decision.json"
+CARD_HTML_FILE = "model_card.html"
+CARD_MARKDOWN_FILE = "model_card.md"
+THRESHOLD_POLICY_FILE = "threshold_policy.json"
+PARTITION_WORKERS_FILE = "partition_workers.json"
+BOOSTER_PARAMS_FILE = "booster_params.json"
+CROSS_FIT_FILE = "cross_fit.json"
+VALIDATION_RESULT_FILE = "validation_result.json"
+MONITORING_FILE = "monitoring.json"
+MONITORING_HTML_FILE = "monitoring.html"
+HANDOFF_FILE = "handoff.json"
+
+# --- artifact paths, relative to a run's artifact root ---------------------------------------
+
+MANIFEST = f"{DATA_DIR}/{MANIFEST_FILE}"
+SPLIT_REPORT = f"{DATA_DIR}/{SPLIT_REPORT_FILE}"
+RUN_PARAMS = f"{PARAMS_DIR}/{RUN_PARAMS_FILE}"
+PREDICTIONS = f"{PREDICTIONS_DIR}/{PREDICTIONS_FILE}"
+METRICS = f"{REPORTS_DIR}/{METRICS_FILE}"
+GROUPS = f"{REPORTS_DIR}/{GROUPS_FILE}"
+FAIRNESS = f"{REPORTS_DIR}/{FAIRNESS_DIR}/{FAIRNESS_FILE}"
+DECISION = f"{GATE_DIR}/{DECISION_FILE}"
+CARD_HTML = f"{MODEL_CARD_DIR}/{CARD_HTML_FILE}"
+CARD_MARKDOWN = f"{MODEL_CARD_DIR}/{CARD_MARKDOWN_FILE}"
+PARTITION_WORKERS = f"{TRAINING_DIR}/{PARTITION_WORKERS_FILE}"
+BOOSTER_PARAMS = f"{TRAINING_DIR}/{BOOSTER_PARAMS_FILE}"
+CROSS_FIT = f"{TRAINING_DIR}/{CROSS_FIT_FILE}"
+
+EVIDENCE_FILES = (CARD_HTML, CARD_MARKDOWN, FAIRNESS, DECISION)
+"""What a reviewer signs: the card, the fairness report and the gate decision (review hashes them)."""
+
+# --- the registered model's own artifacts (inside the MLflow model) -----------------------------
+
+BOOSTER_ARTIFACT = "booster"
+SCHEMA_ARTIFACT = "schema"
+
+# --- tags: lineage on every run (DESIGN.md, Records) -------------------------------------------
+
+DATA_MD5_TAG = "evenflow.data_md5"
+GIT_COMMIT_TAG = "evenflow.git_commit"
+GIT_DIRTY_TAG = "evenflow.git_dirty"
+PARAMS_HASH_TAG = "evenflow.params_hash"
+ENV_HASH_TAG = "evenflow.env_hash"
+FLOW_RUN_ID_TAG = "evenflow.flow_run_id"
+BUILD_TAGS = (DATA_MD5_TAG, PARAMS_HASH_TAG, GIT_COMMIT_TAG, ENV_HASH_TAG)
+"""What makes two builds of a model the same: data, parameters, committed code and environment."""
+
+# --- tags: training runs and model versions ----------------------------------------------------
+
+EVALUATION_TAG = "evenflow.evaluation"
+"""How the model was evaluated: ``held_out`` or ``cross_fit``."""
+DEVICE_TAG = "evenflow.device"
+DEVICE_REASON_TAG = "evenflow.device_reason"
+N_WORKERS_TAG = "evenflow.n_workers"
+EXISTING_VERSION_TAG = "evenflow.existing_version"
+"""On a run that registered nothing because a version already held its build: that version's URI."""
+GATE_TAG = "evenflow.gate"
+"""On a model version: ``passed`` or ``failed``."""
+GATE_FAILED_TAG = "evenflow.gate_failed"
+"""On a model version: the failed clauses joined by ``; ``."""
+
+# --- tags: monitoring and scoring runs ---------------------------------------------------------
+
+KIND_TAG = "evenflow.kind"
+MODEL_NAME_TAG = "evenflow.model_name"
+MODEL_VERSION_TAG = "evenflow.model_version"
+MODEL_ALIAS_TAG = "evenflow.model_alias"
+MODEL_RUN_ID_TAG = "evenflow.model_run_id"
+BATCH_MD5_TAG = "evenflow.batch_md5"
+REFERENCE_DATA_MD5_TAG = "evenflow.reference_data_md5"
+MONITORING_TAG = "evenflow.monitoring"
+LABELLED_TAG = "evenflow.labelled"
+DRIFTED_COLUMNS_TAG = "evenflow.drifted_columns"
+RETRAINING_TAG = "evenflow.retraining"
+OUTPUT_TAG = "evenflow.output"
+THRESHOLD_TAG = "evenflow.threshold"
+SCORING_PARQUET_KEY = b"evenflow.scoring"
+"""Key of the lineage and summary in a scored Parquet file's key-value metadata."""
+
+# --- tags: review, promotion and the ledger (on registered model versions and models) -----------
+
+REVIEWED_SHA_TAG = "evenflow.reviewed_evidence_sha256"
+REVIEWED_AT_TAG = "evenflow.reviewed_at"
+REVIEWED_FILES_TAG = "evenflow.reviewed_evidence_files"
+REVIEWED_AGAINST_TAG = "evenflow.reviewed_against_champion"
+PROMOTED_BY_TAG = "evenflow.promoted_by"
+PROMOTED_AT_TAG = "evenflow.promoted_at"
+PROMOTION_NOTE_TAG = "evenflow.promotion_note"
+PROMOTED_SHA_TAG = "evenflow.promoted_evidence_sha256"
+PROMOTION_SEQ_TAG = "evenflow.promotion_ledger_seq"
+PROMOTION_OVERRIDE_TAG = "evenflow.promotion_override"
+REJECTED_BY_TAG = "evenflow.rejected_by"
+REJECTED_AT_TAG = "evenflow.rejected_at"
+REJECTION_NOTE_TAG = "evenflow.rejection_note"
+REJECTED_SHA_TAG = "evenflow.rejected_evidence_sha256"
+REJECTION_SEQ_TAG = "evenflow.rejection_ledger_seq"
+ROLLED_BACK_BY_TAG = "evenflow.rolled_back_by"
+ROLLED_BACK_AT_TAG = "evenflow.rolled_back_at"
+ROLLBACK_NOTE_TAG = "evenflow.rollback_note"
+ROLLBACK_SEQ_TAG = "evenflow.rollback_ledger_seq"
+RESTORED_SEQ_TAG = "evenflow.restored_ledger_seq"
+LEDGER_PREFIX = "evenflow.ledger."
+"""Registered-model tags ``evenflow.ledger.000001``…: the promotion ledger, one entry per tag."""
+
+# --- aliases ---------------------------------------------------------------------------------
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"

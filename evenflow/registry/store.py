@@ -1,0 +1,304 @@
+"""MLflow: one run per flow run, the model logged with signature, registered with lineage.
+
+Every call names its run id explicitly (no reliance on a thread's active run), so stages can run
+in separate Prefect tasks. The champion alias is never set here: that is a person's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+import evenflow
+from evenflow.config.settings import EvenflowSettings
+from evenflow.errors import ModelNotFound
+from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
+from evenflow.serving import BOOSTER_ARTIFACT, SCHEMA_ARTIFACT, EvenflowModel, write_schema
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+# On a run that registered nothing because a version already held its build: that version's URI.
+EXISTING_VERSION_TAG = "evenflow.existing_version"
+# On a model version: "passed" or "failed", and the failed clauses joined by "; ".
+GATE_TAG = "evenflow.gate"
+GATE_FAILED_TAG = "evenflow.gate_failed"
+_PIP_REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "pydantic", "pyarrow")
+
+
+def client_for(settings: EvenflowSettings) -> MlflowClient:
+    """Point MLflow at the configured tracking store (SQLite under mlruns/ by default)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if settings.tracking_uri.startswith("sqlite:///"):
+        Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion:
+    """The version behind ``name@alias``: one look-up and one error for every command.
+
+    Raises:
+        ModelNotFound: the model does not exist or no version carries the alias.
+    """
+    found = find_alias(client, name, alias)
+    if found is None:
+        raise ModelNotFound(
+            f"model {name!r} has no version with alias {alias!r}; promote one first: "
+            f"evenflow promote {name} VERSION --reviewer NAME --note TEXT"
+        )
+    return found
+
+
+def find_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version behind ``name@alias``, or None when there is none (a champion is optional)."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def download_json(client: MlflowClient, run_id: str, artifact_path: str, scratch: Path) -> Any:
+    """A JSON artifact of a run, parsed (downloaded into ``scratch``)."""
+    local = client.download_artifacts(run_id, artifact_path, str(scratch))
+    return json.loads(Path(local).read_text(encoding="utf-8"))
+
+
+def start_run(
+    settings: EvenflowSettings, experiment: str, run_name: str, tags: Mapping[str, str]
+) -> str:
+    """Create the run of a flow run in the dataset's experiment and return its id."""
+    client = client_for(settings)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = (
+        found.experiment_id
+        if found is not None
+        else client.create_experiment(
+            experiment, artifact_location=artifact_location(settings.artifact_root, experiment)
+        )
+    )
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    return str(run.info.run_id)
+
+
+def artifact_location(artifact_root: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: under the root, or the server's choice.
+
+    ``file:///p/mlruns/artifacts`` gives ``file:///p/mlruns/artifacts/adult``;
+    ``mlflow-artifacts:/`` (proxied by the tracking server) gives ``mlflow-artifacts:/adult``;
+    an empty root (a tracking server with no root set) leaves it to the server.
+    """
+    if not artifact_root:
+        return None
+    return f"{artifact_root.rstrip('/')}/{experiment}"
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested parameters to dotted keys with JSON values, as MLflow params want."""
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return flat
+
+
+def log_params(settings: EvenflowSettings, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log (nested) parameters under dotted names."""
+    client = client_for(settings)
+    for key, value in flatten(params).items():
+        client.log_param(run_id, key, value)
+
+
+def log_metrics(settings: EvenflowSettings, run_id: str, metrics: Mapping[str, float]) -> None:
+    """Log finite metric values; NaN (an undefined metric) is skipped, not faked."""
+    client = client_for(settings)
+    for key, value in metrics.items():
+        if not math.isnan(value):
+            client.log_metric(run_id, key, float(value))
+
+
+def set_tags(settings: EvenflowSettings, run_id: str, tags: Mapping[str, str]) -> None:
+    """Tag the run."""
+    client = client_for(settings)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def log_artifact(
+    settings: EvenflowSettings, run_id: str, local_path: Path, artifact_path: str | None = None
+) -> None:
+    """Log a file or a whole folder as run artifacts."""
+    client = client_for(settings)
+    if local_path.is_dir():
+        client.log_artifacts(run_id, str(local_path), artifact_path)
+    else:
+        client.log_artifact(run_id, str(local_path), artifact_path)
+
+
+def log_json(settings: EvenflowSettings, run_id: str, payload: Any, artifact_file: str) -> None:
+    """Log a JSON document as a run artifact."""
+    client_for(settings).log_dict(run_id, payload, artifact_file)
+
+
+def finish_run(settings: EvenflowSettings, run_id: str, *, failed: bool) -> None:
+    """Close the run as FINISHED or FAILED."""
+    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    client_for(settings).set_terminated(run_id, status=status)
+
+
+def register_model(
+    settings: EvenflowSettings,
+    run_id: str,
+    *,
+    model_name: str,
+    training: TrainingResult,
+    manifest: ShardManifest,
+    input_example: pd.DataFrame,
+    threshold: float,
+    threshold_policy: Path | None,
+    tags: Mapping[str, str],
+    candidate: bool,
+) -> ModelVersionRef:
+    """Log the pyfunc model with signature and example, register and tag it.
+
+    Only a model that passed its gates gets the ``candidate`` alias; one that failed is still
+    registered, so the evidence of the failure stays with the model it describes.
+    """
+    client = client_for(settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        schema = write_schema(
+            manifest.features,
+            threshold,
+            Path(scratch) / "schema.json",
+            threshold_policy,
+            trainer=training.trainer,
+        )
+        model = EvenflowModel()
+        model.load_context(
+            _Context({BOOSTER_ARTIFACT: str(training.model_path), SCHEMA_ARTIFACT: str(schema)})
+        )
+        output_example = model.predict(None, input_example)
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # Integer columns are declared as the data has them; a float batch is refused, not guessed.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                artifacts={
+                    BOOSTER_ARTIFACT: str(training.model_path),
+                    SCHEMA_ARTIFACT: str(schema),
+                },
+                code_paths=[str(code_only_package(Path(scratch)))],
+                signature=infer_signature(input_example, output_example),
+                input_example=input_example,
+                pip_requirements=_pinned_requirements(training.trainer),
+                registered_model_name=model_name,
+            )
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    if candidate:
+        client.set_registered_model_alias(model_name, CANDIDATE, version)
+    logger.info("registered %s version %s (candidate: %s)", model_name, version, candidate)
+    aliases = (CANDIDATE,) if candidate else ()
+    return ModelVersionRef(name=model_name, version=version, run_id=run_id, aliases=aliases)
+
+
+def code_only_package(scratch: Path) -> Path:
+    """A copy of the ``evenflow`` package holding its Python sources only.
+
+    The logged model needs the code that serves it, never data: the package also ships the
+    built-in example (48,842 rows of personal data) and must not travel with every model.
+    """
+    target = scratch / "code" / "evenflow"
+
+    def not_code(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if not n.endswith(".py") and not (Path(folder) / n).is_dir()} | {
+            n for n in names if n == "__pycache__"
+        }
+
+    shutil.copytree(Path(evenflow.__file__).parent, target, ignore=not_code)
+    return target
+
+
+def versions_tagged(
+    settings: EvenflowSettings, model_name: str, tags: Mapping[str, str]
+) -> list[tuple[ModelVersionRef, dict[str, str]]]:
+    """Versions of ``model_name`` carrying every one of ``tags``, newest first, with all their tags."""
+    clauses = [f"name = {_quoted(model_name)}"]
+    clauses += [f"tags.`{key}` = {_quoted(value)}" for key, value in tags.items()]
+    client = client_for(settings)
+    found = client.search_model_versions(" AND ".join(clauses))
+    # Search results carry no aliases: read each (few) version for them.
+    full = [client.get_model_version(model_name, str(v.version)) for v in found]
+    refs = [
+        (
+            ModelVersionRef(
+                name=model_name,
+                version=str(v.version),
+                run_id=str(v.run_id),
+                aliases=tuple(v.aliases or ()),
+            ),
+            dict(v.tags),
+        )
+        for v in full
+    ]
+    return sorted(refs, key=lambda ref: int(ref[0].version), reverse=True)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def champion_groups(settings: EvenflowSettings, model_name: str) -> list[dict[str, Any]] | None:
+    """Per-group test metrics of the current champion, or None when there is no champion."""
+    client = client_for(settings)
+    try:
+        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        path = client.download_artifacts(str(champion.run_id), "reports/groups.json", scratch)
+        groups: list[dict[str, Any]] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return groups
+
+
+class _Context:
+    """The slice of MLflow's PythonModelContext that ``EvenflowModel.load_context`` reads."""
+
+    def __init__(self, artifacts: dict[str, str]) -> None:
+        self.artifacts = artifacts
+
+
+def _pinned_requirements(trainer: str) -> list[str]:
+    names = (*_PIP_REQUIREMENTS, "lightgbm") if trainer == "lightgbm" else _PIP_REQUIREMENTS
+    return [f"{name}=={installed_version(name)}" for name in names]
+
+
+def describe_version(settings: EvenflowSettings, model_name: str, version: str, text: str) -> None:
+    """Set the version's description (shown in the MLflow UI)."""
+    client_for(settings).update_model_version(model_name, version, description=text)

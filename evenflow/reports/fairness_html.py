@@ -1,0 +1,414 @@
+"""Render a ``FairnessReport`` for people (one self-contained HTML file) and machines (JSON).
+
+The page reports and does not judge: parity, error-rate balance and calibration sit side by side,
+every value with its interval, and every group that no summary uses listed with its status
+(private: only n; insufficient evidence: shown, marked) and the rows each slice left out. Plots are drawn with
+matplotlib's Agg canvas (no pyplot, no global backend switch) and embedded as base64 PNG, so the file
+opens anywhere, offline, and can be logged to MLflow as one artifact.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from evenflow.assess.fairness import (
+    Disparity,
+    Estimate,
+    FairnessReport,
+    GroupMetrics,
+    SliceReport,
+    report_to_json,
+)
+from evenflow.io import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+_TAB10 = 10
+_RELIABILITY_COLUMNS = 4
+JSON_NAME = "fairness.json"
+HTML_NAME = "fairness.html"
+LEFT_OUT_HEADING = "Groups left out of summaries"
+
+_RATE_COLUMNS = (
+    ("base_rate", "Base rate"),
+    ("selection_rate", "Selection rate"),
+    ("tpr", "TPR"),
+    ("fpr", "FPR"),
+    ("fnr", "FNR"),
+    ("precision", "Precision"),
+    ("accuracy", "Accuracy"),
+    ("ece", "ECE"),
+    ("mean_score", "Mean score"),
+)
+# The per-group rates shown side by side (plots here, tables in the model card).
+PLOTTED_RATES = (
+    ("selection_rate", "Selection rate"),
+    ("tpr", "TPR"),
+    ("fpr", "FPR"),
+    ("precision", "Precision"),
+    ("ece", "ECE"),
+    ("base_rate", "Base rate"),
+)
+_SUMMARY_ROWS = (
+    ("Parity", "demographic_parity_difference", "Demographic parity difference"),
+    ("Parity", "demographic_parity_ratio", "Demographic parity ratio (min / max)"),
+    ("Error-rate balance", "equalized_odds_difference", "Equalized odds difference"),
+    ("Error-rate balance", "equal_opportunity_difference", "Equal opportunity (TPR) difference"),
+    ("Error-rate balance", "false_positive_rate_difference", "FPR difference"),
+    ("Calibration", "predictive_parity_difference", "Predictive parity (precision) difference"),
+    ("Calibration", "calibration_gap", "Calibration gap (max - min ECE)"),
+    ("Context", "base_rate_difference", "Base-rate difference"),
+)
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #d0d7de}
+table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.85rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+th{background:#f6f8fa}td.l,th.l{text-align:left}
+tr.private td{color:#6e7781;background:#fafafa}tr.insufficient td{background:#fffbe6}
+.ci{color:#57606a;font-size:.78rem}.note{color:#57606a;font-size:.9rem;max-width:70rem}
+img{max-width:100%;display:block;margin:.5rem 0 1.2rem}
+"""
+_NOTE = (
+    "Parity (selection rate), error-rate balance (TPR, FPR, FNR) and calibration (precision, ECE, "
+    "reliability) are shown side by side. When base rates differ between groups these criteria "
+    "cannot in general all hold at once, so no single figure here is a verdict; the gate policy "
+    "decides which one matters. Brackets are {level:.0%} percentile bootstrap intervals from "
+    "{replicates} replicates (seed {seed}). Differences are max minus min over the reported "
+    "groups of a slice: a group with fewer than {min_cell} rows is private (only its n is shown) "
+    "and one with fewer than {min_positives} positives or {min_negatives} negatives is shown, "
+    "marked insufficient evidence, and left out. ECE is biased upward in small groups by sampling "
+    "noise alone."
+)
+
+
+class FairnessReportFiles(BaseModel):
+    """Where the report was written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    json_path: Path
+    html_path: Path
+
+
+def write_fairness_report(report: FairnessReport, out_dir: Path) -> FairnessReportFiles:
+    """Write ``fairness.json`` and a self-contained ``fairness.html`` atomically into ``out_dir``."""
+    json_path = write_json_atomic(out_dir / JSON_NAME, report_to_json(report))
+    html_path = write_text_atomic(out_dir / HTML_NAME, render_fairness_html(report))
+    logger.info("fairness report written to %s", out_dir)
+    return FairnessReportFiles(json_path=json_path, html_path=html_path)
+
+
+def render_fairness_html(report: FairnessReport) -> str:
+    """Return the report as one HTML document with its plots embedded."""
+    info = report.bootstrap
+    params = report.params
+    note = _NOTE.format(
+        level=info.confidence_level,
+        replicates=info.replicates,
+        seed=info.seed,
+        min_cell=params.min_cell,
+        min_positives=params.min_positives,
+        min_negatives=params.min_negatives,
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>Fairness report</title>',
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Fairness report</h1>",
+        _overview(report),
+        f'<p class="note">{html.escape(note)}</p>',
+        "<h2>All rows</h2>",
+        _group_table([report.overall]),
+        *(_slice_section(report, item) for item in report.slices),
+        _left_out_section(report),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+# --- text and tables ------------------------------------------------------------------------
+
+
+def _overview(report: FairnessReport) -> str:
+    params = report.params
+    rows = [
+        ("Rows", f"{report.n_rows:,}"),
+        ("Positives / negatives", f"{report.n_pos:,} / {report.n_neg:,}"),
+        ("Sensitive columns", ", ".join(report.sensitive)),
+        ("Threshold", f"score ≥ {params.threshold:g}"),
+        ("Calibration bins", str(params.calibration_bins)),
+        (
+            "Small groups",
+            f"private below {params.min_cell} rows (only n shown); insufficient evidence below "
+            f"{params.min_positives} positives or {params.min_negatives} negatives (shown, "
+            "left out of summaries and gates)",
+        ),
+        ("Groups left out of summaries", str(len(report.left_out))),
+    ]
+    body = "".join(
+        f'<tr><th class="l">{_esc(k)}</th><td class="l">{_esc(v)}</td></tr>' for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def _slice_section(report: FairnessReport, item: SliceReport) -> str:
+    shown = [_plotted(g) for g in item.groups if g.status != "private"]
+    parts = [
+        f"<h2>{_esc(item.name)}</h2>",
+        f'<p class="note">{_esc(slice_note(item))}</p>',
+        _summary_table(item),
+        _group_table(item.groups),
+    ]
+    if shown:
+        parts.append(_img(_rates_figure(item.name, shown), f"Rates by group: {item.name}"))
+        parts.append(_img(_reliability_figure(item.name, shown), f"Reliability: {item.name}"))
+        parts.append(
+            _img(
+                _scores_figure(item.name, shown, report.histogram_edges),
+                f"Score distribution: {item.name}",
+            )
+        )
+    return "\n".join(parts)
+
+
+def slice_note(item: SliceReport) -> str:
+    """How many groups and rows a slice's summaries compare and how many they leave out."""
+    summary = item.summary
+    counts = {entry.status: entry for entry in summary.left_out}
+    left = [
+        f"{counts[s].groups} {label} ({counts[s].rows:,} rows)"
+        for s, label in (("insufficient", "insufficient evidence"), ("private", "private"))
+        if s in counts
+    ]
+    return (
+        f"{len(item.groups)} groups; summaries compare {summary.n_groups_compared} reported groups "
+        f"({summary.n_rows_compared:,} rows) and leave out {summary.n_rows_left_out:,} rows: "
+        + ", ".join(left)
+        + "."
+    )
+
+
+def _plotted(group: GroupMetrics) -> GroupMetrics:
+    """A group as the plots label it: insufficient evidence is marked on the plot too."""
+    if group.status != "insufficient":
+        return group
+    return group.model_copy(update={"name": f"{group.name} (insufficient)"})
+
+
+def _summary_table(item: SliceReport) -> str:
+    if item.summary.note:
+        return f'<p class="note">Summaries: {_esc(item.summary.note)}.</p>'
+    head = (
+        '<tr><th class="l">Aspect</th><th class="l">Summary</th><th>Value</th><th>Interval</th>'
+        '<th class="l">Highest group</th><th class="l">Lowest group</th></tr>'
+    )
+    rows = []
+    for aspect, field, label in _SUMMARY_ROWS:
+        value: Disparity | None = getattr(item.summary, field)
+        if value is None:
+            continue
+        rows.append(
+            f'<tr><td class="l">{aspect}</td><td class="l">{_esc(label)}</td>'
+            f"<td>{_num(value.value)}</td><td>{_interval(value)}</td>"
+            f'<td class="l">{_esc(value.highest or "")}</td>'
+            f'<td class="l">{_esc(value.lowest or "")}</td></tr>'
+        )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _group_table(groups: Sequence[GroupMetrics]) -> str:
+    head = (
+        '<tr><th class="l">Group</th><th>n</th><th>Positives</th><th>Negatives</th>'
+        + "".join(f"<th>{label}</th>" for _, label in _RATE_COLUMNS)
+        + "</tr>"
+    )
+    return f"<table>{head}{''.join(_group_row(g) for g in groups)}</table>"
+
+
+def _group_row(group: GroupMetrics) -> str:
+    mark = " (insufficient evidence)" if group.status == "insufficient" else ""
+    counts = (
+        f'<td class="l">{_esc(group.name + mark)}</td><td>{group.n:,}</td>'
+        f"<td>{_count(group.n_pos)}</td><td>{_count(group.n_neg)}</td>"
+    )
+    if group.status == "private":
+        span = len(_RATE_COLUMNS)
+        return (
+            f'<tr class="private">{counts}<td class="l" colspan="{span}">'
+            f"private: {_esc(group.reason or 'small cell')}</td></tr>"
+        )
+    cells = "".join(_estimate_cell(getattr(group, field)) for field, _ in _RATE_COLUMNS)
+    row_class = ' class="insufficient"' if group.status == "insufficient" else ""
+    return f"<tr{row_class}>{counts}{cells}</tr>"
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def _estimate_cell(value: Estimate | None) -> str:
+    if value is None or value.value is None:
+        return "<td>–</td>"
+    return f'<td>{_num(value.value)}<br><span class="ci">{_interval(value)}</span></td>'
+
+
+def _left_out_section(report: FairnessReport) -> str:
+    heading = f"<h2>{LEFT_OUT_HEADING}</h2>"
+    if not report.left_out:
+        return f"{heading}<p>None.</p>"
+    head = (
+        '<tr><th class="l">Slice</th><th class="l">Group</th><th class="l">Status</th><th>n</th>'
+        '<th>Positives</th><th>Negatives</th><th class="l">Reason</th></tr>'
+    )
+    rows = "".join(
+        f'<tr><td class="l">{_esc(c.slice)}</td><td class="l">{_esc(c.group)}</td>'
+        f'<td class="l">{_esc(c.status)}</td><td>{c.n:,}</td><td>{_count(c.n_pos)}</td>'
+        f'<td>{_count(c.n_neg)}</td><td class="l">{_esc(c.reason)}</td></tr>'
+        for c in report.left_out
+    )
+    return f"{heading}<table>{head}{rows}</table>"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _interval(value: Estimate) -> str:
+    if value.low is None or value.high is None:
+        return ""
+    return f"[{value.low:.3f}, {value.high:.3f}]"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _render(draw: Callable[[Figure], None], size: tuple[float, float]) -> bytes:
+    """Draw on a fresh Agg-backed figure and return PNG bytes (no pyplot state is touched)."""
+    # Imported here so that importing this module costs nothing and selects no backend.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    figure = Figure(figsize=size, dpi=90, layout="constrained")
+    FigureCanvasAgg(figure)
+    draw(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _colours(n: int) -> list[Any]:
+    from matplotlib import colormaps  # noqa: PLC0415
+
+    cmap = colormaps["tab10" if n <= _TAB10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _rates_figure(title: str, groups: list[GroupMetrics]) -> bytes:
+    """Forest plot: one panel per rate, groups on the y axis, intervals as error bars."""
+
+    def draw(figure: Figure) -> None:
+        axes = figure.subplots(1, len(PLOTTED_RATES), sharey=True)
+        for ax, (field, label) in zip(axes, PLOTTED_RATES, strict=True):
+            _forest(ax, groups, field)
+            ax.set_title(label, fontsize=9)
+        axes[0].set_yticks(range(len(groups)), [g.name for g in groups], fontsize=8)
+        axes[0].invert_yaxis()
+        figure.suptitle(f"Rates by group: {title}", fontsize=10)
+
+    return _render(draw, (12.0, 1.4 + 0.32 * len(groups)))
+
+
+def _forest(ax: Axes, groups: list[GroupMetrics], field: str) -> None:
+    colours = _colours(len(groups))
+    for y, (group, colour) in enumerate(zip(groups, colours, strict=True)):
+        value: Estimate | None = getattr(group, field)
+        if value is None or value.value is None:
+            continue
+        err = [[_below(value)], [_above(value)]]
+        ax.errorbar(value.value, y, xerr=err, fmt="o", color=colour, ms=4, capsize=2)
+    ax.tick_params(labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _reliability_figure(title: str, groups: list[GroupMetrics]) -> bytes:
+    """Small multiples, one panel per group: mean score against observed rate per bin."""
+    n_cols = min(_RELIABILITY_COLUMNS, len(groups))
+    n_rows = -(-len(groups) // n_cols)
+
+    def draw(figure: Figure) -> None:
+        axes = figure.subplots(n_rows, n_cols, sharex=True, sharey=True, squeeze=False)
+        colours = _colours(len(groups))
+        for index, ax in enumerate(axes.flat):
+            if index >= len(groups):
+                ax.set_axis_off()
+                continue
+            _reliability_panel(ax, groups[index], colours[index])
+        figure.supxlabel("mean score in bin", fontsize=9)
+        figure.supylabel("observed positive rate", fontsize=9)
+        figure.suptitle(f"Reliability: {title}", fontsize=10)
+
+    return _render(draw, (2.9 * n_cols + 0.6, 2.7 * n_rows + 0.7))
+
+
+def _reliability_panel(ax: Axes, group: GroupMetrics, colour: Any) -> None:
+    bins = [b for b in group.reliability if b.n > 0]
+    xs = [b.mean_score or 0.0 for b in bins]
+    ys = [b.observed_rate.value or 0.0 for b in bins]
+    errors = [[_below(b.observed_rate) for b in bins], [_above(b.observed_rate) for b in bins]]
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+    ax.errorbar(xs, ys, yerr=errors, marker="o", ms=3, lw=1, capsize=2, color=colour)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(f"{group.name} (n={group.n:,})", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _below(value: Estimate) -> float:
+    if value.value is None or value.low is None:
+        return 0.0
+    return max(value.value - value.low, 0.0)
+
+
+def _above(value: Estimate) -> float:
+    if value.value is None or value.high is None:
+        return 0.0
+    return max(value.high - value.value, 0.0)
+
+
+def _scores_figure(title: str, groups: list[GroupMetrics], edges: tuple[float, ...]) -> bytes:
+    """Score densities per group (histogram counts scaled by group size and bin width)."""
+
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        width = edges[1] - edges[0]
+        for group, colour in zip(groups, _colours(len(groups)), strict=True):
+            if group.scores is None or group.n == 0:
+                continue
+            density = [c / (group.n * width) for c in group.scores.histogram_counts]
+            ax.stairs(density, edges, color=colour, lw=1.3, label=group.name)
+        ax.set(xlim=(0, 1), xlabel="score", ylabel="density")
+        ax.set_title(f"Score distribution: {title}", fontsize=10)
+        ax.legend(fontsize=7)
+
+    return _render(draw, (6.5, 4.0))

@@ -1,0 +1,1 @@
+"""Training on Dask: device and cluster, XGBoost and LightGBM, checkpoints, cross-fitting."""

@@ -1,0 +1,1 @@
+"""The stories, wired from the layers below: train, score, monitor, hand over, reproduce."""
