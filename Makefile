@@ -3,7 +3,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: all uv install install-dev run test test-fast lint format typecheck bench clean
+.PHONY: all uv install install-dev run test test-fast lint format typecheck docs bench clean
 
 all: lint typecheck test
 
@@ -37,8 +37,11 @@ format: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+docs: install-dev  ## the documentation site (docs/, mkdocs.yml) → site/, warnings are errors
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: install-dev  ## ratio benchmarks → benchmarks/results.json and benchmarks/results.md
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site
