@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 SplitName = Literal["train", "valid", "test"]
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
+    """Base of every record: immutable, and unknown fields are an error (typos fail loudly)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class RawBatch(_Record):
+class RawBatch(Record):
     """An input file as received: it is read, never modified."""
 
     dataset: str
@@ -24,7 +26,7 @@ class RawBatch(_Record):
     columns: tuple[str, ...]
 
 
-class ExpectationFailure(_Record):
+class ExpectationFailure(Record):
     """One failed expectation with what was observed."""
 
     expectation: str = Field(description="GX expectation type, e.g. expect_column_to_exist.")
@@ -38,7 +40,7 @@ class ExpectationFailure(_Record):
         return f"{self.expectation}{where}: observed {self.observed}"
 
 
-class ValidationReport(_Record):
+class ValidationReport(Record):
     """The outcome of checking a batch against its Great Expectations suite."""
 
     success: bool
@@ -50,7 +52,7 @@ class ValidationReport(_Record):
     docs_path: Path | None = Field(default=None, description="Data Docs HTML page of the result.")
 
 
-class FeatureSpec(_Record):
+class FeatureSpec(Record):
     """A model input column and how it is typed for training and serving."""
 
     name: str
@@ -61,7 +63,7 @@ class FeatureSpec(_Record):
 Evaluation = Literal["holdout", "cross_fit"]
 
 
-class ShardInfo(_Record):
+class ShardInfo(Record):
     """One parquet shard of one split (and, when cross-fitted, of one fold)."""
 
     split: SplitName
@@ -71,7 +73,7 @@ class ShardInfo(_Record):
     fold: int | None = Field(default=None, description="Cross-fitting fold; None when held out.")
 
 
-class SplitPlan(_Record):
+class SplitPlan(Record):
     """How rows are assigned: a held-out test split, or k-fold cross-fitting, and why."""
 
     evaluation: Evaluation
@@ -87,7 +89,7 @@ class SplitPlan(_Record):
     )
 
 
-class SplitSummary(_Record):
+class SplitSummary(Record):
     """One split (or fold) of the split report: rows, base rate and rows per sensitive group."""
 
     name: str = Field(description="train, valid, test, or fold-K.")
@@ -97,7 +99,7 @@ class SplitSummary(_Record):
     groups: dict[str, dict[str, int]] = Field(description="Sensitive column -> group -> rows.")
 
 
-class ShardManifest(_Record):
+class ShardManifest(Record):
     """A versioned, sharded dataset: its DVC hash restores exactly these files."""
 
     dataset: str
@@ -173,7 +175,7 @@ class ShardManifest(_Record):
         return self.model_copy(update={"shards": train + extra})
 
 
-class TrainingResult(_Record):
+class TrainingResult(Record):
     """A trained booster and how it was made."""
 
     model_path: Path
@@ -204,7 +206,7 @@ class TrainingResult(_Record):
     )
 
 
-class EvalReport(_Record):
+class EvalReport(Record):
     """Test-split evaluation: overall and per-group metrics plus report files."""
 
     metrics: dict[str, float]
@@ -219,7 +221,7 @@ class EvalReport(_Record):
     )
 
 
-class ModelVersionRef(_Record):
+class ModelVersionRef(Record):
     """A registered model version."""
 
     name: str
