@@ -71,7 +71,7 @@ def validate_batch(
     params: MonitorParams, settings: EvenflowSettings, model: MonitoredModel, run_id: str
 ) -> tuple[RawBatch, ValidationReport, tuple[str, ...]]:
     """Validate the batch against expectations/NAME.json; label expectations skipped if absent."""
-    suite_path = settings.expectations_dir / f"{params.dataset}.json"
+    suite_path = contracts.contract_path(settings, params.dataset)
     with stage("validate", f"{params.data.name} against {suite_path.name}") as done:
         suite = contracts.load_suite(suite_path)
         out_dir = _out_dir(settings, run_id).parent / "validation"

@@ -32,6 +32,8 @@ from great_expectations.exceptions.exceptions import GreatExpectationsError
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from evenflow.config.run import DatasetSpec
+from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts.kinds import KINDS, gx_kind
 from evenflow.errors import ConfigError, DataError
 from evenflow.io import write_json_atomic
 
@@ -51,36 +53,6 @@ ROW_FLOOR_FRACTION = 0.1
 
 # Most labels quoted in an error message.
 _MAX_LABELS_SHOWN = 20
-
-# Type names as GX's pandas check resolves them (numpy dtype names, pandas extension dtype classes).
-# Integers and floats are one family: a CSV integer column with one missing value parses as float64,
-# and the null check reports that more clearly than a type failure would.
-_NUMERIC_TYPES = (
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float32",
-    "float64",
-    "Int8Dtype",
-    "Int16Dtype",
-    "Int32Dtype",
-    "Int64Dtype",
-    "UInt8Dtype",
-    "UInt16Dtype",
-    "UInt32Dtype",
-    "UInt64Dtype",
-    "Float32Dtype",
-    "Float64Dtype",
-)
-_BOOLEAN_TYPES = ("bool", "BooleanDtype")
-_DATETIME_TYPES = ("datetime64[s]", "datetime64[ms]", "datetime64[us]", "datetime64[ns]")
-# "str" matches each value of an object column; "StringDtype" matches pandas' python-backed strings.
-_TEXT_TYPES = ("str", "StringDtype")
 
 _SUITE_KEYS = frozenset({"name", "expectations", "suite_parameters", "meta", "notes", "id"})
 
@@ -112,6 +84,11 @@ def infer_suite_from_chunks(chunks: Iterable[pd.DataFrame], spec: DatasetSpec) -
     # the same file (it drops default kwargs such as mostly=1.0 and adds its version to meta).
     suite: dict[str, Any] = build_gx_suite(draft, source=f"suite {spec.name!r}").to_json_dict()
     return suite
+
+
+def contract_path(settings: EvenflowSettings, dataset: str) -> Path:
+    """Where a dataset's contract lives: ``expectations/NAME.json``."""
+    return settings.expectations_dir / f"{dataset}.json"
 
 
 def write_suite(suite: Mapping[str, Any], path: Path) -> Path:
@@ -209,14 +186,14 @@ class _ColumnFacts:
         self._merge_dtype(series.dtype)
         if self.all_text and pd.api.types.is_object_dtype(series.dtype):
             self.all_text = pd.api.types.infer_dtype(series, skipna=True) == "string"
-        family = _type_family(series.dtype, holds_text=self.all_text)
-        if family is _NUMERIC_TYPES:
+        kind = gx_kind(series.dtype, holds_text=self.all_text)
+        if kind == "numeric":
             # + 0.0 turns -0.0 into 0.0, so which zero bounds a range cannot depend on the chunking.
             self.low = min(self.low, float(series.min()) + 0.0)
             self.high = max(self.high, float(series.max()) + 0.0)
         if self.keep_all_values:
             self.values.update(_distinct(series))
-        elif family is _TEXT_TYPES and len(self.values) <= MAX_CATEGORIES:
+        elif kind == "text" and len(self.values) <= MAX_CATEGORIES:
             # A chunk with more than MAX_CATEGORIES values proves the overflow with that many.
             self.values.update(_distinct(series)[: MAX_CATEGORIES + 1])
 
@@ -356,48 +333,32 @@ def _column_expectations(facts: _ColumnFacts, *, is_target: bool) -> Iterator[di
     column = facts.name
     yield _expectation("expect_column_to_exist", column=column)
     dtype = facts.resolved_dtype()
-    family = _type_family(dtype, holds_text=facts.holds_text)
-    if family is None:
+    kind = gx_kind(dtype, holds_text=facts.holds_text)
+    if kind is None:
         logger.info("column %r: dtype %s has no GX type check; none inferred", column, dtype)
     else:
         yield _expectation(
             "expect_column_values_to_be_in_type_list",
             {"observed_dtype": str(dtype)},
             column=column,
-            type_list=list(family),
+            type_list=list(KINDS[kind].gx_types),
         )
     yield _null_expectation(column, facts.nulls / facts.rows)
     if is_target or facts.nulls == facts.rows:
         return
-    if family is _NUMERIC_TYPES:
+    if kind == "numeric":
         yield _expectation(
             "expect_column_values_to_be_between",
             column=column,
             min_value=facts.low,
             max_value=facts.high,
         )
-    elif family is _TEXT_TYPES:
+    elif kind == "text":
         categories = facts.distinct()
         if len(categories) <= MAX_CATEGORIES:
             yield _expectation(
                 "expect_column_values_to_be_in_set", column=column, value_set=categories
             )
-
-
-def _type_family(dtype: Any, *, holds_text: bool) -> tuple[str, ...] | None:
-    """GX type names compatible with a dtype, or None where GX cannot express it.
-
-    An object column is text only where its values are all strings (``holds_text``).
-    """
-    if pd.api.types.is_object_dtype(dtype):
-        return _TEXT_TYPES if holds_text else None
-    if dtype == pd.StringDtype():
-        return _TEXT_TYPES
-    name = dtype.name if isinstance(dtype, np.dtype) else type(dtype).__name__
-    for family in (_NUMERIC_TYPES, _BOOLEAN_TYPES, _DATETIME_TYPES):
-        if name in family:
-            return family
-    return None
 
 
 def _null_expectation(column: str, null_fraction: float) -> dict[str, Any]:

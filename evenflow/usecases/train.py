@@ -75,7 +75,7 @@ BASELINE_PREDICTIONS_FILE = "baseline_predictions.parquet"
 
 def contract_path(settings: EvenflowSettings, spec: DatasetSpec) -> Path:
     """Where the dataset's expectation suite lives."""
-    return settings.expectations_dir / f"{spec.name}.json"
+    return contracts.contract_path(settings, spec.name)
 
 
 def ensure_contract(spec: DatasetSpec, settings: EvenflowSettings) -> tuple[Path, bool]:
