@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prefect import flow
 
+from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
-from evenflow.usecases.score import ScoreParams, ScoringResult
+from evenflow.usecases.score import ScoringResult
 from tasks.scoring import record_scoring, resolve_model, score_rows, start_scoring_run
 from tasks.tracking import finish_tracking
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
+from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern import lineage
 from evenflow.registry import store as registry
 from evenflow.usecases import score as scoring
-from evenflow.usecases.score import ScoreParams, ScoringModel, ScoringResult
+from evenflow.usecases.score import ScoringResult
+from evenflow.usecases.score_engine import ScoringModel
 from tasks.progress import stage
 
 

@@ -441,7 +441,7 @@ def score(
     """Score a batch with the model behind an alias; rows breaking the contract go to rejects."""
     settings = EvenflowSettings()
     _prepare_environment(settings)
-    from evenflow.usecases.score import ScoreParams
+    from evenflow.config.score import ScoreParams
     from flows.score import score_batch
 
     try:

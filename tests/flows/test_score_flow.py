@@ -17,13 +17,14 @@ from typer.testing import CliRunner
 
 from evenflow.assess.mitigation import ThresholdPolicy
 from evenflow.cli.main import app
+from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.data import batch_io
 from evenflow.errors import DataError
 from evenflow.io import file_md5
 from evenflow.records import ModelVersionRef
 from evenflow.usecases import score as scoring
-from evenflow.usecases.score import ScoreParams, ScoringResult
+from evenflow.usecases.score import ScoringResult
 from flows.score import score_batch
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT, sample_params

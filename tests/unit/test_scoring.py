@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
+from evenflow.config.score import ScoreParams, rejects_path, summary_path
+from evenflow.contracts import row_check
 from evenflow.contracts.suite import build_gx_suite
 from evenflow.errors import ConfigError, DataError
 from evenflow.usecases import score as scoring
+from evenflow.usecases.score_engine import typed_for_signature
 from tests.conftest import REPO_ROOT
 
 ADULT_SUITE = REPO_ROOT / "expectations" / "adult.json"
@@ -72,7 +75,7 @@ def test_row_checks_agree_with_gx_unexpected_index_list(
     batch.loc[chosen[20:25], "hours-per-week"] = 0
     batch.loc[chosen[25:], "income"] = "maybe"
 
-    check = scoring.check_rows(batch, suite, features={}, target="income")
+    check = row_check.check_rows(batch, suite, features={}, target="income")
 
     expected = _gx_unexpected_rows(batch, suite)
     failing = {key: rows for key, rows in expected.items() if rows}
@@ -92,7 +95,7 @@ def test_a_clean_batch_without_label_loses_no_row_and_lists_what_it_skipped(
 ) -> None:
     unlabelled = batch.drop(columns=["income", "split"]).assign(customer_id=range(len(batch)))
 
-    check = scoring.check_rows(unlabelled, suite, features={}, target="income")
+    check = row_check.check_rows(unlabelled, suite, features={}, target="income")
 
     assert not check.rejected.any()
     assert check.counts == {}
@@ -111,7 +114,7 @@ def test_cells_are_judged_one_by_one_and_mostly_is_a_batch_warning(
     raw.loc[:999, "workclass"] = None  # 25% null where the contract tolerates 6.8%
     raw.loc[2, "income"] = None  # a row may have no label
 
-    check = scoring.check_rows(
+    check = row_check.check_rows(
         raw, suite, features={"age": "long", "hours-per-week": "long"}, target="income"
     )
 
@@ -131,14 +134,14 @@ def test_whole_number_inputs_of_the_model_are_checked_after_the_contract(
     batch.loc[4, "hours-per-week"] = 40.5
     batch.loc[5, "hours-per-week"] = None
 
-    check = scoring.check_rows(batch, suite, features={"hours-per-week": "long"}, target="income")
+    check = row_check.check_rows(batch, suite, features={"hours-per-week": "long"}, target="income")
 
     assert list(np.flatnonzero(check.rejected)) == [4, 5]
     assert check.counts == {
         "expect_column_values_to_not_be_null[hours-per-week]": 1,
         "model_signature_whole_number[hours-per-week]": 1,
     }
-    typed = scoring.typed_for_signature(batch.loc[~check.rejected], {"hours-per-week": "long"})
+    typed = typed_for_signature(batch.loc[~check.rejected], {"hours-per-week": "long"})
     assert typed["hours-per-week"].dtype == np.int64
 
 
@@ -148,13 +151,13 @@ def test_a_column_of_the_wrong_kind_stops_the_batch(
     batch["sex"] = np.where(batch["sex"] == "Male", 1, 0)
 
     with pytest.raises(DataError, match=r"column 'sex' holds no text \(dtype int64"):
-        scoring.check_rows(batch, suite, features={}, target="income")
+        row_check.check_rows(batch, suite, features={}, target="income")
 
 
 def _in_chunks(
     frame: pd.DataFrame, suite: dict[str, Any], size: int, features: dict[str, str]
-) -> tuple[np.ndarray, list[str], scoring.BatchCheck]:
-    checker = scoring.RowChecker(list(frame.columns), suite, features=features, target="income")
+) -> tuple[np.ndarray, list[str], row_check.BatchCheck]:
+    checker = row_check.RowChecker(list(frame.columns), suite, features=features, target="income")
     parts = [
         checker.check(frame.iloc[start : start + size]) for start in range(0, len(frame), size)
     ]
@@ -173,7 +176,7 @@ def test_row_checks_in_chunks_agree_with_the_whole_batch(
     raw.loc[3000, "income"] = "maybe"
     features = {"age": "long", "hours-per-week": "long"}
 
-    whole = scoring.check_rows(raw, suite, features=features, target="income")
+    whole = row_check.check_rows(raw, suite, features=features, target="income")
     rejected, reasons, together = _in_chunks(raw, suite, 997, features)
 
     assert (rejected == whole.rejected).all()
@@ -195,7 +198,7 @@ def test_a_column_of_the_wrong_kind_is_judged_on_the_whole_batch(
 ) -> None:
     batch["sex"] = np.where(batch["sex"] == "Male", 1, 0)
     with pytest.raises(DataError) as whole:
-        scoring.check_rows(batch, suite, features={}, target="income")
+        row_check.check_rows(batch, suite, features={}, target="income")
 
     with pytest.raises(DataError) as chunked:
         _in_chunks(batch, suite, 997, {})
@@ -207,27 +210,27 @@ def test_a_column_of_the_wrong_kind_is_judged_on_the_whole_batch(
 def test_score_params_defaults_and_refusals(tmp_path: Path) -> None:
     data = tmp_path / "loans-2024.csv.gz"
 
-    params = scoring.ScoreParams.from_mapping({"data": str(data), "out": "p/scores.parquet"})
+    params = ScoreParams.from_mapping({"data": str(data), "out": "p/scores.parquet"})
 
     assert params.name == "loans-2024"
     assert params.model_uri == "models:/loans-2024@champion"
     with_alias = params.model_copy(update={"model": "credit@candidate"})
     assert (with_alias.model_name, with_alias.alias) == ("credit", "candidate")
-    moved = scoring.ScoreParams.from_mapping({"data": str(tmp_path / "x.csv"), "out": "q.csv"})
+    moved = ScoreParams.from_mapping({"data": str(tmp_path / "x.csv"), "out": "q.csv"})
     assert (
         moved.params_hash()
-        == scoring.ScoreParams(data=Path("elsewhere/x.csv"), out=Path("other.csv")).params_hash()
+        == ScoreParams(data=Path("elsewhere/x.csv"), out=Path("other.csv")).params_hash()
     )
-    assert scoring.rejects_path(Path("p/scores.csv.gz")) == Path("p/scores.rejects.csv.gz")
-    assert scoring.summary_path(Path("p/scores.parquet")) == Path("p/scores.parquet.json")
+    assert rejects_path(Path("p/scores.csv.gz")) == Path("p/scores.rejects.csv.gz")
+    assert summary_path(Path("p/scores.parquet")) == Path("p/scores.parquet.json")
     with pytest.raises(ConfigError, match="the input is never overwritten"):
-        scoring.ScoreParams.from_mapping({"data": str(data), "out": str(data)})
+        ScoreParams.from_mapping({"data": str(data), "out": str(data)})
     with pytest.raises(ConfigError, match=r"\.parquet, \.pq, \.csv or \.csv\.gz"):
-        scoring.ScoreParams.from_mapping({"data": str(data), "out": "scores.xlsx"})
+        ScoreParams.from_mapping({"data": str(data), "out": "scores.xlsx"})
     with pytest.raises(ConfigError, match="'model'"):
-        scoring.ScoreParams.from_mapping({"data": str(data), "out": "s.csv", "model": "a@b@c"})
+        ScoreParams.from_mapping({"data": str(data), "out": "s.csv", "model": "a@b@c"})
     with pytest.raises(ConfigError, match="'chunk_rows'"):
-        scoring.ScoreParams.from_mapping({"data": str(data), "out": "s.csv", "chunk_rows": 10})
+        ScoreParams.from_mapping({"data": str(data), "out": "s.csv", "chunk_rows": 10})
     assert params.chunk_rows == 1_000_000
     assert (
         with_alias.params_hash()
