@@ -2,18 +2,18 @@
 
 The page reports and does not judge: parity, error-rate balance and calibration sit side by side,
 every value with its interval, and every group that no summary uses listed with its status
-(private: only n; insufficient evidence: shown, marked) and the rows each slice left out. Plots are drawn with
-matplotlib's Agg canvas (no pyplot, no global backend switch) and embedded as base64 PNG, so the file
-opens anywhere, offline, and can be logged to MLflow as one artifact.
+(private: only n; insufficient evidence: shown, marked) and the rows each slice left out. Plots are
+drawn with matplotlib's Agg canvas (no pyplot, no global backend switch) and embedded as base64
+PNG by ``templates/fairness.html.j2``, so the file opens anywhere, offline, and can be logged to
+MLflow as one artifact.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ from evenflow.assess.fairness import (
     report_to_json,
 )
 from evenflow.io import write_json_atomic, write_text_atomic
+from evenflow.registry.layout import FAIRNESS_FILE, FAIRNESS_HTML_FILE
+from evenflow.reports.render import count, fixed, interval, render_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,9 +39,8 @@ logger = logging.getLogger(__name__)
 
 _TAB10 = 10
 _RELIABILITY_COLUMNS = 4
-JSON_NAME = "fairness.json"
-HTML_NAME = "fairness.html"
 LEFT_OUT_HEADING = "Groups left out of summaries"
+_BODY_START, _BODY_END = "<!-- fairness-body -->", "<!-- /fairness-body -->"
 
 _RATE_COLUMNS = (
     ("base_rate", "Base rate"),
@@ -71,16 +72,6 @@ _SUMMARY_ROWS = (
     ("Calibration", "calibration_gap", "Calibration gap (max - min ECE)"),
     ("Context", "base_rate_difference", "Base-rate difference"),
 )
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
-h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #d0d7de}
-table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.85rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:right;white-space:nowrap}
-th{background:#f6f8fa}td.l,th.l{text-align:left}
-tr.private td{color:#6e7781;background:#fafafa}tr.insufficient td{background:#fffbe6}
-.ci{color:#57606a;font-size:.78rem}.note{color:#57606a;font-size:.9rem;max-width:70rem}
-img{max-width:100%;display:block;margin:.5rem 0 1.2rem}
-"""
 _NOTE = (
     "Parity (selection rate), error-rate balance (TPR, FPR, FNR) and calibration (precision, ECE, "
     "reliability) are shown side by side. When base rates differ between groups these criteria "
@@ -103,19 +94,58 @@ class FairnessReportFiles(BaseModel):
     html_path: Path
 
 
+@dataclass(frozen=True)
+class _SliceView:
+    """One slice as the page shows it: the report's slice, its note, summary rows and plots."""
+
+    item: SliceReport
+    note: str
+    summary: list[list[str]]
+    plots: list[tuple[bytes, str]]
+
+
 def write_fairness_report(report: FairnessReport, out_dir: Path) -> FairnessReportFiles:
     """Write ``fairness.json`` and a self-contained ``fairness.html`` atomically into ``out_dir``."""
-    json_path = write_json_atomic(out_dir / JSON_NAME, report_to_json(report))
-    html_path = write_text_atomic(out_dir / HTML_NAME, render_fairness_html(report))
+    json_path = write_json_atomic(out_dir / FAIRNESS_FILE, report_to_json(report))
+    html_path = write_text_atomic(out_dir / FAIRNESS_HTML_FILE, render_fairness_html(report))
     logger.info("fairness report written to %s", out_dir)
     return FairnessReportFiles(json_path=json_path, html_path=html_path)
 
 
 def render_fairness_html(report: FairnessReport) -> str:
     """Return the report as one HTML document with its plots embedded."""
-    info = report.bootstrap
-    params = report.params
-    note = _NOTE.format(
+    return render_html(
+        "fairness.html.j2",
+        report=report,
+        note=fairness_note(report),
+        overview=_overview(report),
+        rate_columns=_RATE_COLUMNS,
+        slices=[_slice_view(report, item) for item in report.slices],
+        left_out_heading=LEFT_OUT_HEADING,
+        left_out=[
+            [c.slice, c.group, c.status, count(c.n), count(c.n_pos), count(c.n_neg), c.reason]
+            for c in report.left_out
+        ],
+    )
+
+
+def fairness_fragment(report: FairnessReport, page: str | None = None) -> str:
+    """The page's tables and plots, headings one level down, to nest under another heading.
+
+    ``page`` is the report's page already rendered (saves redrawing the plots); without it, or
+    when it is not one of ours, the page is rendered again. The list of groups left out is not
+    part of the fragment: the model card has its own section for it.
+    """
+    if page is None or _BODY_START not in page or _BODY_END not in page:
+        page = render_fairness_html(report)
+    body = page.split(_BODY_START, 1)[1].split(_BODY_END, 1)[0]
+    return body.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
+
+
+def fairness_note(report: FairnessReport) -> str:
+    """How to read the page: the criteria, the intervals and the one rule for small groups."""
+    info, params = report.bootstrap, report.params
+    return _NOTE.format(
         level=info.confidence_level,
         replicates=info.replicates,
         seed=info.seed,
@@ -123,28 +153,11 @@ def render_fairness_html(report: FairnessReport) -> str:
         min_positives=params.min_positives,
         min_negatives=params.min_negatives,
     )
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>Fairness report</title>',
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Fairness report</h1>",
-        _overview(report),
-        f'<p class="note">{html.escape(note)}</p>',
-        "<h2>All rows</h2>",
-        _group_table([report.overall]),
-        *(_slice_section(report, item) for item in report.slices),
-        _left_out_section(report),
-        "</body></html>",
-    ]
-    return "\n".join(parts)
 
 
-# --- text and tables ------------------------------------------------------------------------
-
-
-def _overview(report: FairnessReport) -> str:
+def _overview(report: FairnessReport) -> list[tuple[str, str]]:
     params = report.params
-    rows = [
+    return [
         ("Rows", f"{report.n_rows:,}"),
         ("Positives / negatives", f"{report.n_pos:,} / {report.n_neg:,}"),
         ("Sensitive columns", ", ".join(report.sensitive)),
@@ -156,32 +169,23 @@ def _overview(report: FairnessReport) -> str:
             f"{params.min_positives} positives or {params.min_negatives} negatives (shown, "
             "left out of summaries and gates)",
         ),
-        ("Groups left out of summaries", str(len(report.left_out))),
+        (LEFT_OUT_HEADING, str(len(report.left_out))),
     ]
-    body = "".join(
-        f'<tr><th class="l">{_esc(k)}</th><td class="l">{_esc(v)}</td></tr>' for k, v in rows
-    )
-    return f"<table>{body}</table>"
 
 
-def _slice_section(report: FairnessReport, item: SliceReport) -> str:
+def _slice_view(report: FairnessReport, item: SliceReport) -> _SliceView:
     shown = [_plotted(g) for g in item.groups if g.status != "private"]
-    parts = [
-        f"<h2>{_esc(item.name)}</h2>",
-        f'<p class="note">{_esc(slice_note(item))}</p>',
-        _summary_table(item),
-        _group_table(item.groups),
-    ]
+    plots = []
     if shown:
-        parts.append(_img(_rates_figure(item.name, shown), f"Rates by group: {item.name}"))
-        parts.append(_img(_reliability_figure(item.name, shown), f"Reliability: {item.name}"))
-        parts.append(
-            _img(
+        plots = [
+            (_rates_figure(item.name, shown), f"Rates by group: {item.name}"),
+            (_reliability_figure(item.name, shown), f"Reliability: {item.name}"),
+            (
                 _scores_figure(item.name, shown, report.histogram_edges),
                 f"Score distribution: {item.name}",
-            )
-        )
-    return "\n".join(parts)
+            ),
+        ]
+    return _SliceView(item=item, note=slice_note(item), summary=_summary_rows(item), plots=plots)
 
 
 def slice_note(item: SliceReport) -> str:
@@ -208,100 +212,26 @@ def _plotted(group: GroupMetrics) -> GroupMetrics:
     return group.model_copy(update={"name": f"{group.name} (insufficient)"})
 
 
-def _summary_table(item: SliceReport) -> str:
-    if item.summary.note:
-        return f'<p class="note">Summaries: {_esc(item.summary.note)}.</p>'
-    head = (
-        '<tr><th class="l">Aspect</th><th class="l">Summary</th><th>Value</th><th>Interval</th>'
-        '<th class="l">Highest group</th><th class="l">Lowest group</th></tr>'
-    )
+def _summary_rows(item: SliceReport) -> list[list[str]]:
+    """Aspect, summary, value, interval, highest and lowest group of each summary present."""
     rows = []
     for aspect, field, label in _SUMMARY_ROWS:
         value: Disparity | None = getattr(item.summary, field)
-        if value is None:
-            continue
-        rows.append(
-            f'<tr><td class="l">{aspect}</td><td class="l">{_esc(label)}</td>'
-            f"<td>{_num(value.value)}</td><td>{_interval(value)}</td>"
-            f'<td class="l">{_esc(value.highest or "")}</td>'
-            f'<td class="l">{_esc(value.lowest or "")}</td></tr>'
-        )
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _group_table(groups: Sequence[GroupMetrics]) -> str:
-    head = (
-        '<tr><th class="l">Group</th><th>n</th><th>Positives</th><th>Negatives</th>'
-        + "".join(f"<th>{label}</th>" for _, label in _RATE_COLUMNS)
-        + "</tr>"
-    )
-    return f"<table>{head}{''.join(_group_row(g) for g in groups)}</table>"
-
-
-def _group_row(group: GroupMetrics) -> str:
-    mark = " (insufficient evidence)" if group.status == "insufficient" else ""
-    counts = (
-        f'<td class="l">{_esc(group.name + mark)}</td><td>{group.n:,}</td>'
-        f"<td>{_count(group.n_pos)}</td><td>{_count(group.n_neg)}</td>"
-    )
-    if group.status == "private":
-        span = len(_RATE_COLUMNS)
-        return (
-            f'<tr class="private">{counts}<td class="l" colspan="{span}">'
-            f"private: {_esc(group.reason or 'small cell')}</td></tr>"
-        )
-    cells = "".join(_estimate_cell(getattr(group, field)) for field, _ in _RATE_COLUMNS)
-    row_class = ' class="insufficient"' if group.status == "insufficient" else ""
-    return f"<tr{row_class}>{counts}{cells}</tr>"
-
-
-def _count(value: int | None) -> str:
-    return "–" if value is None else f"{value:,}"
-
-
-def _estimate_cell(value: Estimate | None) -> str:
-    if value is None or value.value is None:
-        return "<td>–</td>"
-    return f'<td>{_num(value.value)}<br><span class="ci">{_interval(value)}</span></td>'
-
-
-def _left_out_section(report: FairnessReport) -> str:
-    heading = f"<h2>{LEFT_OUT_HEADING}</h2>"
-    if not report.left_out:
-        return f"{heading}<p>None.</p>"
-    head = (
-        '<tr><th class="l">Slice</th><th class="l">Group</th><th class="l">Status</th><th>n</th>'
-        '<th>Positives</th><th>Negatives</th><th class="l">Reason</th></tr>'
-    )
-    rows = "".join(
-        f'<tr><td class="l">{_esc(c.slice)}</td><td class="l">{_esc(c.group)}</td>'
-        f'<td class="l">{_esc(c.status)}</td><td>{c.n:,}</td><td>{_count(c.n_pos)}</td>'
-        f'<td>{_count(c.n_neg)}</td><td class="l">{_esc(c.reason)}</td></tr>'
-        for c in report.left_out
-    )
-    return f"{heading}<table>{head}{rows}</table>"
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def _interval(value: Estimate) -> str:
-    if value.low is None or value.high is None:
-        return ""
-    return f"[{value.low:.3f}, {value.high:.3f}]"
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+        if value is not None:
+            rows.append(
+                [
+                    aspect,
+                    label,
+                    fixed(value.value),
+                    interval(value, 3),
+                    value.highest or "",
+                    value.lowest or "",
+                ]
+            )
+    return rows
 
 
 # --- plots ----------------------------------------------------------------------------------
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _render(draw: Callable[[Figure], None], size: tuple[float, float]) -> bytes:

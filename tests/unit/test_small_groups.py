@@ -15,19 +15,13 @@ from evenflow.assess.evaluation import MISSING_GROUP, write_evaluation
 from evenflow.assess.fairness import FairnessReport, fairness_report, report_to_json
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import EvalParams
+from evenflow.govern.comparison import DataChange, compare_groups
+from evenflow.govern.evidence import Evidence
 from evenflow.govern.gates import GatePolicy, gate_failures
-from evenflow.govern.promotion import (
-    DataChange,
-    Evidence,
-    GateSummary,
-    ModelCardRef,
-    ReviewSummary,
-    VersionInfo,
-    compare_groups,
-    render_review,
-)
-from evenflow.reports.model_card import _slice_group_rows
-from evenflow.usecases.monitor import group_deltas
+from evenflow.govern.monitoring import group_deltas
+from evenflow.govern.review import GateSummary, ModelCardRef, ReviewSummary, VersionInfo
+from evenflow.reports.card_rows import slice_group_rows as _slice_group_rows
+from evenflow.reports.review import render_review
 
 RULE = FairnessParams(n_bootstrap=100, seed=3)
 SENSITIVE = ("sex", "race")

@@ -1,0 +1,245 @@
+"""The model card's tables as rows of text, one builder per table.
+
+Both renderings of the card show these rows; numbers go through the shared ``num`` and
+``interval`` filters so the HTML and the Markdown read the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from evenflow.assess.explain import Explanations
+from evenflow.assess.fairness import Estimate, FairnessReport, SliceReport
+from evenflow.govern.clauses import GateClause
+from evenflow.govern.gates import GateDecision
+from evenflow.records import ValidationReport
+from evenflow.reports.fairness_html import PLOTTED_RATES
+from evenflow.reports.render import DASH, interval, num, with_interval
+
+if TYPE_CHECKING:
+    from evenflow.reports.model_card import (
+        Cell,
+        DataSummary,
+        DriftOverview,
+        Lineage,
+        ModelCardInputs,
+    )
+
+Rows = list[list[str]]
+
+_TOP_FEATURES = 20
+_GROUP_FEATURES = 5
+
+
+def overview_rows(inputs: ModelCardInputs) -> Rows:
+    """Model, version, run and the decision threshold."""
+    rows = [["Model", inputs.model_name], ["Version", inputs.model_version or "not registered"]]
+    rows.append(["MLflow run", inputs.run_id or "n/a"])
+    if inputs.threshold is not None:
+        rows.append(["Decision threshold", f"score ≥ {num(inputs.threshold)}"])
+    return rows
+
+
+def data_rows(data: DataSummary) -> Rows:
+    """The dataset, its DVC hash, rows per split and how the figures were obtained."""
+    rows = [["Dataset", data.dataset], ["Data md5 (DVC)", data.data_md5]]
+    rows += [[f"Rows: {split}", num(n)] for split, n in data.rows.items()]
+    rows.append(["Rows: total", num(sum(data.rows.values()))])
+    if data.evaluation:
+        rows.append(["Evaluated on", data.evaluation])
+    return rows
+
+
+def validation_rows(report: ValidationReport | None, missing: str) -> Rows:
+    """The data contract's outcome and every failed expectation."""
+    if report is None:
+        return [["Validation", missing]]
+    outcome = "passed" if report.success else f"failed ({len(report.failures)} expectations)"
+    rows = [
+        ["Suite", report.suite_name],
+        ["Outcome", outcome],
+        ["Expectations", num(report.n_expectations)],
+        ["Rows validated", num(report.n_rows)],
+    ]
+    rows += [["Failed", failure.describe()] for failure in report.failures]
+    return rows
+
+
+def metric_table(
+    metrics: Mapping[str, Estimate], baselines: Mapping[str, Mapping[str, Estimate]]
+) -> tuple[list[str], Rows]:
+    """The model's metrics, and beside them each baseline's on the same rows where it has one."""
+    header = ["Metric", "Value", "Interval"]
+    rows = [[name, num(e.value), interval(e)] for name, e in metrics.items()]
+    names = list(baselines)
+    header += [f"Baseline: {name}" for name in names]
+    for row in rows:
+        row += [with_interval(baselines[name].get(row[0])) for name in names]
+    return header, rows
+
+
+def tradeoff_table(rows: Sequence[Mapping[str, Cell]]) -> tuple[list[str], Rows]:
+    """The mitigations compared, one row each, columns in first-seen order."""
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return header, [[num(row.get(key)) for key in header] for row in rows]
+
+
+def drift_rows(drift: DriftOverview) -> Rows:
+    """How many columns drifted, against which threshold."""
+    return [
+        ["Columns drifted", f"{drift.drifted_count} of {drift.n_columns}"],
+        ["Share drifted", num(drift.drifted_share)],
+        ["Dataset drift threshold (share)", num(drift.drift_share_threshold)],
+        ["Dataset drift", "yes" if drift.dataset_drift else "no"],
+        ["Drifted columns", ", ".join(drift.drifted_columns) or "none"],
+    ]
+
+
+def importance_rows(explanations: Explanations) -> Rows:
+    """The top features by mean |SHAP|."""
+    items = explanations.summary.global_importance[:_TOP_FEATURES]
+    return [[item.feature, num(item.mean_abs_shap)] for item in items]
+
+
+def group_importance_table(explanations: Explanations) -> tuple[list[str], Rows]:
+    """Mean |SHAP| of the top features in each group."""
+    summary = explanations.summary
+    top = [item.feature for item in summary.global_importance[:_GROUP_FEATURES]]
+    rows = [
+        [g.column, g.group, num(g.n), *(num(g.mean_abs_shap.get(f)) for f in top)]
+        for g in summary.groups
+    ]
+    return ["Column", "Group", "Rows", *top], rows
+
+
+def proxy_rows(explanations: Explanations) -> Rows:
+    """Per sensitive column: how well the other features predict it, and through which."""
+    rows = []
+    for name, result in explanations.proxies.items():
+        top = ", ".join(f"{f.feature} ({num(f.mean_abs_shap)})" for f in result.top_features)
+        notes = [result.note or ""]
+        if result.merged_classes:
+            notes.append(f"merged rare classes: {', '.join(result.merged_classes)}")
+        rows.append(
+            [
+                name,
+                num(result.auc),
+                result.auc_kind,
+                num(result.n_rows),
+                str(len(result.classes)),
+                top or DASH,
+                "; ".join(n for n in notes if n),
+            ]
+        )
+    return rows
+
+
+def lineage_rows(lineage: Lineage) -> Rows:
+    """What rebuilds the model."""
+    return [
+        ["Data md5", lineage.data_md5],
+        ["Git commit", lineage.git_commit],
+        ["Uncommitted changes", "yes" if lineage.git_dirty else "no"],
+        ["Params hash", lineage.params_hash],
+        ["Environment hash", lineage.env_hash],
+        ["Flow run id", lineage.flow_run_id],
+    ]
+
+
+def left_out_rows(report: FairnessReport) -> Rows:
+    """Every group the summaries leave out, with its status and why."""
+    return [
+        [c.slice, c.group, c.status, num(c.n), num(c.n_pos), num(c.n_neg), c.reason]
+        for c in report.left_out
+    ]
+
+
+def rows_left_out(report: FairnessReport) -> Rows:
+    """Per slice: rows the summaries compare and rows they leave out, by status."""
+    rows = []
+    for item in report.slices:
+        summary = item.summary
+        by_status = {e.status: e for e in summary.left_out}
+        rows.append(
+            [
+                item.name,
+                num(summary.n_rows_compared),
+                *(
+                    f"{num(by_status[s].rows)} ({by_status[s].groups} groups)"
+                    if s in by_status
+                    else DASH
+                    for s in ("insufficient", "private")
+                ),
+            ]
+        )
+    return rows
+
+
+def excluded_rows(decision: GateDecision) -> Rows:
+    """The groups the gate left out of its clauses."""
+    return [[e.clauses, e.slice, e.group, e.status, num(e.n), e.reason] for e in decision.excluded]
+
+
+def policy_rows(decision: GateDecision) -> Rows:
+    """Every setting of the gate policy the decision used."""
+    settings = decision.policy.model_dump(mode="json")
+    rows = [[key, _setting(value) or "none"] for key, value in settings.items()]
+    if settings.get("columns") is None:
+        rows = [[k, "every single sensitive column" if k == "columns" else v] for k, v in rows]
+    return rows
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {num(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return num(value)
+
+
+def clause_rows(clauses: Sequence[GateClause]) -> Rows:
+    """Each gate clause with the numbers it compared."""
+    return [
+        [
+            c.name,
+            "skipped" if c.skipped else ("pass" if c.passed else "FAIL"),
+            num(c.observed),
+            c.bound,
+            num(c.compared),
+            f"{c.comparison} {num(c.limit)}",
+            c.detail,
+        ]
+        for c in clauses
+    ]
+
+
+def slice_summary_rows(item: SliceReport) -> Rows:
+    """A slice's between-group summaries with their intervals and extreme groups."""
+    rows = []
+    for name, value in item.summary:
+        if isinstance(value, Estimate):
+            rows.append(
+                [
+                    name,
+                    num(value.value),
+                    interval(value),
+                    getattr(value, "highest", "") or "",
+                    getattr(value, "lowest", "") or "",
+                ]
+            )
+    return rows
+
+
+def slice_group_rows(item: SliceReport) -> Rows:
+    """A slice's groups: counts, then rates with intervals; a private group shows only n."""
+    rows = []
+    for group in item.groups:
+        mark = " (insufficient evidence)" if group.status == "insufficient" else ""
+        counts = [group.name + mark, num(group.n), num(group.n_pos), num(group.n_neg)]
+        if group.status == "private":  # only n: never a rate
+            rows.append([*counts, *(["private"] * len(PLOTTED_RATES))])
+            continue
+        cells = [with_interval(getattr(group, field)) for field, _ in PLOTTED_RATES]
+        rows.append([*counts, *cells])
+    return rows
