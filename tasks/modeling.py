@@ -12,7 +12,6 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 
 from evenflow.assess import explain
-from evenflow.assess.mitigation import TradeoffFiles
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import GateFailed
@@ -26,6 +25,7 @@ from evenflow.records import (
     ValidationReport,
 )
 from evenflow.registry import store as registry
+from evenflow.reports.mitigation_html import TradeoffFiles
 from evenflow.training.engine import is_infrastructure_failure
 from evenflow.usecases import train as pipeline
 from tasks.caching import ContentCache, code_parts, digest, stage_dir

@@ -233,6 +233,7 @@ def validate(
 
     Exit 0 when it passes, 1 when it fails, 2 when it cannot be checked: ready for a data team's CI.
     """
+    from evenflow.reports.handoff import render_handoff
     from evenflow.usecases import handoff
 
     settings = EvenflowSettings()
@@ -244,7 +245,7 @@ def validate(
         )
     except EvenflowError as exc:
         _fail(exc)
-    typer.echo(handoff.render_handoff(report))
+    typer.echo(render_handoff(report))
     raise typer.Exit(code=0 if report.passed else 1)
 
 

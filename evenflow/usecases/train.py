@@ -48,6 +48,7 @@ from evenflow.records import (
 )
 from evenflow.registry import store as registry
 from evenflow.reports.fairness_html import write_fairness_report
+from evenflow.reports.mitigation_html import TradeoffFiles, write_tradeoff
 from evenflow.reports.model_card import (
     DataSummary,
     DriftOverview,
@@ -428,7 +429,7 @@ def compare_mitigations(
     params: RunParams,
     settings: EvenflowSettings,
     out_dir: Path,
-) -> mitigation.TradeoffFiles:
+) -> TradeoffFiles:
     """Train or fit every mitigation and write one trade-off table and plot.
 
     ``none`` and ``reweighing`` train on the cluster (reusing ``training`` where its method
@@ -470,7 +471,7 @@ def compare_mitigations(
     table = mitigation.compare_mitigations(
         results, manifest.sensitive, params.fairness, params.evaluation.threshold
     )
-    return mitigation.write_tradeoff(table, compare_dir)
+    return write_tradeoff(table, compare_dir)
 
 
 def _with_method(params: RunParams, method: str) -> RunParams:
@@ -571,7 +572,7 @@ def write_card(
     decision: GateDecision,
     tags: dict[str, str],
     out_dir: Path,
-    tradeoff: mitigation.TradeoffFiles | None = None,
+    tradeoff: TradeoffFiles | None = None,
 ) -> tuple[Path, Path]:
     """Write the version's model card (HTML and Markdown) from the run's own records."""
     fairness = (
@@ -669,7 +670,7 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _tradeoff_rows(tradeoff: mitigation.TradeoffFiles | None) -> list[dict[str, object]] | None:
+def _tradeoff_rows(tradeoff: TradeoffFiles | None) -> list[dict[str, object]] | None:
     if tradeoff is None:
         return None
     rows: list[dict[str, object]] = json.loads(tradeoff.json_path.read_text(encoding="utf-8"))[

@@ -9,27 +9,21 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from evenflow.assess.handoff import HandoffReport
+from evenflow.assess.profile import DataProfile, merge_profiles, profile
+from evenflow.assess.profile_diff import DataDiff, DiffItem, diff_profiles
 from evenflow.config.run import ShardParams, SplitParams, builtin_example
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts.suite import infer_suite, write_suite
 from evenflow.data import versioning
 from evenflow.data.sharding import ROW_ID, assign_splits, write_shards
 from evenflow.registry import store as registry
+from evenflow.registry.layout import DATA_MD5_TAG, HANDOFF_FILE
+from evenflow.reports.handoff import render_diff, render_handoff
 from evenflow.usecases.handoff import (
-    DATA_MD5_TAG,
-    HANDOFF_FILE,
     SPLIT_COLUMN_PARAM,
-    DataDiff,
-    DataProfile,
-    DiffItem,
-    HandoffReport,
     champion_reference,
     check_handoff,
-    diff_profiles,
-    merge_profiles,
-    profile,
-    render_diff,
-    render_handoff,
     validate_candidate,
 )
 
