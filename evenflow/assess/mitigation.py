@@ -14,7 +14,8 @@ Three ways to trade accuracy for a fairness criterion, each targeting one sensit
 
 ``compare_mitigations`` puts each method's test predictions side by side (accuracy, AUC, parity
 and error-rate summaries with bootstrap intervals, per-group precision and recall) and
-``write_tradeoff`` writes that table as JSON and HTML with one plot. Choosing a method is a setting.
+``evenflow.reports.mitigation_html.write_tradeoff`` writes that table as JSON and HTML with one
+plot. Choosing a method is a setting.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
-from evenflow.assess.evaluation import json_safe
 from evenflow.assess.fairness import (
     DECISION_COLUMN,
     LABEL_COLUMN,
@@ -58,9 +57,7 @@ from evenflow.config.run import (
 )
 from evenflow.data.features import typed_features
 from evenflow.errors import ConfigError, DataError
-from evenflow.io import atomic_path, write_json_atomic, write_text_atomic
 from evenflow.records import FeatureSpec
-from evenflow.reports.mitigation_html import PanelPoint, render_tradeoff_html, tradeoff_png
 from evenflow.training.boosters import tree_settings
 
 logger = logging.getLogger(__name__)
@@ -676,127 +673,3 @@ def _value(estimate: Estimate | None) -> float:
 def tradeoff_columns(table: pd.DataFrame) -> list[str]:
     """The sensitive columns a trade-off table covers, in table order."""
     return [m.group(1) for c in table.columns if (m := _DPD_PATTERN.match(str(c)))]
-
-
-# --- writing --------------------------------------------------------------------------------
-
-
-class TradeoffFiles(BaseModel):
-    """Where the trade-off table was written."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    json_path: Path
-    html_path: Path
-    png_path: Path
-
-
-def tradeoff_notes(table: pd.DataFrame) -> tuple[str, ...]:
-    """What a reader needs to interpret the table (shown in the HTML, stored in the JSON)."""
-    lines = [
-        "Each row is an alternative; none is applied unless configured. Brackets are bootstrap "
-        "percentile intervals from the fairness report. DPD: max - min selection rate over the "
-        "groups with enough evidence; EOD: the larger of the TPR and FPR gaps.",
-        "When base rates differ between groups, parity and error-rate balance cannot in general "
-        "both hold: read the gaps together with accuracy, not one number alone.",
-        "A dash for a group's precision or recall: the group is private (fewer rows than "
-        "fairness.min_cell) or has insufficient evidence (too few positives or negatives) in the "
-        "fairness report, or the rate is undefined.",
-    ]
-    if (table["auc_note"] == AUC_DECISIONS_ONLY).any():
-        lines.append(
-            f"AUC is blank where decisions come from a decision column ({AUC_DECISIONS_ONLY})."
-        )
-    return tuple(lines)
-
-
-def write_tradeoff(table: pd.DataFrame, out_dir: Path) -> TradeoffFiles:
-    """Write ``mitigations.json``, a self-contained ``mitigations.html`` and the plot, atomically."""
-    columns = tradeoff_columns(table)
-    notes = tradeoff_notes(table)
-    png = tradeoff_png({c: _panel_points(table, c) for c in columns})
-    payload = {
-        "sensitive": columns,
-        "columns": [str(c) for c in table.columns],
-        "rows": [json_safe(_plain_keys(r)) for r in table.to_dict(orient="records")],
-        "notes": list(notes),
-    }
-    json_path = write_json_atomic(out_dir / TRADEOFF_JSON, payload)
-    png_path = out_dir / TRADEOFF_PNG
-    with atomic_path(png_path) as tmp:
-        tmp.write_bytes(png)
-    sections = [
-        ("Summary", _summary_display(table, columns)),
-        ("Precision and recall by group", _groups_display(table)),
-    ]
-    html_path = write_text_atomic(
-        out_dir / TRADEOFF_HTML, render_tradeoff_html(sections, png, notes)
-    )
-    logger.info("mitigation trade-off written to %s", out_dir)
-    return TradeoffFiles(json_path=json_path, html_path=html_path, png_path=png_path)
-
-
-def _plain_keys(record: Mapping[Hashable, Any]) -> dict[str, Any]:
-    return {str(key): value for key, value in record.items()}
-
-
-def _panel_points(table: pd.DataFrame, column: str) -> list[PanelPoint]:
-    def triple(row: pd.Series, name: str, low: str, high: str) -> tuple[float, float, float]:
-        return float(row[name]), float(row[low]), float(row[high])
-
-    return [
-        PanelPoint(
-            method=str(row["method"]),
-            accuracy=triple(row, "accuracy", "accuracy_low", "accuracy_high"),
-            dpd=triple(
-                row, dpd_column(column), dpd_column(column, "_low"), dpd_column(column, "_high")
-            ),
-        )
-        for _, row in table.iterrows()
-    ]
-
-
-def _summary_display(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Strings for the summary table: each value with its interval beside it."""
-    out = pd.DataFrame(
-        {
-            "Method": table["method"],
-            "Decisions": table["decisions"],
-            "n": table["n"],
-            "Accuracy": [
-                _with_interval(r["accuracy"], r["accuracy_low"], r["accuracy_high"])
-                for _, r in table.iterrows()
-            ],
-            "AUC": [_number(v) for v in table["auc"]],
-        }
-    )
-    for column in columns:
-        for label, name in (("DPD", dpd_column), ("EOD", eod_column)):
-            out[f"{label} ({column})"] = [
-                _with_interval(r[name(column)], r[name(column, "_low")], r[name(column, "_high")])
-                for _, r in table.iterrows()
-            ]
-    return out
-
-
-def _groups_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Per-group precision and recall: one row per (group, metric), one column per method."""
-    rows: dict[str, list[str]] = {}
-    for name in table.columns:
-        metric, _, group = str(name).partition("[")
-        if metric in {"precision", "recall"}:
-            rows[f"{group.removesuffix(']')} · {metric}"] = [_number(v) for v in table[name]]
-    display = pd.DataFrame(rows, index=[str(m) for m in table["method"]]).T
-    return display.reset_index(names="Group · metric")
-
-
-def _number(value: Any) -> str:
-    number = float(value)
-    return "–" if not math.isfinite(number) else f"{number:.3f}"
-
-
-def _with_interval(value: Any, low: Any, high: Any) -> str:
-    text = _number(value)
-    if math.isfinite(float(low)) and math.isfinite(float(high)):
-        text += f" [{float(low):.3f}, {float(high):.3f}]"
-    return text

@@ -1,36 +1,43 @@
-"""Render the mitigation trade-off for people: one self-contained HTML page with one plot.
+"""Write the mitigation trade-off for people and machines: JSON, one plot, one HTML page.
 
-Kept apart from ``evenflow.assess.mitigation`` so that module stays about numbers; this one only draws
-and lays out tables it is given. The plot uses matplotlib's Agg canvas on a fresh ``Figure`` (no
-pyplot, no global backend switch) and is embedded as base64 PNG, so the page opens offline.
+``evenflow.assess.mitigation`` computes the table (one row per method: accuracy, AUC, parity and
+error-rate gaps with their intervals, per-group precision and recall); this module only writes it.
+The plot uses matplotlib's Agg canvas on a fresh ``Figure`` (no pyplot, no global backend switch)
+and ``templates/mitigations.html.j2`` embeds it as base64 PNG, so the page opens offline.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import io
+import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from evenflow.assess.evaluation import json_safe
+from evenflow.assess.mitigation import (
+    AUC_DECISIONS_ONLY,
+    TRADEOFF_HTML,
+    TRADEOFF_JSON,
+    TRADEOFF_PNG,
+    dpd_column,
+    eod_column,
+    tradeoff_columns,
+)
+from evenflow.io import atomic_path, write_json_atomic, write_text_atomic
+from evenflow.reports.render import fixed, render_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-Triple = tuple[float, float, float]
+logger = logging.getLogger(__name__)
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:1200px}
-h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #d0d7de}
-table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.85rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:right;white-space:nowrap}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
-.note{color:#57606a;font-size:.9rem;max-width:70rem}
-img{max-width:100%;display:block;margin:.5rem 0 1.2rem}
-"""
+Triple = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -93,30 +100,122 @@ def _bar(value: Triple) -> list[list[float]] | None:
     return [[max(0.0, point - low)], [max(0.0, high - point)]]
 
 
-def render_tradeoff_html(
-    sections: Sequence[tuple[str, pd.DataFrame]], png: bytes, notes: Sequence[str]
-) -> str:
-    """One HTML document: the notes, the plot and each (heading, table of strings) section."""
-    image = base64.b64encode(png).decode("ascii")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>Mitigation trade-offs</title>',
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Mitigation trade-offs</h1>",
-        *(f'<p class="note">{html.escape(line)}</p>' for line in notes),
-        f'<img alt="accuracy against demographic parity difference" '
-        f'src="data:image/png;base64,{image}">',
+class TradeoffFiles(BaseModel):
+    """Where the trade-off table was written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    json_path: Path
+    html_path: Path
+    png_path: Path
+
+
+def write_tradeoff(table: pd.DataFrame, out_dir: Path) -> TradeoffFiles:
+    """Write ``mitigations.json``, a self-contained ``mitigations.html`` and the plot, atomically."""
+    columns = tradeoff_columns(table)
+    notes = tradeoff_notes(table)
+    png = tradeoff_png({c: _panel_points(table, c) for c in columns})
+    payload = {
+        "sensitive": columns,
+        "columns": [str(c) for c in table.columns],
+        "rows": [json_safe(_plain_keys(r)) for r in table.to_dict(orient="records")],
+        "notes": list(notes),
+    }
+    json_path = write_json_atomic(out_dir / TRADEOFF_JSON, payload)
+    png_path = out_dir / TRADEOFF_PNG
+    with atomic_path(png_path) as tmp:
+        tmp.write_bytes(png)
+    sections = [
+        ("Summary", *_cells(_summary_display(table, columns))),
+        ("Precision and recall by group", *_cells(_groups_display(table))),
     ]
-    for heading, table in sections:
-        parts.extend([f"<h2>{html.escape(heading)}</h2>", _table(table)])
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    page = render_html("mitigations.html.j2", notes=notes, png=png, sections=sections)
+    html_path = write_text_atomic(out_dir / TRADEOFF_HTML, page)
+    logger.info("mitigation trade-off written to %s", out_dir)
+    return TradeoffFiles(json_path=json_path, html_path=html_path, png_path=png_path)
 
 
-def _table(table: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in table.itertuples(index=False)
+def tradeoff_notes(table: pd.DataFrame) -> tuple[str, ...]:
+    """What a reader needs to interpret the table (shown in the HTML, stored in the JSON)."""
+    lines = [
+        "Each row is an alternative; none is applied unless configured. Brackets are bootstrap "
+        "percentile intervals from the fairness report. DPD: max - min selection rate over the "
+        "groups with enough evidence; EOD: the larger of the TPR and FPR gaps.",
+        "When base rates differ between groups, parity and error-rate balance cannot in general "
+        "both hold: read the gaps together with accuracy, not one number alone.",
+        "A dash for a group's precision or recall: the group is private (fewer rows than "
+        "fairness.min_cell) or has insufficient evidence (too few positives or negatives) in the "
+        "fairness report, or the rate is undefined.",
+    ]
+    if (table["auc_note"] == AUC_DECISIONS_ONLY).any():
+        lines.append(
+            f"AUC is blank where decisions come from a decision column ({AUC_DECISIONS_ONLY})."
+        )
+    return tuple(lines)
+
+
+def _plain_keys(record: Mapping[Hashable, Any]) -> dict[str, Any]:
+    return {str(key): value for key, value in record.items()}
+
+
+def _cells(display: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """A display frame as a header and rows of text, for the template's table macro."""
+    rows = [[str(v) for v in row] for row in display.itertuples(index=False)]
+    return [str(c) for c in display.columns], rows
+
+
+def _panel_points(table: pd.DataFrame, column: str) -> list[PanelPoint]:
+    def triple(row: pd.Series, name: str, low: str, high: str) -> tuple[float, float, float]:
+        return float(row[name]), float(row[low]), float(row[high])
+
+    return [
+        PanelPoint(
+            method=str(row["method"]),
+            accuracy=triple(row, "accuracy", "accuracy_low", "accuracy_high"),
+            dpd=triple(
+                row, dpd_column(column), dpd_column(column, "_low"), dpd_column(column, "_high")
+            ),
+        )
+        for _, row in table.iterrows()
+    ]
+
+
+def _summary_display(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Strings for the summary table: each value with its interval beside it."""
+    out = pd.DataFrame(
+        {
+            "Method": table["method"],
+            "Decisions": table["decisions"],
+            "n": table["n"],
+            "Accuracy": [
+                _with_interval(r["accuracy"], r["accuracy_low"], r["accuracy_high"])
+                for _, r in table.iterrows()
+            ],
+            "AUC": [fixed(v) for v in table["auc"]],
+        }
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    for column in columns:
+        for label, name in (("DPD", dpd_column), ("EOD", eod_column)):
+            out[f"{label} ({column})"] = [
+                _with_interval(r[name(column)], r[name(column, "_low")], r[name(column, "_high")])
+                for _, r in table.iterrows()
+            ]
+    return out
+
+
+def _groups_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-group precision and recall: one row per (group, metric), one column per method."""
+    rows: dict[str, list[str]] = {}
+    for name in table.columns:
+        metric, _, group = str(name).partition("[")
+        if metric in {"precision", "recall"}:
+            rows[f"{group.removesuffix(']')} · {metric}"] = [fixed(v) for v in table[name]]
+    display = pd.DataFrame(rows, index=[str(m) for m in table["method"]]).T
+    return display.reset_index(names="Group · metric")
+
+
+def _with_interval(value: Any, low: Any, high: Any) -> str:
+    text = fixed(value)
+    if math.isfinite(float(low)) and math.isfinite(float(high)):
+        text += f" [{float(low):.3f}, {float(high):.3f}]"
+    return text

@@ -36,7 +36,6 @@ from evenflow.assess.mitigation import (
     reweighing_weights,
     weights_for,
     with_decisions,
-    write_tradeoff,
 )
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import MitigationParams, ModelParams
@@ -44,6 +43,7 @@ from evenflow.data.features import typed_features
 from evenflow.data.synth import make_planted
 from evenflow.errors import ConfigError
 from evenflow.records import FeatureSpec
+from evenflow.reports.mitigation_html import write_tradeoff
 
 SENSITIVE = ["sex", "race"]
 THRESHOLD = 0.5
