@@ -40,8 +40,9 @@ from evenflow.data.synth import (
     training_chunk,
 )
 from evenflow.data.synth import PlantedEffects as Effects
+from evenflow.govern.monitoring import ChampionEvaluation, MonitoredModel
 from evenflow.records import FeatureSpec, RawBatch
-from evenflow.usecases.monitor import ChampionEvaluation, MonitoredModel, assess
+from evenflow.usecases.monitor import assess
 
 N_FEATURES = 15
 CHUNK = 250_000

@@ -8,7 +8,8 @@ from evenflow.config.monitor import MonitorParams
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError
-from evenflow.usecases.monitor import MonitoringReport, breach_error
+from evenflow.govern.monitoring import MonitoringReport
+from evenflow.usecases.monitor import breach_error
 from flows.train_and_register import train_and_register
 from tasks.data import record_validation
 from tasks.monitoring import (

@@ -10,14 +10,16 @@ from prefect import get_run_logger, task
 
 from evenflow.config.run import DatasetSpec, RunParams
 from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts import suite as contracts
 from evenflow.contracts import validation
 from evenflow.data.datasets import content_md5
 from evenflow.data.sharding import plan_split
 from evenflow.errors import ValidationFailed
 from evenflow.io import file_md5
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
+from evenflow.registry import layout
 from evenflow.registry import store as registry
-from evenflow.usecases import train as pipeline
+from evenflow.usecases import prepare
 from tasks.caching import ContentCache, digest
 from tasks.progress import stage
 
@@ -25,7 +27,7 @@ from tasks.progress import stage
 @task(name="prepare-contract")
 def prepare_contract(spec: DatasetSpec, settings: EvenflowSettings) -> str:
     """Find the dataset's expectation suite, inferring a starter one if there is none."""
-    path, inferred = pipeline.ensure_contract(spec, settings)
+    path, inferred = prepare.ensure_contract(spec, settings)
     if inferred:
         get_run_logger().warning(
             "no expectation suite for '%s': inferred a starter suite at %s — review and commit it",
@@ -40,7 +42,7 @@ def _validation_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     settings: EvenflowSettings = inputs["settings"]
     return {
         "data": content_md5(spec.path),
-        "suite": file_md5(pipeline.contract_path(settings, spec)),
+        "suite": file_md5(contracts.contract_path(settings, spec.name)),
         "outputs": str(settings.data_root),
     }
 
@@ -50,7 +52,7 @@ def _validation_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     cache_policy=ContentCache(
         stage="validate",
         parts=_validation_key,
-        entry=pipeline.__name__,
+        entry=prepare.__name__,
     ),
     persist_result=True,
 )
@@ -59,7 +61,7 @@ def validate_batch(
 ) -> tuple[RawBatch, ValidationReport]:
     """Validate the batch against its contract (the file is only read)."""
     with stage("validate", f"{spec.path.name} against expectations/{spec.name}.json") as done:
-        batch, report = pipeline.validate_batch(spec, settings)
+        batch, report = prepare.validate_batch(spec, settings)
         outcome = "passed" if report.success else f"{len(report.failures)} failed"
         done.summary = f"{report.n_rows:,} rows, {report.n_expectations} expectations, {outcome}"
     return batch, report
@@ -68,7 +70,7 @@ def validate_batch(
 @task(name="record-validation")
 def record_validation(settings: EvenflowSettings, run_id: str, report: ValidationReport) -> None:
     """Log the GX result with the run; stop the flow if any expectation failed."""
-    registry.log_artifact(settings, run_id, report.result_path.parent, "validation")
+    registry.log_artifact(settings, run_id, report.result_path.parent, layout.VALIDATION_DIR)
     registry.log_metrics(settings, run_id, {"validation.success": float(report.success)})
     if not report.success:
         summary, failures = validation.failure_summary(report)
@@ -80,7 +82,7 @@ def _shard_key(inputs: Mapping[str, Any]) -> dict[str, str]:
     params: RunParams = inputs["params"]
     settings: EvenflowSettings = inputs["settings"]
     batch: RawBatch = inputs["batch"]
-    shard_dir = pipeline.shard_directory(settings, params, batch)
+    shard_dir = prepare.shard_directory(settings, params, batch)
     return {
         "data": batch.md5,
         # Where the batch lies does not change its shards (its md5 is the "data" part).
@@ -109,7 +111,7 @@ def _shard_dir(inputs: Mapping[str, Any]) -> Path:
     cache_policy=ContentCache(
         stage="shard",
         parts=_shard_key,
-        entry=pipeline.__name__,
+        entry=prepare.__name__,
         marker=_shard_dir,
     ),
     persist_result=True,
@@ -121,7 +123,7 @@ def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch
     with stage(
         "shard", f"{batch.n_rows:,} rows into {params.shards.n_shards} shards {unit}"
     ) as done:
-        manifest = pipeline.shard_and_version(params, settings, batch)
+        manifest = prepare.shard_and_version(params, settings, batch)
         done.summary = (
             f"{len(manifest.shards)} shards, data md5 {manifest.data_md5} "
             f"({' / '.join(f'{s.name} {s.rows:,}' for s in manifest.split_report)}); "
@@ -134,15 +136,17 @@ def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch
 def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
     """Log the manifest with the run and tag it with the data hash."""
     out_dir = settings.state_dir / "runs" / run_id
-    registry.log_artifact(settings, run_id, pipeline.write_manifest(manifest, out_dir), "data")
+    registry.log_artifact(
+        settings, run_id, prepare.write_manifest(manifest, out_dir), layout.DATA_DIR
+    )
     registry.log_json(
         settings,
         run_id,
         [summary.model_dump(mode="json") for summary in manifest.split_report],
-        "data/split_report.json",
+        layout.SPLIT_REPORT,
     )
     registry.set_tags(
         settings,
         run_id,
-        {"evenflow.data_md5": manifest.data_md5, "evenflow.evaluation": manifest.plan.evaluation},
+        {layout.DATA_MD5_TAG: manifest.data_md5, layout.EVALUATION_TAG: manifest.plan.evaluation},
     )

@@ -24,9 +24,11 @@ from evenflow.records import (
     TrainingResult,
     ValidationReport,
 )
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.mitigation_html import TradeoffFiles
-from evenflow.training.engine import is_infrastructure_failure
+from evenflow.training.failures import is_infrastructure_failure
+from evenflow.usecases import register
 from evenflow.usecases import train as pipeline
 from tasks.caching import ContentCache, code_parts, digest, stage_dir
 from tasks.progress import stage
@@ -96,7 +98,7 @@ def get_run_logger_safe() -> logging.Logger | logging.LoggerAdapter[logging.Logg
         parts=_train_key,
         entry=ENTRY,
         # Written last by either trainer: a failed attempt never counts as done.
-        marker=lambda inputs: _train_dir(inputs) / "valid_predictions.parquet",
+        marker=lambda inputs: _train_dir(inputs) / layout.VALID_PREDICTIONS_FILE,
     ),
     persist_result=True,
     retries=TRAIN_RETRIES,
@@ -151,13 +153,13 @@ def record_training(settings: EvenflowSettings, run_id: str, result: TrainingRes
         settings,
         run_id,
         {
-            "evenflow.device": result.device,
-            "evenflow.device_reason": result.device_reason,
-            "evenflow.n_workers": str(result.n_workers),
+            layout.DEVICE_TAG: result.device,
+            layout.DEVICE_REASON_TAG: result.device_reason,
+            layout.N_WORKERS_TAG: str(result.n_workers),
         },
     )
-    registry.log_json(settings, run_id, result.partition_workers, "training/partition_workers.json")
-    registry.log_json(settings, run_id, result.params, "training/booster_params.json")
+    registry.log_json(settings, run_id, result.partition_workers, layout.PARTITION_WORKERS)
+    registry.log_json(settings, run_id, result.params, layout.BOOSTER_PARAMS)
     if result.fold_best_iterations:
         registry.log_json(
             settings,
@@ -167,7 +169,7 @@ def record_training(settings: EvenflowSettings, run_id: str, result: TrainingRes
                 "refit_rounds": result.best_iteration + 1,
                 "rule": "median of the folds' best rounds",
             },
-            "training/cross_fit.json",
+            layout.CROSS_FIT,
         )
 
 
@@ -194,7 +196,7 @@ def _evaluate_key(inputs: Mapping[str, Any]) -> dict[str, str]:
         stage="evaluate",
         parts=_evaluate_key,
         entry=ENTRY,
-        marker=lambda inputs: _evaluate_dir(inputs) / "reports" / "metrics.json",
+        marker=lambda inputs: _evaluate_dir(inputs) / layout.METRICS,
     ),
     persist_result=True,
 )
@@ -225,8 +227,8 @@ def record_evaluation(settings: EvenflowSettings, run_id: str, report: EvalRepor
     ``test_<metric>_low`` and ``test_<metric>_high`` (undefined values are skipped).
     """
     registry.log_metrics(settings, run_id, {f"test_{k}": v for k, v in report.metrics.items()})
-    registry.log_artifact(settings, run_id, report.report_dir, "reports")
-    registry.log_artifact(settings, run_id, report.predictions_path, "predictions")
+    registry.log_artifact(settings, run_id, report.report_dir, layout.REPORTS_DIR)
+    registry.log_artifact(settings, run_id, report.predictions_path, layout.PREDICTIONS_DIR)
 
 
 def _explain_base(inputs: Mapping[str, Any]) -> dict[str, str]:
@@ -252,7 +254,7 @@ def _explain_key(inputs: Mapping[str, Any]) -> dict[str, str]:
         stage="explain",
         parts=_explain_key,
         entry=ENTRY,
-        marker=lambda inputs: _explain_dir(inputs) / "explanations" / "explanations.json",
+        marker=lambda inputs: _explain_dir(inputs) / layout.EXPLANATIONS_DIR / explain.JSON_NAME,
     ),
     persist_result=True,
 )
@@ -276,7 +278,7 @@ def record_explanations(
     settings: EvenflowSettings, run_id: str, files: explain.ExplanationFiles
 ) -> None:
     """Log the explanation JSON and plots with the run."""
-    registry.log_artifact(settings, run_id, files.json_path.parent, "explanations")
+    registry.log_artifact(settings, run_id, files.json_path.parent, layout.EXPLANATIONS_DIR)
 
 
 @task(name="compare-mitigations")
@@ -293,7 +295,7 @@ def compare_mitigations(
             manifest, training, params, settings, _run_dir(settings, run_id)
         )
         for path in (files.json_path, files.html_path, files.png_path):
-            registry.log_artifact(settings, run_id, path, "mitigations")
+            registry.log_artifact(settings, run_id, path, layout.MITIGATIONS_DIR)
         done.summary = f"trade-off table at {files.html_path.name}"
     return files
 
@@ -318,7 +320,7 @@ def gate_model(
     """Decide, by the configured policy, whether the model may become a candidate."""
     with stage("gate", _gate_plan(params)) as done:
         decision = pipeline.gate(params, settings, report, _run_dir(settings, run_id))
-        registry.log_json(settings, run_id, decision.model_dump(mode="json"), "gate/decision.json")
+        registry.log_json(settings, run_id, decision.model_dump(mode="json"), layout.DECISION)
         done.summary = (
             f"passed {len(decision.clauses)} clauses"
             if decision.passed
@@ -357,7 +359,7 @@ def register_model(
         if existing is not None:
             version, held_tags = existing
             uri = f"models:/{version.name}/{version.version}"
-            registry.set_tags(settings, run_id, {registry.EXISTING_VERSION_TAG: uri})
+            registry.set_tags(settings, run_id, {layout.EXISTING_VERSION_TAG: uri})
             done.summary = (
                 f"nothing new: {version.name} version {version.version} already holds this "
                 "data, parameters, code and environment (use --force to register anyway)"
@@ -375,8 +377,8 @@ def register_model(
             )
             alias = "alias candidate" if version.aliases else "NOT a candidate: gates failed"
             done.summary = f"{version.name} version {version.version} ({alias}), run {run_id}"
-    if existing is not None and held_tags.get(registry.GATE_TAG) == "failed":
-        held_failures = held_tags.get(registry.GATE_FAILED_TAG, "").split("; ")
+    if existing is not None and held_tags.get(layout.GATE_TAG) == "failed":
+        held_failures = held_tags.get(layout.GATE_FAILED_TAG, "").split("; ")
         raise GateFailed(
             f"{version.name} version {version.version} failed its gates and is not a candidate",
             describe_failures(decision) or [f"{name}: failed" for name in held_failures],
@@ -397,7 +399,7 @@ def _register_new(
 ) -> ModelVersionRef:
     """Register a new version, write its model card and describe it for the reviewer."""
     manifest, training, report, validation_report = evidence
-    version = pipeline.register(
+    version = register.register(
         settings,
         run_id,
         params=params,
@@ -407,7 +409,7 @@ def _register_new(
         decision=decision,
         tags=tags,
     )
-    html, _ = pipeline.write_card(
+    html, _ = register.write_card(
         params,
         version=version,
         manifest=manifest,
@@ -419,16 +421,16 @@ def _register_new(
         out_dir=_run_dir(settings, run_id),
         tradeoff=tradeoff,
     )
-    registry.log_artifact(settings, run_id, html.parent, "model_card")
+    registry.log_artifact(settings, run_id, html.parent, layout.MODEL_CARD_DIR)
     registry.describe_version(
         settings,
         version.name,
         version.version,
-        pipeline.version_description(
+        register.version_description(
             version,
             report,
             decision,
-            "model_card/" + html.name,
+            f"{layout.MODEL_CARD_DIR}/{html.name}",
             cross_fitted=manifest.cross_fitted,
         ),
     )
@@ -443,9 +445,9 @@ def _same_build(
     A version that passed its gates is not reused by a run whose gate now fails (the champion it is
     compared with changed): that run registers its own version, with the failure on record.
     """
-    lookup = {name: tags[name] for name in (*lineage.BUILD_TAGS, lineage.DIRTY_TAG)}
+    lookup = {name: tags[name] for name in (*layout.BUILD_TAGS, layout.GIT_DIRTY_TAG)}
     for ref, found in registry.versions_tagged(settings, model_name, lookup):
-        gate_now_fails = found.get(registry.GATE_TAG) == "passed" and not decision.passed
+        gate_now_fails = found.get(layout.GATE_TAG) == "passed" and not decision.passed
         if lineage.same_build(tags, found) and not gate_now_fails:
             return ref.model_copy(update={"existing": True}), found
     return None

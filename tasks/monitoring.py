@@ -13,14 +13,13 @@ from evenflow.contracts import suite as contracts
 from evenflow.data.datasets import read_table
 from evenflow.errors import DataError
 from evenflow.govern import lineage
+from evenflow.govern.monitoring import MonitoredModel, MonitoringReport, drift_metrics
 from evenflow.records import RawBatch, ValidationReport
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.monitoring_html import write_monitoring_html
 from evenflow.usecases import monitor as monitoring
-from evenflow.usecases.monitor import MonitoredModel, MonitoringReport
 from tasks.progress import stage
-
-MONITORING_ARTIFACTS = "monitoring"
 
 
 def experiment_name(params: MonitorParams) -> str:
@@ -29,7 +28,7 @@ def experiment_name(params: MonitorParams) -> str:
 
 
 def _out_dir(settings: EvenflowSettings, run_id: str) -> Path:
-    return settings.state_dir / "runs" / run_id / MONITORING_ARTIFACTS
+    return settings.state_dir / "runs" / run_id / layout.MONITORING_DIR
 
 
 @task(name="start-monitoring")
@@ -38,8 +37,8 @@ def start_monitoring(params: MonitorParams, settings: EvenflowSettings) -> str:
     code = lineage.code_version(settings.code_root)
     tags = {
         **lineage.lineage_tags("pending", code, params.params_hash(), str(flow_run.get_id())),
-        monitoring.MODEL_NAME_TAG: params.model_name,
-        "evenflow.model_alias": params.alias,
+        layout.MODEL_NAME_TAG: params.model_name,
+        layout.MODEL_ALIAS_TAG: params.alias,
     }
     run_name = f"{params.dataset}-monitor-{str(flow_run.get_name() or 'local')}"
     run_id = registry.start_run(settings, experiment_name(params), run_name, tags)
@@ -56,10 +55,10 @@ def resolve_model(params: MonitorParams, settings: EvenflowSettings, run_id: str
             settings,
             run_id,
             {
-                monitoring.MODEL_VERSION_TAG: model.version,
-                monitoring.REFERENCE_MD5_TAG: model.data_md5,
-                monitoring.DATA_MD5_TAG: model.data_md5,
-                "evenflow.model_run_id": model.run_id,
+                layout.MODEL_VERSION_TAG: model.version,
+                layout.REFERENCE_DATA_MD5_TAG: model.data_md5,
+                layout.DATA_MD5_TAG: model.data_md5,
+                layout.MODEL_RUN_ID_TAG: model.run_id,
             },
         )
         done.summary = f"{model.name} version {model.version}, reference data {model.data_md5}"
@@ -74,11 +73,11 @@ def validate_batch(
     suite_path = contracts.contract_path(settings, params.dataset)
     with stage("validate", f"{params.data.name} against {suite_path.name}") as done:
         suite = contracts.load_suite(suite_path)
-        out_dir = _out_dir(settings, run_id).parent / "validation"
+        out_dir = _out_dir(settings, run_id).parent / layout.VALIDATION_DIR
         batch, report, skipped = monitoring.validate_batch(
             params.data, suite, model, out_dir, dataset=params.dataset
         )
-        registry.set_tags(settings, run_id, {monitoring.BATCH_MD5_TAG: batch.md5})
+        registry.set_tags(settings, run_id, {layout.BATCH_MD5_TAG: batch.md5})
         outcome = "passed" if report.success else f"{len(report.failures)} failed"
         done.summary = (
             f"{report.n_rows:,} rows, {report.n_expectations} expectations, {outcome}"
@@ -155,15 +154,15 @@ def _auc(report: MonitoringReport) -> float | None:
 @task(name="record-monitoring")
 def record_monitoring(settings: EvenflowSettings, run_id: str, report: MonitoringReport) -> None:
     """Log the figures, the HTML and JSON reports, and the verdict with the monitoring run."""
-    registry.log_metrics(settings, run_id, monitoring.drift_metrics(report))
-    registry.log_artifact(settings, run_id, _out_dir(settings, run_id), MONITORING_ARTIFACTS)
+    registry.log_metrics(settings, run_id, drift_metrics(report))
+    registry.log_artifact(settings, run_id, _out_dir(settings, run_id), layout.MONITORING_DIR)
     registry.set_tags(
         settings,
         run_id,
         {
-            "evenflow.monitoring": "passed" if report.passed else "drift",
-            "evenflow.drifted_columns": ",".join(report.drift.drifted_columns)[:4000],
-            "evenflow.labelled": str(report.labelled).lower(),
+            layout.MONITORING_TAG: "passed" if report.passed else "drift",
+            layout.DRIFTED_COLUMNS_TAG: ",".join(report.drift.drifted_columns)[:4000],
+            layout.LABELLED_TAG: str(report.labelled).lower(),
         },
     )
     if not report.passed:
@@ -173,4 +172,4 @@ def record_monitoring(settings: EvenflowSettings, run_id: str, report: Monitorin
 @task(name="record-retraining")
 def record_retraining(settings: EvenflowSettings, run_id: str, outcome: str) -> None:
     """Note on the monitoring run what the triggered retraining produced."""
-    registry.set_tags(settings, run_id, {"evenflow.retraining": outcome[:4000]})
+    registry.set_tags(settings, run_id, {layout.RETRAINING_TAG: outcome[:4000]})

@@ -8,8 +8,8 @@ from prefect.runtime import flow_run
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern import lineage
+from evenflow.registry import layout
 from evenflow.registry import store as registry
-from evenflow.usecases.reproduce import RUN_PARAMS_ARTIFACT
 
 
 @task(name="start-tracking")
@@ -20,7 +20,7 @@ def start_tracking(params: RunParams, settings: EvenflowSettings) -> str:
     run_name = f"{params.dataset.name}-{str(flow_run.get_name() or 'local')}"
     run_id = registry.start_run(settings, params.dataset.name, run_name, tags)
     registry.log_params(settings, run_id, params.model_dump(mode="json"))
-    registry.log_json(settings, run_id, params.model_dump(mode="json"), RUN_PARAMS_ARTIFACT)
+    registry.log_json(settings, run_id, params.model_dump(mode="json"), layout.RUN_PARAMS)
     if code.dirty:
         registry.log_json(settings, run_id, {"diff": code.diff}, "lineage/git_diff.json")
     return run_id

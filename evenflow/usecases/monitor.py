@@ -6,43 +6,35 @@ A batch arrives, with or without its labels. The questions, in order:
    skipped, not failed, when the batch carries no such column.)
 2. Has it drifted from the data the monitored model was trained on? The reference is that
    version's own training data, restored by its DVC md5 (``evenflow.data_md5``), never "the latest
-   data". Every feature is checked with an explicit statistic and threshold (normed Wasserstein
-   for numbers, PSI or Jensen-Shannon for categories: distances that stay meaningful on large
-   samples, where p-values call every column drifted), and the model's score distribution on the
-   batch is compared with its scores on the reference (prediction drift).
+   data" (:mod:`evenflow.assess.monitoring` measures and decides).
 3. With labels: how does the model perform, overall and per group, next to the figures logged
    with its own evaluation (``reports/metrics.json``, ``groups.json``, ``fairness/fairness.json``)?
+   (:mod:`evenflow.govern.monitoring` compares.)
 
-Decisions are pure functions (:func:`drift_breaches`); Evidently computes the statistics and
-renders its report; per-group figures come from :mod:`evenflow.assess.evaluation` and
-:mod:`evenflow.assess.fairness`, never from Evidently's ``GroupBy``.
+This module is the story: it reads the model and its evidence from MLflow, the batch and the
+reference from disk, and wires the assessment; per-group figures come from
+:mod:`evenflow.assess.evaluation` and :mod:`evenflow.assess.fairness`, never from Evidently's
+``GroupBy``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from pydantic import BaseModel, ConfigDict, Field
 
-from evenflow.assess import drift
-from evenflow.assess.evaluation import evaluate, groups_to_records, json_safe
-from evenflow.assess.fairness import (
-    PRIVATE,
-    CellStatus,
-    FairnessReport,
-    fairness_report,
-)
-from evenflow.config.fairness import FairnessParams
-from evenflow.config.monitor import DriftPolicy, Statistic
+from evenflow.assess.evaluation import LABEL, SCORE, evaluate, groups_to_records, json_safe
+from evenflow.assess.fairness import fairness_report
+from evenflow.assess.monitoring import Scorer, assess_drift, drift_breaches, sample_rows
+from evenflow.config.monitor import DriftPolicy
 from evenflow.config.run import EvalParams, RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import validation
@@ -50,50 +42,22 @@ from evenflow.data import versioning
 from evenflow.data.datasets import content_md5, read_table
 from evenflow.data.features import label_values
 from evenflow.errors import DataError, EvenflowError
-from evenflow.govern.promotion import (
-    FAIRNESS_ARTIFACT,
-    GROUPS_ARTIFACT,
-    MANIFEST_ARTIFACT,
-    METRICS_ARTIFACT,
-    Comparison,
-    compare_metrics,
-    group_rule,
-    group_status,
-    paired_groups,
+from evenflow.govern.comparison import compare_metrics, group_rule
+from evenflow.govern.monitoring import (
+    ChampionEvaluation,
+    MonitoredModel,
+    MonitoringReport,
+    PerformanceResult,
+    group_deltas,
+    summary_deltas,
 )
 from evenflow.io import atomic_path, write_json_atomic
-from evenflow.numbers import finite_int, finite_number
-from evenflow.records import FeatureSpec, RawBatch, ShardManifest, ValidationReport
+from evenflow.records import RawBatch, ShardManifest, ValidationReport
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.fairness_html import write_fairness_report
-from evenflow.usecases.reproduce import RUN_PARAMS_ARTIFACT
 
 logger = logging.getLogger(__name__)
-
-DATA_MD5_TAG = "evenflow.data_md5"
-BATCH_MD5_TAG = "evenflow.batch_md5"
-REFERENCE_MD5_TAG = "evenflow.reference_data_md5"
-MODEL_NAME_TAG = "evenflow.model_name"
-MODEL_VERSION_TAG = "evenflow.model_version"
-MONITORING_FILE = "monitoring.json"
-DRIFT_STEM = "drift"
-SCORE = "score"
-LABEL = "label"
-# The score column as Evidently sees it: a name no dataset column is likely to have.
-PREDICTION_COLUMN = "__evenflow_score__"
-# Per-group metrics compared with the champion's groups.json.
-GROUP_DELTA_METRICS = ("roc_auc", "accuracy", "tpr", "fpr", "precision", "selection_rate")
-# Between-group summaries compared with the champion's fairness report.
-FAIRNESS_SUMMARIES = (
-    "demographic_parity_difference",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-    "predictive_parity_difference",
-    "calibration_gap",
-)
-_EVIDENTLY_KIND = {"numeric": "numerical", "categorical": "categorical"}
-
-Scorer = Callable[[pd.DataFrame], np.ndarray]
 
 
 class DriftDetected(EvenflowError):
@@ -105,156 +69,6 @@ class DriftDetected(EvenflowError):
         self.breaches = breaches
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class MonitoredModel(_Record):
-    """The registered version being monitored, and what its own training run recorded."""
-
-    name: str
-    version: str
-    alias: str
-    run_id: str
-    data_md5: str = Field(description="DVC md5 of the version's training data (the reference).")
-    features: tuple[FeatureSpec, ...]
-    target: str
-    positive_label: str
-    sensitive: tuple[str, ...]
-    split_column: str | None
-    threshold: float = Field(description="The score cut the model was evaluated with.")
-    fairness: FairnessParams = Field(
-        description="The version's fairness parameters: the small-group rule and the bootstrap."
-    )
-
-    @property
-    def uri(self) -> str:
-        """MLflow model URI of exactly this version."""
-        return f"models:/{self.name}/{self.version}"
-
-
-class ColumnCheck(_Record):
-    """One column's drift: the statistic, its threshold, the value, and the verdict."""
-
-    column: str
-    kind: Literal["numeric", "categorical", "prediction"]
-    statistic: str = Field(description="Evidently's name: wasserstein, psi or jensenshannon.")
-    threshold: float
-    value: float
-    drifted: bool = Field(description="value >= threshold, as Evidently decided it.")
-
-    def describe(self) -> str:
-        """``column: statistic value >= threshold``."""
-        sign = ">=" if self.drifted else "<"
-        return f"{self.column}: {self.statistic} {self.value:.4f} {sign} {self.threshold:g}"
-
-
-class DriftResult(_Record):
-    """Per-feature drift, the share of drifted features, and prediction drift."""
-
-    columns: tuple[ColumnCheck, ...]
-    drifted_columns: tuple[str, ...]
-    drifted_share: float
-    max_drifted_share: float
-    prediction: ColumnCheck
-    mean_score_reference: float
-    mean_score_batch: float
-    ignored_columns: tuple[str, ...] = ()
-    rows_reference: int = Field(description="Reference rows compared (after sampling).")
-    rows_batch: int = Field(description="Batch rows compared (after sampling).")
-    total_rows_reference: int
-    total_rows_batch: int
-    evidently_html: Path
-    evidently_json: Path
-
-    @property
-    def sampled(self) -> bool:
-        """Whether either side was sampled down to the policy's ``max_rows``."""
-        return (
-            self.rows_reference < self.total_rows_reference
-            or self.rows_batch < self.total_rows_batch
-        )
-
-
-class GroupDelta(_Record):
-    """One group's metrics on the batch beside the champion's evaluation.
-
-    Each side has its status under the one rule for small groups; a private side has no figures.
-    """
-
-    column: str
-    group: str
-    n: int | None
-    champion_n: int | None
-    status: CellStatus | None = Field(description="On the batch; None when absent there.")
-    champion_status: CellStatus | None = Field(description="In the champion's evaluation.")
-    metrics: tuple[Comparison, ...]
-
-
-class SummaryDelta(_Record):
-    """A between-group fairness summary of one slice, on the batch and in the evaluation."""
-
-    slice: str
-    summary: str
-    value: float | None
-    champion: float | None
-    difference: float | None
-
-
-class PerformanceResult(_Record):
-    """Performance and fairness on the labelled batch, compared with the model's evaluation."""
-
-    n_rows: int
-    metrics: tuple[Comparison, ...]
-    groups: tuple[GroupDelta, ...]
-    fairness: tuple[SummaryDelta, ...]
-    fairness_json: Path
-    fairness_html: Path
-    missing: tuple[str, ...] = Field(
-        default=(), description="Champion artifacts that were not found (no comparison there)."
-    )
-
-
-class ChampionEvaluation(_Record):
-    """The monitored version's own evaluation artifacts, as logged with its run."""
-
-    metrics: dict[str, Any] | None = None
-    groups: list[dict[str, Any]] | None = None
-    fairness: dict[str, Any] | None = None
-
-
-class MonitoringReport(_Record):
-    """Everything one monitoring run found, and whether the batch is within the policy."""
-
-    dataset: str
-    model: MonitoredModel
-    batch: RawBatch
-    labelled: bool
-    validation: ValidationReport | None = None
-    skipped_expectations: tuple[str, ...] = ()
-    policy: DriftPolicy
-    drift: DriftResult
-    performance: PerformanceResult | None
-    passed: bool
-    breaches: tuple[str, ...] = Field(description="One line per breach of the policy.")
-    seconds: dict[str, float] = Field(default_factory=dict, description="Time per step.")
-    json_path: Path | None = None
-    html_path: Path | None = None
-
-    def headline(self) -> str:
-        """One line: passed, or how far beyond the policy the batch is."""
-        d = self.drift
-        checked = len(d.columns)
-        head = (
-            f"batch {self.batch.path.name} vs {self.model.name} v{self.model.version} "
-            f"({self.model.alias}; reference data {self.model.data_md5}): "
-            f"{len(d.drifted_columns)} of {checked} columns drifted "
-            f"(share {d.drifted_share:.3f}, max {d.max_drifted_share:g}), "
-            f"prediction drift {d.prediction.statistic} {d.prediction.value:.4f}"
-        )
-        return ("drift beyond the policy: " if not self.passed else "within the policy: ") + head
-
-
 # --- the model and its evidence -------------------------------------------------------------
 
 
@@ -262,34 +76,31 @@ def resolve_model(settings: EvenflowSettings, name: str, alias: str) -> Monitore
     """The version behind ``name@alias`` and what its training run recorded.
 
     Raises:
-        DataError: No such model or alias, or its run lacks the data md5, run parameters or
-            manifest needed to rebuild the reference.
+        ModelNotFound: No such model or alias.
+        DataError: Its run lacks the data md5, run parameters or manifest needed to rebuild the
+            reference.
     """
     client = registry.client_for(settings)
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        raise DataError(
-            f"model {name!r} has no version with alias {alias!r}; "
-            f"promote one first (evenflow promote {name} VERSION ...)"
-        ) from None
+    version = registry.version_for_alias(client, name, alias)
     run_id = str(version.run_id)
-    data_md5 = version.tags.get(DATA_MD5_TAG) or client.get_run(run_id).data.tags.get(DATA_MD5_TAG)
+    data_md5 = version.tags.get(layout.DATA_MD5_TAG) or client.get_run(run_id).data.tags.get(
+        layout.DATA_MD5_TAG
+    )
     if not data_md5 or data_md5 == "pending":
         raise DataError(
-            f"{name} version {version.version} (run {run_id}) has no {DATA_MD5_TAG} tag; "
+            f"{name} version {version.version} (run {run_id}) has no {layout.DATA_MD5_TAG} tag; "
             "its training data cannot be restored as the drift reference"
         )
     with tempfile.TemporaryDirectory(prefix="evenflow-monitor-") as scratch:
-        params_doc = _download_json(client, run_id, RUN_PARAMS_ARTIFACT, Path(scratch))
-        manifest_doc = _download_json(client, run_id, MANIFEST_ARTIFACT, Path(scratch))
+        params_doc = _artifact_json(client, run_id, layout.RUN_PARAMS, Path(scratch))
+        manifest_doc = _artifact_json(client, run_id, layout.MANIFEST, Path(scratch))
     if params_doc is None or manifest_doc is None:
         raise DataError(
             f"{name} version {version.version} (run {run_id}) lacks "
-            f"{RUN_PARAMS_ARTIFACT} or {MANIFEST_ARTIFACT}; it cannot be monitored"
+            f"{layout.RUN_PARAMS} or {layout.MANIFEST}; it cannot be monitored"
         )
     params = RunParams.from_mapping(
-        without_retired_keys(params_doc), source=f"run {run_id} {RUN_PARAMS_ARTIFACT}"
+        without_retired_keys(params_doc), source=f"run {run_id} {layout.RUN_PARAMS}"
     )
     manifest = ShardManifest.model_validate(manifest_doc)
     return MonitoredModel(
@@ -333,13 +144,13 @@ def champion_evaluation(settings: EvenflowSettings, model: MonitoredModel) -> Ch
     client = registry.client_for(settings)
     with tempfile.TemporaryDirectory(prefix="evenflow-monitor-") as scratch:
         docs = {
-            path: _download_json(client, model.run_id, path, Path(scratch))
-            for path in (METRICS_ARTIFACT, GROUPS_ARTIFACT, FAIRNESS_ARTIFACT)
+            path: _artifact_json(client, model.run_id, path, Path(scratch))
+            for path in (layout.METRICS, layout.GROUPS, layout.FAIRNESS)
         }
     return ChampionEvaluation(
-        metrics=docs[METRICS_ARTIFACT],
-        groups=docs[GROUPS_ARTIFACT],
-        fairness=docs[FAIRNESS_ARTIFACT],
+        metrics=docs[layout.METRICS],
+        groups=docs[layout.GROUPS],
+        fairness=docs[layout.FAIRNESS],
     )
 
 
@@ -357,13 +168,13 @@ def load_scorer(model: MonitoredModel) -> Scorer:
     return score
 
 
-def _download_json(client: Any, run_id: str, path: str, scratch: Path) -> Any:
+def _artifact_json(client: MlflowClient, run_id: str, path: str, scratch: Path) -> Any:
+    """A JSON artifact of the run, or None when the run has none (older runs lack some)."""
     try:
-        local = client.download_artifacts(run_id, path, str(scratch))
+        return registry.download_json(client, run_id, path, scratch)
     except (MlflowException, OSError):
         logger.info("run %s has no artifact %s", run_id, path)
         return None
-    return json.loads(Path(local).read_text(encoding="utf-8"))
 
 
 # --- the batch and its contract -------------------------------------------------------------
@@ -484,151 +295,6 @@ def reference_sample(
     return target
 
 
-def sample_rows(frame: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
-    """At most ``max_rows`` rows drawn without replacement (seeded); all rows if fewer."""
-    if max_rows is None or len(frame) <= max_rows:
-        return frame.reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(frame), size=max_rows, replace=False))
-    return frame.iloc[keep].reset_index(drop=True)
-
-
-# --- drift ----------------------------------------------------------------------------------
-
-
-def drift_tests(
-    features: Sequence[FeatureSpec], policy: DriftPolicy
-) -> tuple[list[drift.ColumnTest], list[str]]:
-    """The drift test of every feature under ``policy``, and the features it ignores."""
-    tests, ignored = [], []
-    for feature in features:
-        if feature.name in policy.ignore_columns:
-            ignored.append(feature.name)
-            continue
-        statistic: Statistic = (
-            policy.numeric_statistic if feature.kind == "numeric" else policy.categorical_statistic
-        )
-        tests.append(
-            drift.ColumnTest(
-                column=feature.name,
-                kind="numerical" if feature.kind == "numeric" else "categorical",
-                method=statistic,
-                threshold=policy.threshold(feature.name, statistic),
-            )
-        )
-    return tests, ignored
-
-
-def assess_drift(
-    reference: pd.DataFrame,
-    batch: pd.DataFrame,
-    features: Sequence[FeatureSpec],
-    policy: DriftPolicy,
-    out_dir: Path,
-    *,
-    scorer: Scorer,
-) -> DriftResult:
-    """Per-feature drift and prediction drift of ``batch`` against ``reference``.
-
-    Both frames are sampled to ``policy.max_rows`` first (seeded). Numbers enter Evidently as
-    floats and categories as text, so both sides are typed alike whatever the file format was.
-
-    Args:
-        reference: The model's training rows (at least the feature columns).
-        batch: The new rows.
-        features: The model's features and their kinds.
-        policy: Statistics, thresholds, sample size.
-        out_dir: Folder of Evidently's report (``drift.html`` / ``drift.json``).
-        scorer: The model: rows in, probability of the positive class out.
-
-    Raises:
-        DataError: The batch lacks a feature column.
-    """
-    missing = [f.name for f in features if f.name not in batch.columns]
-    if missing:
-        raise DataError(f"the batch lacks the model's feature column(s) {missing}")
-    tests, ignored = drift_tests(features, policy)
-    ref = sample_rows(reference, policy.max_rows, policy.seed)
-    cur = sample_rows(batch, policy.max_rows, policy.seed + 1)
-    ref_scores, cur_scores = scorer(ref), scorer(cur)
-    prediction_test = drift.ColumnTest(
-        column=PREDICTION_COLUMN,
-        kind="numerical",
-        method=policy.prediction_statistic,
-        threshold=policy.max_prediction_drift,
-    )
-    frames = [
-        _drift_frame(frame, tests, scores)
-        for frame, scores in ((ref, ref_scores), (cur, cur_scores))
-    ]
-    checks, files = drift.column_drift_report(
-        frames[0], frames[1], [*tests, prediction_test], out_dir, stem=DRIFT_STEM
-    )
-    kinds = {f.name: f.kind for f in features}
-    columns = tuple(_check(c, kinds.get(c.column, "prediction")) for c in checks[:-1])
-    prediction = _check(checks[-1], "prediction").model_copy(update={"column": "prediction"})
-    drifted = tuple(c.column for c in columns if c.drifted)
-    return DriftResult(
-        columns=columns,
-        drifted_columns=drifted,
-        drifted_share=len(drifted) / len(columns) if columns else 0.0,
-        max_drifted_share=policy.max_drifted_share,
-        prediction=prediction,
-        mean_score_reference=float(np.mean(ref_scores)),
-        mean_score_batch=float(np.mean(cur_scores)),
-        ignored_columns=tuple(ignored),
-        rows_reference=len(ref),
-        rows_batch=len(cur),
-        total_rows_reference=len(reference),
-        total_rows_batch=len(batch),
-        evidently_html=files.html,
-        evidently_json=files.json,
-    )
-
-
-def drift_breaches(result: DriftResult) -> list[str]:
-    """One line per breach of the policy: too many drifted columns, or prediction drift.
-
-    The drifted-columns line names every drifted column with its statistic, value and
-    threshold; an empty list means the batch is within the policy.
-    """
-    lines = []
-    if result.drifted_share > result.max_drifted_share:
-        named = "; ".join(c.describe() for c in result.columns if c.drifted)
-        lines.append(
-            f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted "
-            f"(share {result.drifted_share:.3f} > max {result.max_drifted_share:g}): {named}"
-        )
-    if result.prediction.drifted:
-        lines.append(f"prediction drift: {result.prediction.describe()}")
-    return lines
-
-
-def _drift_frame(
-    frame: pd.DataFrame, tests: Sequence[drift.ColumnTest], scores: np.ndarray
-) -> pd.DataFrame:
-    """The tested columns typed for Evidently (floats, text) plus the model's scores."""
-    columns = {
-        t.column: pd.to_numeric(frame[t.column], errors="coerce").astype("float64")
-        if t.kind == "numerical"
-        else frame[t.column].astype("string").astype(object).where(frame[t.column].notna())
-        for t in tests
-    }
-    columns[PREDICTION_COLUMN] = pd.Series(scores, index=frame.index, dtype="float64")
-    return pd.DataFrame(columns)
-
-
-def _check(found: drift.ColumnDrift, kind: str) -> ColumnCheck:
-    return ColumnCheck(
-        column=found.column,
-        kind=kind,
-        statistic=found.method,
-        threshold=found.threshold,
-        value=found.score,
-        drifted=found.drifted,
-    )
-
-
 # --- performance and fairness ---------------------------------------------------------------
 
 
@@ -666,14 +332,14 @@ def assess_performance(
     eval_params = EvalParams(threshold=model.threshold)
     metrics, _, groups = evaluate(predictions, model.sensitive, eval_params, model.fairness)
     report = fairness_report(predictions, model.sensitive, model.fairness)
-    files = write_fairness_report(report, out_dir / "fairness")
+    files = write_fairness_report(report, out_dir / layout.FAIRNESS_DIR)
     champion_metrics = (champion.metrics or {}).get("metrics")
     not_found = [
         name
         for name, doc in (
-            (METRICS_ARTIFACT, champion.metrics),
-            (GROUPS_ARTIFACT, champion.groups),
-            (FAIRNESS_ARTIFACT, champion.fairness),
+            (layout.METRICS, champion.metrics),
+            (layout.GROUPS, champion.groups),
+            (layout.FAIRNESS, champion.fairness),
         )
         if doc is None
     ]
@@ -693,78 +359,6 @@ def assess_performance(
         fairness_html=files.html_path,
         missing=tuple(not_found),
     )
-
-
-def group_deltas(
-    groups: Sequence[Mapping[str, Any]],
-    champion: Sequence[Mapping[str, Any]] | None,
-    metrics: Sequence[str] = GROUP_DELTA_METRICS,
-    *,
-    rule: FairnessParams | None = None,
-    champion_rule: FairnessParams | None = None,
-) -> tuple[GroupDelta, ...]:
-    """Per (column, group): each metric on the batch, in the champion's groups.json, and the delta.
-
-    Groups present on one side only are listed with the other side empty. Each side's status
-    follows the small-group rule (``rule`` for the batch, ``champion_rule`` for records older than
-    the rule; defaults when not given); a private side contributes no figure.
-    """
-    ours_rule, theirs_rule = rule or FairnessParams(), champion_rule or FairnessParams()
-    rows = []
-    for key, mine, other in paired_groups(groups, champion):
-        status = group_status(mine, ours_rule)
-        theirs = None if other is None else group_status(other, theirs_rule)
-        rows.append(
-            GroupDelta(
-                column=key[0],
-                group=key[1],
-                n=finite_int(mine.get("n")),
-                champion_n=None if other is None else finite_int(other.get("n")),
-                status=status,
-                champion_status=theirs,
-                metrics=tuple(
-                    _delta(
-                        m,
-                        None if status == PRIVATE else finite_number(mine.get(m)),
-                        None if other is None or theirs == PRIVATE else finite_number(other.get(m)),
-                    )
-                    for m in metrics
-                ),
-            )
-        )
-    return tuple(rows)
-
-
-def summary_deltas(
-    report: FairnessReport, champion: Mapping[str, Any] | None
-) -> tuple[SummaryDelta, ...]:
-    """Between-group summaries of every slice on the batch beside the champion's report."""
-    theirs = {
-        str(item.get("name")): item.get("summary", {})
-        for item in (champion or {}).get("slices", ())
-    }
-    rows = []
-    for item in report.slices:
-        summary = item.summary.model_dump(mode="json")
-        other = theirs.get(item.name)
-        for name in FAIRNESS_SUMMARIES:
-            value = finite_number((summary.get(name) or {}).get("value"))
-            champ = None if other is None else finite_number((other.get(name) or {}).get("value"))
-            rows.append(
-                SummaryDelta(
-                    slice=item.name,
-                    summary=name,
-                    value=value,
-                    champion=champ,
-                    difference=None if value is None or champ is None else value - champ,
-                )
-            )
-    return tuple(rows)
-
-
-def _delta(name: str, value: float | None, champion: float | None) -> Comparison:
-    difference = None if value is None or champion is None else value - champion
-    return Comparison(name=name, value=value, champion=champion, difference=difference)
 
 
 # --- the whole assessment -------------------------------------------------------------------
@@ -814,35 +408,11 @@ def assess(
         passed=not breaches,
         breaches=tuple(breaches),
         seconds=seconds,
-        json_path=out_dir / MONITORING_FILE,
+        json_path=out_dir / layout.MONITORING_FILE,
     )
-    write_json_atomic(out_dir / MONITORING_FILE, report.model_dump(mode="json"))
+    write_json_atomic(out_dir / layout.MONITORING_FILE, report.model_dump(mode="json"))
     logger.info("%s", report.headline())
     return report
-
-
-def drift_metrics(report: MonitoringReport) -> dict[str, float]:
-    """The figures logged as MLflow metrics: drift per column, share, prediction, performance."""
-    figures = {
-        "drift.share": report.drift.drifted_share,
-        "drift.n_drifted": float(len(report.drift.drifted_columns)),
-        "drift.prediction": report.drift.prediction.value,
-        "score.mean_batch": report.drift.mean_score_batch,
-        "score.mean_reference": report.drift.mean_score_reference,
-        "rows.batch": float(report.batch.n_rows),
-    }
-    figures.update({f"drift.{_metric_key(c.column)}": c.value for c in report.drift.columns})
-    for item in report.performance.metrics if report.performance else ():
-        if item.value is not None:
-            figures[f"batch_{item.name}"] = item.value
-        if item.difference is not None:
-            figures[f"delta_{item.name}"] = item.difference
-    return figures
-
-
-def _metric_key(column: str) -> str:
-    """MLflow metric names allow letters, digits, ``_ - . / space``; replace anything else."""
-    return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in column)
 
 
 def breach_error(report: MonitoringReport, retraining: str | None = None) -> DriftDetected:

@@ -24,13 +24,10 @@ from pydantic import BaseModel, ConfigDict
 from evenflow.config.settings import EvenflowSettings
 from evenflow.data import versioning
 from evenflow.errors import EvenflowError
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 
 logger = logging.getLogger(__name__)
-
-RUN_PARAMS_ARTIFACT = "params/run_params.json"
-MANIFEST_ARTIFACT = "data/manifest.json"
-PREDICTIONS_ARTIFACT = "predictions/predictions.parquet"
 
 
 class ReproductionError(EvenflowError):
@@ -71,12 +68,12 @@ def reproduce(settings: EvenflowSettings, run_id: str) -> Reproduction:
     """Rebuild ``run_id`` from its commit and data hash and compare its test predictions."""
     client = registry.client_for(settings)
     tags = client.get_run(run_id).data.tags
-    commit, data_md5 = tags.get("evenflow.git_commit"), tags.get("evenflow.data_md5")
+    commit, data_md5 = tags.get(layout.GIT_COMMIT_TAG), tags.get(layout.DATA_MD5_TAG)
     if not commit or commit == "unknown" or not data_md5 or data_md5 == "pending":
         raise ReproductionError(
             f"run {run_id} lacks lineage (git commit {commit}, data {data_md5})"
         )
-    dirty = tags.get("evenflow.git_dirty") == "true"
+    dirty = tags.get(layout.GIT_DIRTY_TAG) == "true"
     if dirty:
         logger.warning(
             "run %s was made from a dirty tree; its diff is in lineage/git_diff.json", run_id
@@ -85,7 +82,7 @@ def reproduce(settings: EvenflowSettings, run_id: str) -> Reproduction:
         work = Path(scratch)
         artifacts = {
             name: Path(client.download_artifacts(run_id, name, str(work / "artifacts")))
-            for name in (RUN_PARAMS_ARTIFACT, MANIFEST_ARTIFACT, PREDICTIONS_ARTIFACT)
+            for name in (layout.RUN_PARAMS, layout.MANIFEST, layout.PREDICTIONS)
         }
         data_dir = versioning.restore_directory(settings.project_root, data_md5, work / "data")
         with _worktree(settings.code_root, commit, work / "code") as code:
@@ -98,7 +95,7 @@ def reproduce(settings: EvenflowSettings, run_id: str) -> Reproduction:
                 settings=settings,
             )
         n_rows, n_different, largest = compare_predictions(
-            pd.read_parquet(artifacts[PREDICTIONS_ARTIFACT]), pd.read_parquet(rebuilt)
+            pd.read_parquet(artifacts[layout.PREDICTIONS]), pd.read_parquet(rebuilt)
         )
     return Reproduction(
         run_id=run_id,
@@ -153,8 +150,8 @@ def _retrain_in(
         sys.executable,
         "-m",
         _retrain_module(code),
-        str(artifacts[RUN_PARAMS_ARTIFACT]),
-        str(artifacts[MANIFEST_ARTIFACT]),
+        str(artifacts[layout.RUN_PARAMS]),
+        str(artifacts[layout.MANIFEST]),
         str(data_dir),
         str(out_dir),
     ]
@@ -162,7 +159,7 @@ def _retrain_in(
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise ReproductionError(f"retraining with commit {commit[:12]} failed:\n{tail}")
-    return out_dir / "predictions.parquet"
+    return out_dir / layout.PREDICTIONS_FILE
 
 
 def _retrain_module(code: Path) -> str:

@@ -1,7 +1,9 @@
-"""The stages of a training run as plain functions; Prefect tasks wrap them one to one.
+"""The model stages of a training run: train, evaluate, explain, gate, compare mitigations.
 
 Each stage takes and returns small records (paths, hashes, ids), never DataFrames, so a stage can
-be cached on its inputs and re-run alone.
+be cached on its inputs and re-run alone; its cache key covers this module's import closure. The
+data stages before them are in :mod:`evenflow.usecases.prepare`, registration and the model card
+after them in :mod:`evenflow.usecases.register`.
 """
 
 from __future__ import annotations
@@ -16,201 +18,28 @@ import numpy as np
 import pandas as pd
 
 from evenflow.assess import baselines, drift, evaluation, explain, mitigation
-from evenflow.assess.fairness import DECISION_COLUMN, Estimate, FairnessReport, fairness_report
-from evenflow.config.run import DatasetSpec, RunParams
+from evenflow.assess.fairness import DECISION_COLUMN, FairnessReport, fairness_report
+from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
-from evenflow.contracts import suite as contracts
-from evenflow.contracts import validation
-from evenflow.data import versioning
-from evenflow.data.datasets import describe_batch, is_parquet, iter_chunks, load_batch
 from evenflow.data.features import label_values, typed_features
-from evenflow.data.sharding import (
-    plan_split,
-    shard_key,
-    shipped_has_valid,
-    time_cuts,
-    write_shard_chunks,
-)
 from evenflow.errors import ConfigError, DataError
-from evenflow.govern.gates import BASELINE, GateDecision, describe_failures, gate_failures
+from evenflow.govern.gates import BASELINE, GateDecision, gate_failures
 from evenflow.io import write_json_atomic, write_parquet_atomic, write_text_atomic
-from evenflow.records import (
-    EvalReport,
-    FeatureSpec,
-    ModelVersionRef,
-    RawBatch,
-    ShardInfo,
-    ShardManifest,
-    SplitPlan,
-    SplitSummary,
-    TrainingResult,
-    ValidationReport,
-)
+from evenflow.records import EvalReport, ShardManifest, TrainingResult
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.fairness_html import write_fairness_report
 from evenflow.reports.mitigation_html import TradeoffFiles, write_tradeoff
-from evenflow.reports.model_card import (
-    DataSummary,
-    DriftOverview,
-    Lineage,
-    ModelCardInputs,
-    write_model_card,
-)
 from evenflow.serving import load_booster
 from evenflow.training import crossfit
-from evenflow.training.engine import (
-    LABEL,
-    SCORE,
-    SampleWeights,
-    dask_client,
-    train_model,
-)
+from evenflow.training.cluster import dask_client
+from evenflow.training.engine import train_model
+from evenflow.training.partitions import LABEL, SCORE, SampleWeights
 
 logger = logging.getLogger(__name__)
 
-THRESHOLD_POLICY_FILE = "threshold_policy.json"
-BASELINES_FILE = "baselines.json"
-BASELINE_GROUPS_FILE = "baseline_groups.json"
-BASELINE_PREDICTIONS_FILE = "baseline_predictions.parquet"
-
-
-def contract_path(settings: EvenflowSettings, spec: DatasetSpec) -> Path:
-    """Where the dataset's expectation suite lives."""
-    return contracts.contract_path(settings, spec.name)
-
-
-def ensure_contract(spec: DatasetSpec, settings: EvenflowSettings) -> tuple[Path, bool]:
-    """Return the dataset's suite, inferring a starter suite first if none exists (and say so).
-
-    Inference streams over the batch's chunks, so a large parquet batch is never read whole.
-    """
-    path = contract_path(settings, spec)
-    if path.is_file():
-        return path, False
-    chunks = iter_chunks(spec.path, spec.chunk_rows)
-    contracts.write_suite(contracts.infer_suite_from_chunks(chunks, spec), path)
-    return path, True
-
-
-def batch_dir(settings: EvenflowSettings, dataset: str, raw_md5: str) -> Path:
-    """Folder of one input batch under data/: its shards and, beside them, its validation."""
-    return settings.data_root / dataset / raw_md5[:12]
-
-
-def validate_batch(
-    spec: DatasetSpec, settings: EvenflowSettings
-) -> tuple[RawBatch, ValidationReport]:
-    """Check the input file against its contract; the file is only read."""
-    suite = contracts.load_suite(contract_path(settings, spec))
-    if is_parquet(spec.path):
-        # Out of core: validated chunk by chunk, the batch is never held whole.
-        batch = describe_batch(spec)
-        out_dir = batch_dir(settings, spec.name, batch.md5) / "validation"
-        report = validation.validate_parquet(
-            spec.path,
-            suite,
-            out_dir,
-            dataset=spec.name,
-            chunk_rows=spec.chunk_rows,
-            workers=validation.worker_count(spec.validation_workers),
-        )
-        return batch, report
-    batch, frame = load_batch(spec)
-    out_dir = batch_dir(settings, spec.name, batch.md5) / "validation"
-    return batch, validation.validate_frame(frame, suite, out_dir, dataset=spec.name)
-
-
-def shard_directory(settings: EvenflowSettings, params: RunParams, batch: RawBatch) -> Path:
-    """Where a batch's shards go: one folder per layout, so layouts never overwrite each other."""
-    plan = plan_split(params.dataset, params.evaluation, batch.n_rows)
-    return (
-        batch_dir(settings, batch.dataset, batch.md5)
-        / f"shards-{shard_key(params.split, params.shards, plan)}"
-    )
-
-
-def shard_and_version(
-    params: RunParams, settings: EvenflowSettings, batch: RawBatch
-) -> ShardManifest:
-    """Split (or cut into folds) and shard the validated batch, version it with DVC, describe it."""
-    spec = params.dataset
-    batch_now = describe_batch(spec)
-    if batch_now.md5 != batch.md5:
-        raise DataError(f"{batch.path} changed after it was validated; run again")
-    cuts = (
-        time_cuts(
-            (
-                c[spec.time_column]
-                for c in iter_chunks(spec.path, spec.chunk_rows, columns=[spec.time_column])
-            ),
-            params.split,
-        )
-        if spec.time_column
-        else None
-    )
-    plan = plan_split(spec, params.evaluation, batch.n_rows, cuts)
-    shard_dir = shard_directory(settings, params, batch)
-    # Streamed: one chunk of rows is held at a time (a CSV arrives as one chunk).
-    written = write_shard_chunks(
-        iter_chunks(spec.path, spec.chunk_rows),
-        spec,
-        params.split,
-        params.shards,
-        shard_dir,
-        plan=plan,
-        has_valid=_ships_valid(spec, batch_now),
-    )
-    versioning.ensure_repo(settings.project_root, settings.dvc_remote)
-    data_md5 = versioning.version_directory(settings.project_root, settings.data_root, shard_dir)
-    return describe_shards(
-        written.features,
-        spec,
-        raw_md5=batch.md5,
-        data_md5=data_md5,
-        shard_dir=shard_dir,
-        shards=list(written.shards),
-        plan=plan,
-        split_report=written.report,
-    )
-
-
-def _ships_valid(spec: DatasetSpec, batch: RawBatch) -> bool | None:
-    """Whether the batch's own split column names valid rows (None: no split column, or a CSV)."""
-    column = spec.split_column
-    if column is None or not is_parquet(spec.path):
-        return None
-    if column not in batch.columns:
-        raise DataError(f"split column '{column}' is not in the data")
-    chunks = iter_chunks(spec.path, spec.chunk_rows, columns=[column])
-    return shipped_has_valid((chunk[column] for chunk in chunks), column)
-
-
-def describe_shards(
-    features: tuple[FeatureSpec, ...],
-    spec: DatasetSpec,
-    *,
-    raw_md5: str,
-    data_md5: str,
-    shard_dir: Path,
-    shards: list[ShardInfo],
-    plan: SplitPlan | None = None,
-    split_report: tuple[SplitSummary, ...] = (),
-) -> ShardManifest:
-    """The manifest of freshly written shards: hashes, shard list and the typed feature schema."""
-    extra = {"plan": plan} if plan is not None else {}
-    return ShardManifest(
-        **extra,
-        split_report=split_report,
-        dataset=spec.name,
-        raw_md5=raw_md5,
-        data_md5=data_md5,
-        shard_dir=shard_dir,
-        shards=tuple(shards),
-        features=features,
-        target=spec.target,
-        positive_label=spec.positive_label,
-        sensitive=spec.sensitive,
-    )
+DRIFT_SUMMARY_FILE = "drift_summary.json"
+"""Train-vs-test drift of the run's own splits, beside its reports (read back by the model card)."""
 
 
 def train(
@@ -265,7 +94,7 @@ def evaluate(
     thresholds fitted on the valid split: the policy the registered model applies.
     """
     predictions = pd.read_parquet(training.predictions_path)
-    report_dir = out_dir / "reports"
+    report_dir = out_dir / layout.REPORTS_DIR
     policy_path = None
     if params.mitigation.method == "threshold":
         policy = mitigation.fit_threshold_policy(
@@ -274,7 +103,7 @@ def evaluate(
             params.mitigation,
             default_threshold=params.evaluation.threshold,
         )
-        policy_path = write_text_atomic(report_dir / THRESHOLD_POLICY_FILE, policy.to_json())
+        policy_path = write_text_atomic(report_dir / layout.THRESHOLD_POLICY_FILE, policy.to_json())
         predictions = mitigation.with_decisions(predictions, policy, params.mitigation.seed)
     report = evaluation.write_evaluation(
         predictions,
@@ -285,7 +114,7 @@ def evaluate(
         fairness=params.fairness,
     )
     fairness = fairness_report(predictions, manifest.sensitive, params.fairness)
-    fairness_files = write_fairness_report(fairness, report_dir / "fairness")
+    fairness_files = write_fairness_report(fairness, report_dir / layout.FAIRNESS_DIR)
     write_baselines(manifest, params, report_dir)
     drift_path = None
     if manifest.cross_fitted:
@@ -294,7 +123,7 @@ def evaluate(
     else:
         drift_summary = _drift(manifest, params, report_dir)
         drift_path = write_json_atomic(
-            report_dir / "drift_summary.json", drift_summary.model_dump(mode="json")
+            report_dir / DRIFT_SUMMARY_FILE, drift_summary.model_dump(mode="json")
         )
     drift.classification_report(predictions, report_dir, params.evaluation.threshold)
     return report.model_copy(
@@ -317,7 +146,7 @@ def write_baselines(manifest: ShardManifest, params: RunParams, report_dir: Path
     frame = baselines.baseline_predictions(
         manifest, params.evaluation.baseline_max_rows, params.split.seed
     )
-    write_parquet_atomic(frame, report_dir / BASELINE_PREDICTIONS_FILE)
+    write_parquet_atomic(frame, report_dir / layout.BASELINE_PREDICTIONS_FILE)
     summary: dict[str, object] = {}
     groups: dict[str, object] = {}
     for name in baselines.BASELINES:
@@ -333,8 +162,8 @@ def write_baselines(manifest: ShardManifest, params: RunParams, report_dir: Path
                 scored, manifest.sensitive, params.evaluation.threshold, params.fairness
             )
         )
-    write_json_atomic(report_dir / BASELINE_GROUPS_FILE, groups)
-    return write_json_atomic(report_dir / BASELINES_FILE, summary)
+    write_json_atomic(report_dir / layout.BASELINE_GROUPS_FILE, groups)
+    return write_json_atomic(report_dir / layout.BASELINES_FILE, summary)
 
 
 def _drift(manifest: ShardManifest, params: RunParams, report_dir: Path) -> drift.DriftSummary:
@@ -383,7 +212,7 @@ def explain_model(
     others = [f for f in manifest.features if f.name not in manifest.sensitive]
     proxies = explain.proxy_check(typed_features(train, others), train[sensitive], seed)
     return explain.write_explanations(
-        shap, features, summary, proxies, out_dir / "explanations", seed=seed
+        shap, features, summary, proxies, out_dir / layout.EXPLANATIONS_DIR, seed=seed
     )
 
 
@@ -406,9 +235,9 @@ def gate(
         fairness,
         champion_groups,
         candidate_groups,
-        baseline_metrics=_logistic_baseline(report.report_dir / BASELINES_FILE),
+        baseline_metrics=_logistic_baseline(report.report_dir / layout.BASELINES_FILE),
     )
-    write_json_atomic(out_dir / "gate" / "decision.json", decision.model_dump(mode="json"))
+    write_json_atomic(out_dir / layout.DECISION, decision.model_dump(mode="json"))
     return decision
 
 
@@ -442,7 +271,7 @@ def compare_mitigations(
             f"({manifest.plan.reason}); set evaluation.cross_fit_below_rows: 0 to hold one out"
         )
     method = params.mitigation.method
-    compare_dir = out_dir / "mitigations"
+    compare_dir = out_dir / layout.MITIGATIONS_DIR
     plain = (
         training
         if method != "reweighing"
@@ -506,198 +335,3 @@ def _reductions_predictions(
             DECISION_COLUMN: model.decide(test, settings.seed),
         }
     )
-
-
-def input_example(
-    manifest: ShardManifest, n_rows: int = 5, *, decision_columns: tuple[str, ...] = ()
-) -> pd.DataFrame:
-    """A few raw test rows in the data's own dtypes: the input example, hence the signature.
-
-    ``decision_columns`` are inputs the model decides with but does not score with (the group of
-    a threshold policy when sensitive columns are not features): MLflow drops any column the
-    signature does not name, which would silently switch the policy off.
-    """
-    features = [f.name for f in manifest.features]
-    columns = features + [c for c in decision_columns if c not in features]
-    first = manifest.split_paths(manifest.evaluated_split)[0]
-    return pd.read_parquet(first, columns=columns).head(n_rows)
-
-
-def write_manifest(manifest: ShardManifest, out_dir: Path) -> Path:
-    """Write the manifest as JSON for the run's artifacts."""
-    return write_json_atomic(out_dir / "manifest.json", manifest.model_dump(mode="json"))
-
-
-def register(
-    settings: EvenflowSettings,
-    run_id: str,
-    *,
-    params: RunParams,
-    manifest: ShardManifest,
-    training: TrainingResult,
-    report: EvalReport,
-    decision: GateDecision,
-    tags: dict[str, str],
-) -> ModelVersionRef:
-    """Register the model with lineage and gate tags; only a model that passed becomes candidate."""
-    gate_tags = {
-        registry.GATE_TAG: "passed" if decision.passed else "failed",
-        registry.GATE_FAILED_TAG: "; ".join(c.name for c in decision.failed),
-    }
-    return registry.register_model(
-        settings,
-        run_id,
-        model_name=params.dataset.name,
-        training=training,
-        manifest=manifest,
-        input_example=input_example(
-            manifest,
-            decision_columns=(manifest.sensitive if report.threshold_policy_path else ()),
-        ),
-        threshold=params.evaluation.threshold,
-        threshold_policy=report.threshold_policy_path,
-        tags={**tags, **gate_tags},
-        candidate=decision.passed,
-    )
-
-
-def write_card(
-    params: RunParams,
-    *,
-    version: ModelVersionRef,
-    manifest: ShardManifest,
-    validation_report: ValidationReport,
-    report: EvalReport,
-    explanations: explain.ExplanationFiles,
-    decision: GateDecision,
-    tags: dict[str, str],
-    out_dir: Path,
-    tradeoff: TradeoffFiles | None = None,
-) -> tuple[Path, Path]:
-    """Write the version's model card (HTML and Markdown) from the run's own records."""
-    fairness = (
-        FairnessReport.model_validate_json(report.fairness_path.read_text(encoding="utf-8"))
-        if report.fairness_path
-        else None
-    )
-    drift_summary = (
-        drift.DriftSummary.model_validate_json(report.drift_path.read_text(encoding="utf-8"))
-        if report.drift_path
-        else None
-    )
-    inputs = ModelCardInputs(
-        model_name=version.name,
-        model_version=version.version,
-        run_id=version.run_id,
-        intended_use=params.model_card.intended_use,
-        out_of_scope_use=params.model_card.out_of_scope_use,
-        data=DataSummary(
-            dataset=manifest.dataset,
-            data_md5=manifest.data_md5,
-            rows={s.name: s.rows for s in manifest.split_report}
-            or {s: manifest.split_rows(s) for s in ("train", "valid", "test")},
-            evaluation=(
-                f"out-of-fold predictions of every row ({manifest.plan.reason})"
-                if manifest.cross_fitted
-                else f"the held-out test split ({manifest.plan.reason})"
-            ),
-            validation=validation_report,
-        ),
-        metrics=_metrics_with_intervals(report.metrics, fairness),
-        baselines=_baseline_estimates(report.report_dir / BASELINES_FILE),
-        threshold=params.evaluation.threshold,
-        fairness=fairness,
-        fairness_html=report.fairness_path.with_name("fairness.html")
-        if report.fairness_path
-        else None,
-        mitigation=params.mitigation.method,
-        tradeoff=_tradeoff_rows(tradeoff),
-        tradeoff_plot=tradeoff.png_path if tradeoff else None,
-        drift=DriftOverview.from_summary(drift_summary) if drift_summary else None,
-        explanations=explain.read_explanations(explanations.json_path),
-        shap_plots=(explanations.summary_plot_path, explanations.group_plot_path),
-        lineage=Lineage.from_tags(tags),
-        gate=decision,
-    )
-    return write_model_card(inputs, out_dir / "model_card")
-
-
-def _baseline_estimates(path: Path) -> dict[str, dict[str, object]]:
-    """Each baseline's headline metrics as estimates for the card; empty when none were fitted."""
-    if not path.is_file():
-        return {}
-    written = json.loads(path.read_text(encoding="utf-8"))
-    return {
-        name: {
-            metric: {
-                "value": _finite(value),
-                "low": _finite(figures.get(f"{metric}_low")),
-                "high": _finite(figures.get(f"{metric}_high")),
-            }
-            for metric, value in figures.items()
-            if not metric.endswith(("_low", "_high"))
-        }
-        for name, figures in written.items()
-    }
-
-
-def _metrics_with_intervals(
-    metrics: dict[str, float], fairness: FairnessReport | None
-) -> dict[str, object]:
-    """Overall metrics as estimates, for the card.
-
-    Headline metrics carry their own bootstrap bounds (``<name>_low`` / ``<name>_high``); other
-    rates take the fairness report's overall interval where it has the same rate.
-    """
-    bounds = {f"{name}_{end}" for name in metrics for end in ("low", "high")}
-    out: dict[str, object] = {}
-    for name, value in metrics.items():
-        if name in bounds:
-            continue
-        if f"{name}_low" in metrics or fairness is None:
-            out[name] = {
-                "value": _finite(value),
-                "low": _finite(metrics.get(f"{name}_low")),
-                "high": _finite(metrics.get(f"{name}_high")),
-            }
-            continue
-        estimate = getattr(fairness.overall, name, None)
-        out[name] = estimate if isinstance(estimate, Estimate) else value
-    return out
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _tradeoff_rows(tradeoff: TradeoffFiles | None) -> list[dict[str, object]] | None:
-    if tradeoff is None:
-        return None
-    rows: list[dict[str, object]] = json.loads(tradeoff.json_path.read_text(encoding="utf-8"))[
-        "rows"
-    ]
-    return rows
-
-
-def version_description(
-    version: ModelVersionRef,
-    report: EvalReport,
-    decision: GateDecision,
-    card_artifact: str,
-    *,
-    cross_fitted: bool = False,
-) -> str:
-    """What a reviewer sees first in the MLflow UI: the gate outcome, key figures, the card."""
-    outcome = "passed its gates" if decision.passed else "FAILED its gates (not a candidate)"
-    lines = [
-        f"**{version.name} v{version.version} {outcome}.**",
-        "",
-        f"{'Out-of-fold' if cross_fitted else 'Test'} ROC AUC {report.metrics['roc_auc']:.4f}, "
-        f"accuracy {report.metrics['accuracy']:.4f}.",
-        "",
-        *[f"- failed: {line}" for line in describe_failures(decision)],
-        "",
-        f"Model card: artifact `{card_artifact}` of run `{version.run_id}` "
-        "(HTML and Markdown; fairness by group with intervals, SHAP, proxy check, lineage).",
-    ]
-    return "\n".join(lines)

@@ -349,7 +349,7 @@ def test_failed_render_leaves_the_previous_card(
 
 
 def test_headline_intervals_reach_the_card(inputs: ModelCardInputs) -> None:
-    from evenflow.usecases.train import _metrics_with_intervals
+    from evenflow.usecases.register import _metrics_with_intervals
 
     metrics = {
         "roc_auc": 0.8,

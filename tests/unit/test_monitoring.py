@@ -10,23 +10,17 @@ import pytest
 
 from evenflow.assess import evaluation
 from evenflow.assess.fairness import fairness_report
+from evenflow.assess.monitoring import DriftResult, assess_drift, drift_breaches
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.monitor import DriftPolicy, MonitorParams
 from evenflow.config.run import EvalParams, builtin_example
 from evenflow.contracts import suite as contracts
 from evenflow.data.sharding import feature_specs
 from evenflow.errors import ConfigError, DataError
+from evenflow.govern.monitoring import ChampionEvaluation, MonitoredModel
 from evenflow.records import FeatureSpec
 from evenflow.reports.monitoring_html import render_monitoring_html
-from evenflow.usecases.monitor import (
-    ChampionEvaluation,
-    DriftResult,
-    MonitoredModel,
-    assess_drift,
-    assess_performance,
-    drift_breaches,
-    monitoring_suite,
-)
+from evenflow.usecases.monitor import assess_performance, monitoring_suite
 
 BATCH_ROWS = 48_842  # the size of the built-in example
 
@@ -322,8 +316,8 @@ def test_html_report_is_self_contained_and_names_the_breach(
     features: tuple[FeatureSpec, ...],
     tmp_path: Path,
 ) -> None:
+    from evenflow.govern.monitoring import MonitoringReport
     from evenflow.records import RawBatch
-    from evenflow.usecases.monitor import MonitoringReport
 
     policy = DriftPolicy(max_rows=5_000)
     result: DriftResult = assess_drift(

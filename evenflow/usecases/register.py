@@ -1,0 +1,226 @@
+"""Registering a trained model: the MLflow version with its lineage and gate, its card, its description.
+
+Only a model that passed its gates gets the ``candidate`` alias; the card is written from the run's
+own records, so what a reviewer reads is what the run measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from evenflow.assess import drift, explain
+from evenflow.assess.fairness import Estimate, FairnessReport
+from evenflow.config.run import RunParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.govern.gates import GateDecision, describe_failures
+from evenflow.records import (
+    EvalReport,
+    ModelVersionRef,
+    ShardManifest,
+    TrainingResult,
+    ValidationReport,
+)
+from evenflow.registry import layout
+from evenflow.registry import store as registry
+from evenflow.reports.mitigation_html import TradeoffFiles
+from evenflow.reports.model_card import (
+    DataSummary,
+    DriftOverview,
+    Lineage,
+    ModelCardInputs,
+    write_model_card,
+)
+
+
+def input_example(
+    manifest: ShardManifest, n_rows: int = 5, *, decision_columns: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """A few raw test rows in the data's own dtypes: the input example, hence the signature.
+
+    ``decision_columns`` are inputs the model decides with but does not score with (the group of
+    a threshold policy when sensitive columns are not features): MLflow drops any column the
+    signature does not name, which would silently switch the policy off.
+    """
+    features = [f.name for f in manifest.features]
+    columns = features + [c for c in decision_columns if c not in features]
+    first = manifest.split_paths(manifest.evaluated_split)[0]
+    return pd.read_parquet(first, columns=columns).head(n_rows)
+
+
+def register(
+    settings: EvenflowSettings,
+    run_id: str,
+    *,
+    params: RunParams,
+    manifest: ShardManifest,
+    training: TrainingResult,
+    report: EvalReport,
+    decision: GateDecision,
+    tags: dict[str, str],
+) -> ModelVersionRef:
+    """Register the model with lineage and gate tags; only a model that passed becomes candidate."""
+    gate_tags = {
+        layout.GATE_TAG: "passed" if decision.passed else "failed",
+        layout.GATE_FAILED_TAG: "; ".join(c.name for c in decision.failed),
+    }
+    return registry.register_model(
+        settings,
+        run_id,
+        model_name=params.dataset.name,
+        training=training,
+        manifest=manifest,
+        input_example=input_example(
+            manifest,
+            decision_columns=(manifest.sensitive if report.threshold_policy_path else ()),
+        ),
+        threshold=params.evaluation.threshold,
+        threshold_policy=report.threshold_policy_path,
+        tags={**tags, **gate_tags},
+        candidate=decision.passed,
+    )
+
+
+def write_card(
+    params: RunParams,
+    *,
+    version: ModelVersionRef,
+    manifest: ShardManifest,
+    validation_report: ValidationReport,
+    report: EvalReport,
+    explanations: explain.ExplanationFiles,
+    decision: GateDecision,
+    tags: dict[str, str],
+    out_dir: Path,
+    tradeoff: TradeoffFiles | None = None,
+) -> tuple[Path, Path]:
+    """Write the version's model card (HTML and Markdown) from the run's own records."""
+    fairness = (
+        FairnessReport.model_validate_json(report.fairness_path.read_text(encoding="utf-8"))
+        if report.fairness_path
+        else None
+    )
+    drift_summary = (
+        drift.DriftSummary.model_validate_json(report.drift_path.read_text(encoding="utf-8"))
+        if report.drift_path
+        else None
+    )
+    inputs = ModelCardInputs(
+        model_name=version.name,
+        model_version=version.version,
+        run_id=version.run_id,
+        intended_use=params.model_card.intended_use,
+        out_of_scope_use=params.model_card.out_of_scope_use,
+        data=DataSummary(
+            dataset=manifest.dataset,
+            data_md5=manifest.data_md5,
+            rows={s.name: s.rows for s in manifest.split_report}
+            or {s: manifest.split_rows(s) for s in ("train", "valid", "test")},
+            evaluation=(
+                f"out-of-fold predictions of every row ({manifest.plan.reason})"
+                if manifest.cross_fitted
+                else f"the held-out test split ({manifest.plan.reason})"
+            ),
+            validation=validation_report,
+        ),
+        metrics=_metrics_with_intervals(report.metrics, fairness),
+        baselines=_baseline_estimates(report.report_dir / layout.BASELINES_FILE),
+        threshold=params.evaluation.threshold,
+        fairness=fairness,
+        fairness_html=report.fairness_path.with_name(layout.FAIRNESS_HTML_FILE)
+        if report.fairness_path
+        else None,
+        mitigation=params.mitigation.method,
+        tradeoff=_tradeoff_rows(tradeoff),
+        tradeoff_plot=tradeoff.png_path if tradeoff else None,
+        drift=DriftOverview.from_summary(drift_summary) if drift_summary else None,
+        explanations=explain.read_explanations(explanations.json_path),
+        shap_plots=(explanations.summary_plot_path, explanations.group_plot_path),
+        lineage=Lineage.from_tags(tags),
+        gate=decision,
+    )
+    return write_model_card(inputs, out_dir / layout.MODEL_CARD_DIR)
+
+
+def _baseline_estimates(path: Path) -> dict[str, dict[str, object]]:
+    """Each baseline's headline metrics as estimates for the card; empty when none were fitted."""
+    if not path.is_file():
+        return {}
+    written = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        name: {
+            metric: {
+                "value": _finite(value),
+                "low": _finite(figures.get(f"{metric}_low")),
+                "high": _finite(figures.get(f"{metric}_high")),
+            }
+            for metric, value in figures.items()
+            if not metric.endswith(("_low", "_high"))
+        }
+        for name, figures in written.items()
+    }
+
+
+def _metrics_with_intervals(
+    metrics: dict[str, float], fairness: FairnessReport | None
+) -> dict[str, object]:
+    """Overall metrics as estimates, for the card.
+
+    Headline metrics carry their own bootstrap bounds (``<name>_low`` / ``<name>_high``); other
+    rates take the fairness report's overall interval where it has the same rate.
+    """
+    bounds = {f"{name}_{end}" for name in metrics for end in ("low", "high")}
+    out: dict[str, object] = {}
+    for name, value in metrics.items():
+        if name in bounds:
+            continue
+        if f"{name}_low" in metrics or fairness is None:
+            out[name] = {
+                "value": _finite(value),
+                "low": _finite(metrics.get(f"{name}_low")),
+                "high": _finite(metrics.get(f"{name}_high")),
+            }
+            continue
+        estimate = getattr(fairness.overall, name, None)
+        out[name] = estimate if isinstance(estimate, Estimate) else value
+    return out
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _tradeoff_rows(tradeoff: TradeoffFiles | None) -> list[dict[str, object]] | None:
+    if tradeoff is None:
+        return None
+    rows: list[dict[str, object]] = json.loads(tradeoff.json_path.read_text(encoding="utf-8"))[
+        "rows"
+    ]
+    return rows
+
+
+def version_description(
+    version: ModelVersionRef,
+    report: EvalReport,
+    decision: GateDecision,
+    card_artifact: str,
+    *,
+    cross_fitted: bool = False,
+) -> str:
+    """What a reviewer sees first in the MLflow UI: the gate outcome, key figures, the card."""
+    outcome = "passed its gates" if decision.passed else "FAILED its gates (not a candidate)"
+    lines = [
+        f"**{version.name} v{version.version} {outcome}.**",
+        "",
+        f"{'Out-of-fold' if cross_fitted else 'Test'} ROC AUC {report.metrics['roc_auc']:.4f}, "
+        f"accuracy {report.metrics['accuracy']:.4f}.",
+        "",
+        *[f"- failed: {line}" for line in describe_failures(decision)],
+        "",
+        f"Model card: artifact `{card_artifact}` of run `{version.run_id}` "
+        "(HTML and Markdown; fairness by group with intervals, SHAP, proxy check, lineage).",
+    ]
+    return "\n".join(lines)
