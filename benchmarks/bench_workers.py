@@ -24,7 +24,7 @@ from evenflow.data.datasets import load_batch
 from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.training.engine import LABEL, SCORE, dask_client, train_model
-from evenflow.usecases.train import describe_shards
+from evenflow.usecases.prepare import describe_shards
 
 THRESHOLD = 0.5
 LAYOUTS = {

@@ -52,7 +52,7 @@ from evenflow.data.synth import write_planted_parquet
 from evenflow.io import write_json_atomic, write_text_atomic
 from evenflow.records import ShardManifest
 from evenflow.training.engine import dask_client, train_model
-from evenflow.usecases.train import describe_shards
+from evenflow.usecases.prepare import describe_shards
 
 OUT = Path(__file__).parent
 DATA = OUT / "out"

@@ -17,7 +17,7 @@ from evenflow.contracts.preflight import check_dataset
 from evenflow.errors import EvenflowError
 
 if TYPE_CHECKING:
-    from evenflow.govern.promotion import LedgerEntry
+    from evenflow.govern.ledger import LedgerEntry
 
 app = typer.Typer(
     help="evenflow: fair, explainable, reproducible tabular models.", no_args_is_help=True
@@ -317,16 +317,18 @@ def review(
     version: Annotated[str | None, typer.Argument(help="Version (default: the candidate).")] = None,
 ) -> None:
     """Show a version beside the champion and record that its evidence was reviewed."""
-    from evenflow.govern import promotion
+    from evenflow.govern.review import review as read_review
+    from evenflow.reports.review import render_review
+    from evenflow.usecases.review import record_review
 
     settings = EvenflowSettings()
     _prepare_environment(settings)
     try:
-        summary = promotion.review(settings, model, version)
-        promotion.record_review(settings, model, summary.version.version, summary)
+        summary = read_review(settings, model, version)
+        record_review(settings, model, summary.version.version, summary)
     except EvenflowError as exc:
         _fail(exc)
-    typer.echo(promotion.render_review(summary))
+    typer.echo(render_review(summary))
 
 
 @app.command()
@@ -371,19 +373,20 @@ def rollback(model: ModelArgument, reviewer: ReviewerOption, note: NoteOption) -
 @app.command()
 def history(model: ModelArgument) -> None:
     """Print the model's append-only promotion ledger."""
-    from evenflow.govern import promotion
+    from evenflow.govern.ledger import history as read_history
+    from evenflow.reports.review import render_history
 
     settings = EvenflowSettings()
     _prepare_environment(settings)
     try:
-        entries = promotion.history(settings, model)
+        entries = read_history(settings, model)
     except EvenflowError as exc:
         _fail(exc)
-    typer.echo(promotion.render_history(entries))
+    typer.echo(render_history(entries))
 
 
 def _ledger_action(action: Callable[[EvenflowSettings], LedgerEntry]) -> None:
-    from evenflow.govern import promotion
+    from evenflow.reports.review import render_history
 
     settings = EvenflowSettings()
     _prepare_environment(settings)
@@ -391,7 +394,7 @@ def _ledger_action(action: Callable[[EvenflowSettings], LedgerEntry]) -> None:
         entry = action(settings)
     except EvenflowError as exc:
         _fail(exc)
-    typer.echo(promotion.render_history([entry]))
+    typer.echo(render_history([entry]))
 
 
 @app.command()

@@ -31,86 +31,32 @@ fails its clause and says why: a gate never passes for want of a number.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from evenflow.assess.fairness import (
-    PRIVATE,
-    REPORTED,
-    CellStatus,
-    Disparity,
-    FairnessReport,
-    SliceReport,
-    cell_reason,
-    record_status,
+from evenflow.assess.fairness import REPORTED, Disparity, FairnessReport, SliceReport
+from evenflow.config.fairness import JOIN
+from evenflow.config.gates import GatePolicy, slice_columns
+from evenflow.govern.clauses import (
+    Bound,
+    Comparison,
+    ExcludedGroup,
+    GateClause,
+    at_least,
+    at_most,
+    figure_text,
+    interval_text,
 )
-from evenflow.config.fairness import JOIN, FairnessParams
-from evenflow.config.gates import GatePolicy, RegressionMetric, slice_columns
-
-# A figure equal to its limit passes; this absorbs float noise such as 0.8 - 0.1 != 0.7.
-TOLERANCE = 1e-9
-
-Comparison = Literal["<=", ">=", ">"]
-
-ClauseKind = Literal[
-    "min_auc",
-    "min_auc_lower_bound",
-    "auc_vs_baseline",
-    "max_disparity",
-    "min_ratio",
-    "non_regression",
-]
+from evenflow.govern.regression import regression_clauses
+from evenflow.numbers import finite_number
+from evenflow.records import Record
 
 BASELINE = "logistic"  # the baseline the auc_vs_baseline clause compares with
 
-Bound = Literal["point", "upper", "lower"]
 
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class GateClause(_Record):
-    """One checked rule and the numbers it used."""
-
-    name: str = Field(description="Clause id, e.g. 'max_disparity.equalized_odds_difference[sex]'.")
-    kind: ClauseKind
-    passed: bool
-    skipped: bool = Field(default=False, description="Not evaluable by design; counts as passed.")
-    observed: float | None = Field(description="Point value of the figure.")
-    low: float | None = Field(default=None, description="Lower interval bound, when known.")
-    high: float | None = Field(default=None, description="Upper interval bound, when known.")
-    bound: Bound = Field(description="Which figure was compared: the point value or a bound.")
-    compared: float | None = Field(description="The figure compared with the limit.")
-    comparison: Comparison = Field(description="Passes when `compared comparison limit`.")
-    limit: float | None = Field(description="The limit the figure was compared with.")
-    reference: float | None = Field(
-        default=None,
-        description="The champion's value (non-regression) or the baseline's (auc_vs_baseline).",
-    )
-    margin: float | None = Field(
-        default=None, description="The margin allowed below the reference, where one applies."
-    )
-    detail: str
-
-
-class ExcludedGroup(_Record):
-    """A group a gate did not use, under the one rule for small groups, and why."""
-
-    clauses: Literal["fairness", "non_regression"] = Field(
-        description="Which clauses left it out: fairness summaries or non-regression."
-    )
-    slice: str = Field(description="Slice (fairness) or sensitive column (non-regression).")
-    group: str
-    status: CellStatus
-    n: int | None
-    reason: str
-
-
-class GateDecision(_Record):
+class GateDecision(Record):
     """Whether a model passed its gate, every clause checked and the policy used."""
 
     passed: bool
@@ -172,7 +118,7 @@ def gate_failures(
     Returns:
         The decision with every clause, the groups left out and the policy.
     """
-    regression, regression_excluded = _regression_clauses(
+    regression, regression_excluded = regression_clauses(
         policy, champion_groups, candidate_groups, fairness.params
     )
     clauses = [
@@ -200,8 +146,11 @@ def _auc_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> GateClause:
     The point value, or the lower bound when the policy compares interval bounds; a missing bound
     then fails the clause (the point value is not used instead).
     """
-    value = _number(metrics.get("roc_auc"))
-    low, high = _number(metrics.get("roc_auc_low")), _number(metrics.get("roc_auc_high"))
+    value = finite_number(metrics.get("roc_auc"))
+    low, high = (
+        finite_number(metrics.get("roc_auc_low")),
+        finite_number(metrics.get("roc_auc_high")),
+    )
     use_low = policy.use_interval_bound == "upper"
     compared = low if use_low else value
     bound: Bound = "lower" if use_low else "point"
@@ -223,9 +172,9 @@ def _auc_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> GateClause:
         return GateClause(**clause, passed=False, detail=detail)
     return GateClause(
         **clause,
-        passed=_at_least(compared, policy.min_auc),
-        detail=f"ROC AUC {_fmt(compared)} ({bound}; point {_fmt(value)}, interval "
-        f"{_interval(low, high)}) vs minimum {_fmt(policy.min_auc)}",
+        passed=at_least(compared, policy.min_auc),
+        detail=f"ROC AUC {figure_text(compared)} ({bound}; point {figure_text(value)}, interval "
+        f"{interval_text(low, high)}) vs minimum {figure_text(policy.min_auc)}",
     )
 
 
@@ -234,8 +183,11 @@ def _auc_bound_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> Itera
     limit = policy.min_auc_lower_bound
     if limit is None:
         return
-    value = _number(metrics.get("roc_auc"))
-    low, high = _number(metrics.get("roc_auc_low")), _number(metrics.get("roc_auc_high"))
+    value = finite_number(metrics.get("roc_auc"))
+    low, high = (
+        finite_number(metrics.get("roc_auc_low")),
+        finite_number(metrics.get("roc_auc_high")),
+    )
     clause = {
         "name": "min_auc_lower_bound",
         "kind": "min_auc_lower_bound",
@@ -257,8 +209,8 @@ def _auc_bound_clause(policy: GatePolicy, metrics: Mapping[str, float]) -> Itera
     yield GateClause(
         **clause,
         passed=low > limit,
-        detail=f"AUC lower bound {_fmt(low)} (point {_fmt(value)}, interval "
-        f"{_interval(low, high)}) must exceed {_fmt(limit)}",
+        detail=f"AUC lower bound {figure_text(low)} (point {figure_text(value)}, interval "
+        f"{interval_text(low, high)}) must exceed {figure_text(limit)}",
     )
 
 
@@ -269,15 +221,15 @@ def _baseline_clause(
     margin = policy.max_auc_below_baseline
     if margin is None:
         return
-    value = _number(metrics.get("roc_auc"))
-    theirs = None if baseline is None else _number(baseline.get("roc_auc"))
+    value = finite_number(metrics.get("roc_auc"))
+    theirs = None if baseline is None else finite_number(baseline.get("roc_auc"))
     limit = None if theirs is None else theirs - margin
     clause = {
         "name": "auc_vs_baseline",
         "kind": "auc_vs_baseline",
         "observed": value,
-        "low": _number(metrics.get("roc_auc_low")),
-        "high": _number(metrics.get("roc_auc_high")),
+        "low": finite_number(metrics.get("roc_auc_low")),
+        "high": finite_number(metrics.get("roc_auc_high")),
         "bound": "point",
         "compared": value,
         "comparison": ">=",
@@ -294,7 +246,7 @@ def _baseline_clause(
         return
     yield GateClause(
         **clause,
-        passed=_at_least(value, theirs - margin),
+        passed=at_least(value, theirs - margin),
         detail=f"model AUC {value:.4f} vs {BASELINE} baseline {theirs:.4f} - {margin:g} "
         f"(difference {value - theirs:+.4f})",
     )
@@ -374,12 +326,12 @@ def _summary_clause(
         return GateClause(
             **base, **figures, compared=None, limit=limit, passed=False, detail=detail
         )
-    passed = _at_most(compared, limit) if comparison == "<=" else _at_least(compared, limit)
+    passed = at_most(compared, limit) if comparison == "<=" else at_least(compared, limit)
     groups = f"highest {value.highest}, lowest {value.lowest}"
     left_out = f"; {item.summary.n_rows_left_out} rows of private or insufficient groups left out"
     detail = (
-        f"{summary} on '{slice_name}': {bound} {_fmt(compared)} {comparison} {_fmt(limit)} "
-        f"required (point {_fmt(value.value)}, interval {_interval(value.low, value.high)}; "
+        f"{summary} on '{slice_name}': {bound} {figure_text(compared)} {comparison} {figure_text(limit)} "
+        f"required (point {figure_text(value.value)}, interval {interval_text(value.low, value.high)}; "
         f"{groups}{left_out if item.summary.n_rows_left_out else ''})"
     )
     return GateClause(
@@ -410,189 +362,21 @@ def _unmeasured(base: Mapping[str, Any], limit: float, detail: str) -> GateClaus
     )
 
 
-# --- non-regression -------------------------------------------------------------------------
-
-
-def _regression_clauses(
-    policy: GatePolicy,
-    champion_groups: Sequence[Mapping[str, Any]] | None,
-    candidate_groups: Sequence[Mapping[str, Any]],
-    rule: FairnessParams,
-) -> tuple[list[GateClause], list[ExcludedGroup]]:
-    if not policy.non_regression_metrics:
-        return [], []
-    if champion_groups is None:
-        skipped = GateClause(
-            name="non_regression",
-            kind="non_regression",
-            passed=True,
-            skipped=True,
-            observed=None,
-            bound="point",
-            compared=None,
-            comparison=">=",
-            limit=None,
-            detail="no champion to compare",
-        )
-        return [skipped], []
-    wanted = _regression_columns(policy)
-    champion = {_group_key(g): g for g in champion_groups}
-    candidate = {_group_key(g): g for g in candidate_groups}
-    keys = [k for k in candidate if wanted is None or k[0] in wanted]
-    keys += [k for k in champion if k not in candidate and (wanted is None or k[0] in wanted)]
-    clauses, excluded = [], []
-    for key in keys:
-        ours, theirs = candidate.get(key), champion.get(key)
-        left_out = _left_out(key, ours, theirs, rule)
-        if left_out is not None:
-            excluded.append(left_out)
-        for metric in policy.non_regression_metrics:
-            clauses.append(_regression_clause(policy, key, metric, ours, theirs, left_out=left_out))
-    return clauses, excluded
-
-
-def _regression_columns(policy: GatePolicy) -> set[str] | None:
-    """Columns compared with the champion: the policy's single-column slices, or all."""
-    if policy.columns is None:
-        return None
-    return {cols[0] for cols in map(slice_columns, policy.columns) if len(cols) == 1}
-
-
-def _group_key(record: Mapping[str, Any]) -> tuple[str, str]:
-    return str(record["column"]), str(record["group"])
-
-
-def _left_out(
-    key: tuple[str, str],
-    candidate: Mapping[str, Any] | None,
-    champion: Mapping[str, Any] | None,
-    rule: FairnessParams,
-) -> ExcludedGroup | None:
-    """The group as left out of non-regression, when either side's record is not reported."""
-    for who, record in (("candidate", candidate), ("champion", champion)):
-        if record is None:
-            continue
-        status = record_status(record, rule)
-        if status == REPORTED:
-            continue
-        n, n_pos = _count(record.get("n")), _count(record.get("n_pos"))
-        why = None
-        if status == PRIVATE and n is not None and n < rule.min_cell:
-            why = cell_reason(n, 0, 0, rule)  # names n only
-        elif status != PRIVATE and n is not None and n_pos is not None:
-            why = cell_reason(n, n_pos, n - n_pos, rule)
-        reason = f"{why or f'{status} (no figures recorded)'} in the {who}'s evaluation"
-        return ExcludedGroup(
-            clauses="non_regression", slice=key[0], group=key[1], status=status, n=n, reason=reason
-        )
-    return None
-
-
-def _regression_clause(
-    policy: GatePolicy,
-    key: tuple[str, str],
-    metric: RegressionMetric,
-    candidate: Mapping[str, Any] | None,
-    champion: Mapping[str, Any] | None,
-    *,
-    left_out: ExcludedGroup | None,
-) -> GateClause:
-    ours = None if candidate is None else _number(candidate.get(metric))
-    theirs = None if champion is None else _number(champion.get(metric))
-    limit = None if theirs is None else theirs - policy.non_regression_margin
-    base = {
-        "name": f"non_regression.{metric}[{key[0]}={key[1]}]",
-        "kind": "non_regression",
-        "observed": ours,
-        "bound": "point",
-        "compared": ours,
-        "comparison": ">=",
-        "limit": limit,
-        "reference": theirs,
-        "margin": policy.non_regression_margin,
-    }
-    if left_out is not None and left_out.status == PRIVATE:  # a private cell shows only its n
-        base.update(observed=None, compared=None, limit=None, reference=None)
-    skip = _skip_reason(candidate, champion, left_out)
-    if skip is None and (theirs is None or limit is None):
-        skip = "champion value undefined"
-    if skip is not None or theirs is None or limit is None:
-        return GateClause(**base, passed=True, skipped=True, detail=f"skipped: {skip}")
-    if ours is None:
-        detail = f"candidate {metric} undefined where the champion's is {_fmt(theirs)}"
-        return GateClause(**base, passed=False, detail=detail)
-    margin = policy.non_regression_margin
-    detail = (
-        f"{metric} {_fmt(ours)} vs champion {_fmt(theirs)}: drop {_fmt(theirs - ours)}, "
-        f"margin {_fmt(margin)}"
-    )
-    return GateClause(**base, passed=_at_least(ours, limit), detail=detail)
-
-
-def _skip_reason(
-    candidate: Mapping[str, Any] | None,
-    champion: Mapping[str, Any] | None,
-    left_out: ExcludedGroup | None,
-) -> str | None:
-    """Why a group is not compared, or None when it is."""
-    if candidate is None:
-        return "group absent from the candidate's evaluation"
-    if champion is None:
-        return "group absent from the champion's evaluation"
-    if left_out is not None:
-        return left_out.reason
-    return None
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _count(value: Any) -> int | None:
-    number = None if value is None or isinstance(value, bool) else _number(value)
-    return None if number is None else int(number)
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or None for missing, None or NaN values."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _at_most(value: float, limit: float) -> bool:
-    return value <= limit + TOLERANCE
-
-
-def _at_least(value: float, limit: float) -> bool:
-    return value >= limit - TOLERANCE
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-def _interval(low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return "none"
-    return f"[{_fmt(low)}, {_fmt(high)}]"
-
-
 def _describe(clause: GateClause) -> str:
     if clause.compared is None or clause.limit is None:
         return f"{clause.name}: FAILED: {clause.detail}"
     if clause.kind == "auc_vs_baseline" and clause.reference is not None:
         return (
             f"{clause.name}: model AUC {clause.compared:.4f} < {BASELINE} baseline "
-            f"{clause.reference:.4f} - {_fmt(clause.margin)}"
+            f"{clause.reference:.4f} - {figure_text(clause.margin)}"
         )
     figure = "value" if clause.bound == "point" else f"{clause.bound} bound"
     line = (
-        f"{clause.name}: {figure} {_fmt(clause.compared)} does not meet "
-        f"{clause.comparison} {_fmt(clause.limit)}"
+        f"{clause.name}: {figure} {figure_text(clause.compared)} does not meet "
+        f"{clause.comparison} {figure_text(clause.limit)}"
     )
     if clause.bound != "point":
-        line += f" (point {_fmt(clause.observed)}, interval {_interval(clause.low, clause.high)})"
+        line += f" (point {figure_text(clause.observed)}, interval {interval_text(clause.low, clause.high)})"
     if clause.reference is not None:
-        line += f" (champion {_fmt(clause.reference)})"
+        line += f" (champion {figure_text(clause.reference)})"
     return line

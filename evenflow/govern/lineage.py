@@ -10,14 +10,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-# What makes two builds of a model the same: data, parameters, committed code and environment.
-BUILD_TAGS = (
-    "evenflow.data_md5",
-    "evenflow.params_hash",
-    "evenflow.git_commit",
-    "evenflow.env_hash",
+from evenflow.registry.layout import (
+    BUILD_TAGS,
+    DATA_MD5_TAG,
+    ENV_HASH_TAG,
+    FLOW_RUN_ID_TAG,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    PARAMS_HASH_TAG,
 )
-DIRTY_TAG = "evenflow.git_dirty"
 
 # Files a flow run rewrites itself; they are outputs, so they never make the code look dirty.
 RUN_OUTPUTS = ("data.dvc",)
@@ -70,12 +71,12 @@ def lineage_tags(
 ) -> dict[str, str]:
     """The tags every run and model version carries (see DESIGN.md, Records)."""
     return {
-        "evenflow.data_md5": data_md5,
-        "evenflow.git_commit": code.commit,
-        "evenflow.git_dirty": str(code.dirty).lower(),
-        "evenflow.params_hash": params_hash,
-        "evenflow.env_hash": env_hash(),
-        "evenflow.flow_run_id": flow_run_id,
+        DATA_MD5_TAG: data_md5,
+        GIT_COMMIT_TAG: code.commit,
+        GIT_DIRTY_TAG: str(code.dirty).lower(),
+        PARAMS_HASH_TAG: params_hash,
+        ENV_HASH_TAG: env_hash(),
+        FLOW_RUN_ID_TAG: flow_run_id,
     }
 
 
@@ -85,6 +86,6 @@ def same_build(tags: Mapping[str, str], other: Mapping[str, str]) -> bool:
     Same data hash, parameters hash, git commit and environment hash, both from a clean tree:
     re-registering would add a version identical to the one that exists.
     """
-    if tags.get(DIRTY_TAG) != "false" or other.get(DIRTY_TAG) != "false":
+    if tags.get(GIT_DIRTY_TAG) != "false" or other.get(GIT_DIRTY_TAG) != "false":
         return False
     return all(tags.get(name) and tags.get(name) == other.get(name) for name in BUILD_TAGS)

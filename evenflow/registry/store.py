@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -22,25 +22,28 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 import evenflow
 from evenflow.config.settings import EvenflowSettings
-from evenflow.errors import ModelNotFound
+from evenflow.errors import EvenflowError, ModelNotFound
 from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
-from evenflow.serving import BOOSTER_ARTIFACT, SCHEMA_ARTIFACT, EvenflowModel, write_schema
+from evenflow.registry.layout import BOOSTER_ARTIFACT, GROUPS, SCHEMA_ARTIFACT
+
+# Re-exported: callers read these through the store (``registry.CHAMPION``); their home is the layout.
+from evenflow.registry.layout import CANDIDATE as CANDIDATE  # noqa: PLC0414
+from evenflow.registry.layout import CHAMPION as CHAMPION  # noqa: PLC0414
+from evenflow.registry.layout import EXISTING_VERSION_TAG as EXISTING_VERSION_TAG  # noqa: PLC0414
+from evenflow.registry.layout import GATE_FAILED_TAG as GATE_FAILED_TAG  # noqa: PLC0414
+from evenflow.registry.layout import GATE_TAG as GATE_TAG  # noqa: PLC0414
+from evenflow.serving import EvenflowModel, write_schema
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE = "candidate"
-CHAMPION = "champion"
-# On a run that registered nothing because a version already held its build: that version's URI.
-EXISTING_VERSION_TAG = "evenflow.existing_version"
-# On a model version: "passed" or "failed", and the failed clauses joined by "; ".
-GATE_TAG = "evenflow.gate"
-GATE_FAILED_TAG = "evenflow.gate_failed"
+DESCRIPTION_LIMIT = 5000
+"""Characters a model version's description holds (``model_versions.description`` is VARCHAR(5000))."""
 _PIP_REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "pydantic", "pyarrow")
 
 
@@ -79,10 +82,49 @@ def find_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | No
         return None
 
 
+def registered_model(client: MlflowClient, name: str) -> RegisteredModel:
+    """The registered model ``name`` with its tags.
+
+    Raises:
+        EvenflowError: there is no such model.
+    """
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as error:
+        raise EvenflowError(f"no registered model named {name!r}") from error
+
+
+def model_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    """Version ``version`` of ``name``.
+
+    Raises:
+        EvenflowError: the model has no such version.
+    """
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as error:
+        raise EvenflowError(f"{name} has no version {version!r}") from error
+
+
+def tag_version(client: MlflowClient, name: str, version: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a model version."""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def download_json(client: MlflowClient, run_id: str, artifact_path: str, scratch: Path) -> Any:
     """A JSON artifact of a run, parsed (downloaded into ``scratch``)."""
     local = client.download_artifacts(run_id, artifact_path, str(scratch))
     return json.loads(Path(local).read_text(encoding="utf-8"))
+
+
+def download_artifacts(
+    client: MlflowClient, run_id: str, paths: Iterable[str], scratch: Path
+) -> dict[str, Path]:
+    """Artifacts of a run downloaded into ``scratch``: artifact path -> local file."""
+    # One progress bar per small JSON file is noise in a terminal.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return {p: Path(client.download_artifacts(run_id, p, str(scratch))) for p in paths}
 
 
 def start_run(
@@ -219,8 +261,7 @@ def register_model(
                 registered_model_name=model_name,
             )
     version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version, key, value)
+    tag_version(client, model_name, version, tags)
     if candidate:
         client.set_registered_model_alias(model_name, CANDIDATE, version)
     logger.info("registered %s version %s (candidate: %s)", model_name, version, candidate)
@@ -277,13 +318,13 @@ def _quoted(value: str) -> str:
 def champion_groups(settings: EvenflowSettings, model_name: str) -> list[dict[str, Any]] | None:
     """Per-group test metrics of the current champion, or None when there is no champion."""
     client = client_for(settings)
-    try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
+    champion = find_alias(client, model_name, CHAMPION)
+    if champion is None:
         return None
     with tempfile.TemporaryDirectory() as scratch:
-        path = client.download_artifacts(str(champion.run_id), "reports/groups.json", scratch)
-        groups: list[dict[str, Any]] = json.loads(Path(path).read_text(encoding="utf-8"))
+        groups: list[dict[str, Any]] = download_json(
+            client, str(champion.run_id), GROUPS, Path(scratch)
+        )
     return groups
 
 

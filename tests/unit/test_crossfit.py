@@ -26,7 +26,7 @@ from evenflow.records import ShardManifest
 from evenflow.serving import load_booster
 from evenflow.training import crossfit
 from evenflow.training.engine import dask_client
-from evenflow.usecases.train import describe_shards
+from evenflow.usecases.prepare import describe_shards
 from tests.unit.test_splits import SPEC, planted, with_copies
 
 MODEL = ModelParams(device="cpu", num_boost_round=200, early_stopping_rounds=20, max_depth=3)

@@ -24,8 +24,8 @@ from evenflow.config.gates import (
     GatePolicy,
     slice_columns,
 )
+from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import (
-    GateClause,
     GateDecision,
     describe_failures,
     gate_failures,

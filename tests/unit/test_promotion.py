@@ -22,34 +22,26 @@ from evenflow.assess.fairness import fairness_report, report_to_json
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import EvalParams
 from evenflow.config.settings import EvenflowSettings
+from evenflow.errors import PromotionRefused
+from evenflow.govern.evidence import evidence_digest
 from evenflow.govern.gates import GatePolicy, gate_failures
-from evenflow.govern.promotion import (
-    CARD_HTML,
-    CARD_MARKDOWN,
+from evenflow.govern.ledger import (
     LEDGER_VALUE_LIMIT,
-    REVIEWED_SHA_TAG,
     TRUNCATED,
     LedgerEntry,
-    PromotionRefused,
     encode_entry,
-    evidence_digest,
     history,
     ledger_key,
     next_seq,
-    promote,
-    promotion_refusal,
-    record_review,
-    reject,
-    render_history,
-    render_review,
-    review,
-    review_description,
-    rollback,
-    rollback_target,
 )
+from evenflow.govern.promotion import promote, promotion_refusal, reject, rollback, rollback_target
+from evenflow.govern.review import review
 from evenflow.io import file_sha256, write_json_atomic
 from evenflow.records import FeatureSpec, ShardInfo, ShardManifest
 from evenflow.registry import store as registry
+from evenflow.registry.layout import CARD_HTML, CARD_MARKDOWN, REVIEWED_SHA_TAG
+from evenflow.reports.review import render_history, render_review, review_description
+from evenflow.usecases.review import record_review
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EVIDENCE = {
