@@ -40,7 +40,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NOT_PROVIDED", "SECTIONS", "ModelCardInputs", "render_model_card", "write_model_card"]
+__all__ = [
+    "HTML_NAME",
+    "MARKDOWN_NAME",
+    "NOT_PROVIDED",
+    "SECTIONS",
+    "Cell",
+    "DataSummary",
+    "DriftOverview",
+    "Lineage",
+    "ModelCardInputs",
+    "render_model_card",
+    "write_model_card",
+]
 
 HTML_NAME = layout.CARD_HTML_FILE
 MARKDOWN_NAME = layout.CARD_MARKDOWN_FILE
