@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from evenflow.cli.main import app
 from evenflow.config.run import BUILTIN_EXAMPLE, RunParams, builtin_example
 from evenflow.errors import ConfigError
-from flows import deployments
+from flows import serve as deployments
 from tests.conftest import REPO_ROOT
 
 

@@ -24,6 +24,7 @@ from evenflow.errors import ConfigError, PortBusy, PostgresUnreachable, StackErr
 from evenflow.ops import stack
 from evenflow.ops.stack import StackConfig
 from evenflow.registry.store import artifact_location
+from evenflow.reports.stack import render_env
 from tests.conftest import REPO_ROOT
 
 INFRA = REPO_ROOT / "infra"
@@ -207,7 +208,7 @@ def test_env_file_can_be_sourced_and_the_password_is_not_printed(tmp_path: Path)
     assert "MLFLOW_TRACKING_PASSWORD=it's a $ecret pass" in sourced
     assert "EVENFLOW_TRACKING_URI=http://127.0.0.1:5001" in sourced
     assert f"EVENFLOW_DASK_ADDRESS=tcp://127.0.0.1:{config.dask_port}" in sourced
-    shown = stack.render_env(env)
+    shown = render_env(env)
     assert "$ecret" not in shown and "MLFLOW_TRACKING_PASSWORD=********" in shown
 
 

@@ -1,0 +1,78 @@
+"""The one environment set-up of the command line, done once before any command runs.
+
+Prefect's state stays in the project and every library's telemetry is off: these are environment
+variables, so they must be set before Prefect, MLflow or DVC is first imported. A command reads
+the settings made here with :func:`settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from evenflow.config.settings import EvenflowSettings
+from evenflow.errors import EvenflowError
+
+#: The logger of the cache policy (tasks/caching.py): one line per cached stage saying why it re-ran.
+CACHE_LOGGER = "evenflow.cache"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def prepare(settings: EvenflowSettings) -> None:
+    """Keep Prefect's state in the project and every library's telemetry off, before Prefect loads.
+
+    Variables already set win: a user or a test can point any of them elsewhere.
+    """
+    defaults = {
+        "PREFECT_HOME": str(settings.state_dir / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "evenflow",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
+        "DVC_NO_ANALYTICS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    _show_cache_reasons()
+
+
+def settings() -> EvenflowSettings:
+    """The settings a command runs with: from the environment prepared by :func:`prepare`."""
+    return EvenflowSettings()
+
+
+def run_flow(flow: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """Run a flow with the engine's tracebacks of our own errors hidden: the CLI states them.
+
+    Prefect configures logging when it is imported, that is once the command imports its flow;
+    the filter goes on the handlers it installed.
+    """
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoTracebackForKnownErrors())
+    return flow(*args, **kwargs)
+
+
+def _show_cache_reasons() -> None:
+    """Cache lines (``cache train: miss, code changed: ...``) at INFO on the console.
+
+    The root logger (Prefect's console handler) shows warnings only, so library noise stays hidden;
+    the cache logger alone is lowered to INFO and its records propagate to that handler. Prefect's
+    configuration leaves this level alone (it only resets its own loggers' children).
+    """
+    logging.getLogger(CACHE_LOGGER).setLevel(logging.INFO)
+
+
+class _NoTracebackForKnownErrors(logging.Filter):
+    """Drop the engine's traceback records for our own errors: the CLI states them in plain words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], EvenflowError))
