@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import PromotionRefused
@@ -20,12 +24,44 @@ from evenflow.govern.evidence import (
     evidence_hashes,
     reviewed_files,
 )
-from evenflow.govern.ledger import LedgerEntry, append, decision_time, ledger_entries
+from evenflow.govern.ledger import Action, LedgerEntry, append, decision_time, ledger_entries
 from evenflow.registry import layout, store
 
 logger = logging.getLogger(__name__)
 
 MAX_REVIEWER_LENGTH = 200
+
+# Per action: the version tags naming who decided, when, why and the ledger entry.
+_DECISION_TAGS: dict[Action, tuple[str, str, str, str]] = {
+    "promote": (
+        layout.PROMOTED_BY_TAG,
+        layout.PROMOTED_AT_TAG,
+        layout.PROMOTION_NOTE_TAG,
+        layout.PROMOTION_SEQ_TAG,
+    ),
+    "reject": (
+        layout.REJECTED_BY_TAG,
+        layout.REJECTED_AT_TAG,
+        layout.REJECTION_NOTE_TAG,
+        layout.REJECTION_SEQ_TAG,
+    ),
+    "rollback": (
+        layout.ROLLED_BACK_BY_TAG,
+        layout.ROLLED_BACK_AT_TAG,
+        layout.ROLLBACK_NOTE_TAG,
+        layout.ROLLBACK_SEQ_TAG,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """Who decided, why, when, and the evidence digest the decision is bound to."""
+
+    reviewer: str
+    note: str
+    at: datetime
+    evidence_sha256: str | None
 
 
 def promotion_refusal(
@@ -64,6 +100,15 @@ def promotion_refusal(
         what = f": {', '.join(changed)}" if changed else ""
         return f"its evidence changed since it was reviewed{what}; review it again"
     return None
+
+
+def decision_tags(entry: LedgerEntry) -> dict[str, str]:
+    """Who decided, when, why and the ledger entry: tagged on the version the decision is about.
+
+    A rollback's tags go on the demoted champion, not on the version it restores.
+    """
+    by, at, note, seq = _DECISION_TAGS[entry.action]
+    return {by: entry.reviewer, at: entry.at.isoformat(), note: entry.note, seq: str(entry.seq)}
 
 
 def rollback_target(entries: Sequence[LedgerEntry], champion: str) -> str | None:
@@ -106,30 +151,22 @@ def promote(
         current,
         override,
         changed=changed_artifacts(reviewed_files(target), files),
-        is_champion=champion is not None and str(champion.version) == version,
+        is_champion=_version_of(champion) == version,
     )
     if reason is not None:
         raise PromotionRefused(f"{model} version {version} cannot be promoted: {reason}")
-    entry = append(
+    decided = _Decided(reviewer, note, decision_time(now), current)
+    entry = _append(
         client,
         model,
+        decided,
         action="promote",
         version=version,
-        previous_champion=None if champion is None else str(champion.version),
-        reviewer=reviewer,
-        at=decision_time(now),
-        note=note,
-        evidence_sha256=current,
+        previous=_version_of(champion),
         override=override,
     )
     client.set_registered_model_alias(model, layout.CHAMPION, version)
-    tags = {
-        layout.PROMOTED_BY_TAG: reviewer,
-        layout.PROMOTED_AT_TAG: entry.at.isoformat(),
-        layout.PROMOTION_NOTE_TAG: entry.note,
-        layout.PROMOTED_SHA_TAG: current,
-        layout.PROMOTION_SEQ_TAG: str(entry.seq),
-    }
+    tags = {**decision_tags(entry), layout.PROMOTED_SHA_TAG: current}
     if override is not None:
         tags[layout.PROMOTION_OVERRIDE_TAG] = entry.override or override
     store.tag_version(client, model, version, tags)
@@ -154,27 +191,14 @@ def reject(
     client = store.client_for(settings)
     target = store.model_version(client, model, version)
     champion = store.find_alias(client, model, layout.CHAMPION)
-    if champion is not None and str(champion.version) == version:
+    if _version_of(champion) == version:
         logger.warning("%s v%s is the champion; rejecting it does not demote it", model, version)
     current = evidence_digest(evidence_hashes(client, str(target.run_id)))
-    entry = append(
-        client,
-        model,
-        action="reject",
-        version=version,
-        previous_champion=None if champion is None else str(champion.version),
-        reviewer=reviewer,
-        at=decision_time(now),
-        note=note,
-        evidence_sha256=current,
+    decided = _Decided(reviewer, note, decision_time(now), current)
+    entry = _append(
+        client, model, decided, action="reject", version=version, previous=_version_of(champion)
     )
-    tags = {
-        layout.REJECTED_BY_TAG: reviewer,
-        layout.REJECTED_AT_TAG: entry.at.isoformat(),
-        layout.REJECTION_NOTE_TAG: entry.note,
-        layout.REJECTED_SHA_TAG: current,
-        layout.REJECTION_SEQ_TAG: str(entry.seq),
-    }
+    tags = {**decision_tags(entry), layout.REJECTED_SHA_TAG: current}
     store.tag_version(client, model, version, tags)
     logger.info("%s v%s rejected (ledger %d, by %s)", model, version, entry.seq, reviewer)
     return entry
@@ -208,25 +232,11 @@ def rollback(
             f"version {current}"
         )
     restored = store.model_version(client, model, target)
-    entry = append(
-        client,
-        model,
-        action="rollback",
-        version=target,
-        previous_champion=current,
-        reviewer=reviewer,
-        at=decision_time(now),
-        note=note,
-        evidence_sha256=restored.tags.get(layout.PROMOTED_SHA_TAG),
-    )
+    evidence = restored.tags.get(layout.PROMOTED_SHA_TAG)
+    decided = _Decided(reviewer, note, decision_time(now), evidence)
+    entry = _append(client, model, decided, action="rollback", version=target, previous=current)
     client.set_registered_model_alias(model, layout.CHAMPION, target)
-    demoted = {
-        layout.ROLLED_BACK_BY_TAG: reviewer,
-        layout.ROLLED_BACK_AT_TAG: entry.at.isoformat(),
-        layout.ROLLBACK_NOTE_TAG: entry.note,
-        layout.ROLLBACK_SEQ_TAG: str(entry.seq),
-    }
-    store.tag_version(client, model, current, demoted)
+    store.tag_version(client, model, current, decision_tags(entry))
     store.tag_version(client, model, target, {layout.RESTORED_SEQ_TAG: str(entry.seq)})
     logger.info("%s champion rolled back from v%s to v%s", model, current, target)
     return entry
@@ -238,3 +248,32 @@ def _check_reviewer(reviewer: str) -> None:
         raise PromotionRefused("a decision needs the reviewer's name")
     if len(reviewer) > MAX_REVIEWER_LENGTH:
         raise PromotionRefused(f"a reviewer name is at most {MAX_REVIEWER_LENGTH} characters")
+
+
+def _version_of(version: ModelVersion | None) -> str | None:
+    return None if version is None else str(version.version)
+
+
+def _append(
+    client: MlflowClient,
+    model: str,
+    decided: _Decided,
+    *,
+    action: Action,
+    version: str,
+    previous: str | None,
+    override: str | None = None,
+) -> LedgerEntry:
+    """Append the decision to the model's ledger."""
+    return append(
+        client,
+        model,
+        action=action,
+        version=version,
+        previous_champion=previous,
+        reviewer=decided.reviewer,
+        at=decided.at,
+        note=decided.note,
+        evidence_sha256=decided.evidence_sha256,
+        override=override,
+    )
