@@ -72,6 +72,8 @@ EVIDENCE_FILES = (CARD_HTML, CARD_MARKDOWN, FAIRNESS, DECISION)
 
 # --- the registered model's own artifacts (inside the MLflow model) -----------------------------
 
+MODEL_ARTIFACT = "model"
+"""Where a training run logs the MLflow model (``runs:/<run id>/model``)."""
 BOOSTER_ARTIFACT = "booster"
 SCHEMA_ARTIFACT = "schema"
 

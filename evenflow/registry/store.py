@@ -30,7 +30,7 @@ import evenflow
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError, ModelNotFound
 from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
-from evenflow.registry.layout import BOOSTER_ARTIFACT, GROUPS, SCHEMA_ARTIFACT
+from evenflow.registry.layout import BOOSTER_ARTIFACT, GROUPS, MODEL_ARTIFACT, SCHEMA_ARTIFACT
 
 # Re-exported: callers read these through the store (``registry.CHAMPION``); their home is the layout.
 from evenflow.registry.layout import CANDIDATE as CANDIDATE  # noqa: PLC0414
@@ -248,7 +248,7 @@ def register_model(
             # Integer columns are declared as the data has them; a float batch is refused, not guessed.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             info = mlflow.pyfunc.log_model(
-                name="model",
+                name=MODEL_ARTIFACT,
                 python_model=model,
                 artifacts={
                     BOOSTER_ARTIFACT: str(training.model_path),
