@@ -27,7 +27,9 @@ import xgboost.dask as dxgb
 from evenflow.config.run import RunParams, builtin_example
 from evenflow.data.features import label_values, typed_features
 from evenflow.records import ShardManifest
-from evenflow.training.engine import LABEL, booster_params, dask_client, pinned_frame
+from evenflow.training.cluster import dask_client
+from evenflow.training.partitions import LABEL, pinned_frame
+from evenflow.training.xgboost_dask import booster_params
 
 
 def _plain_matrices(manifest: ShardManifest) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:

@@ -23,7 +23,9 @@ from evenflow.config.run import ClusterParams, RunParams, builtin_example
 from evenflow.data.datasets import load_batch
 from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.training.engine import LABEL, SCORE, dask_client, train_model
+from evenflow.training.cluster import dask_client
+from evenflow.training.engine import train_model
+from evenflow.training.partitions import LABEL, SCORE
 from evenflow.usecases.prepare import describe_shards
 
 THRESHOLD = 0.5

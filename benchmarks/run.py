@@ -51,7 +51,8 @@ from evenflow.data.sharding import write_shard_chunks
 from evenflow.data.synth import write_planted_parquet
 from evenflow.io import write_json_atomic, write_text_atomic
 from evenflow.records import ShardManifest
-from evenflow.training.engine import dask_client, train_model
+from evenflow.training.cluster import dask_client
+from evenflow.training.engine import train_model
 from evenflow.usecases.prepare import describe_shards
 
 OUT = Path(__file__).parent

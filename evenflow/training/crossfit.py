@@ -21,7 +21,8 @@ from distributed import Client
 from evenflow.config.run import ModelParams
 from evenflow.io import write_parquet_atomic
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.training.engine import SampleWeights, train_model
+from evenflow.training.engine import train_model
+from evenflow.training.partitions import SampleWeights
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,9 @@ from evenflow.config.settings import EvenflowSettings
 from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.errors import ConfigError
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.training.engine import CHECKPOINT_FILE, KILL_WORKER_ENV, LABEL, SCORE
+from evenflow.training.checkpoints import CHECKPOINT_FILE
+from evenflow.training.faults import KILL_WORKER_ENV
+from evenflow.training.partitions import LABEL, SCORE
 from tasks.modeling import TRAIN_RETRIES, train_model
 from tests.conftest import sample_params
 

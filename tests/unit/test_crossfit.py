@@ -25,7 +25,7 @@ from evenflow.data.sharding import plan_split, write_shard_chunks
 from evenflow.records import ShardManifest
 from evenflow.serving import load_booster
 from evenflow.training import crossfit
-from evenflow.training.engine import dask_client
+from evenflow.training.cluster import dask_client
 from evenflow.usecases.prepare import describe_shards
 from tests.unit.test_splits import SPEC, planted, with_copies
 

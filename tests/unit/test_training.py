@@ -24,25 +24,13 @@ from evenflow.data.features import label_values
 from evenflow.data.sharding import feature_specs, write_shards
 from evenflow.errors import ConfigError, DataError
 from evenflow.records import ShardManifest, TrainingResult
-from evenflow.training.engine import (
-    CHECKPOINT_FILE,
-    GPU_EXTRA_HINT,
-    KILL_WORKER_ENV,
-    LABEL,
-    SCORE,
-    WEIGHT,
-    SampleWeights,
-    WorkerLost,
-    dask_client,
-    is_infrastructure_failure,
-    live_workers,
-    plan_device,
-    ranked_workers,
-    read_partition,
-    resolve_device,
-    train_model,
-    visible_gpus,
-)
+from evenflow.training.checkpoints import CHECKPOINT_FILE
+from evenflow.training.cluster import dask_client, live_workers, ranked_workers
+from evenflow.training.device import GPU_EXTRA_HINT, plan_device, resolve_device, visible_gpus
+from evenflow.training.engine import train_model
+from evenflow.training.failures import WorkerLost, is_infrastructure_failure
+from evenflow.training.faults import KILL_WORKER_ENV
+from evenflow.training.partitions import LABEL, SCORE, WEIGHT, SampleWeights, read_partition
 from tests.conftest import sample_params
 
 N_WORKERS = 2
@@ -172,7 +160,7 @@ def test_cuda_without_a_visible_gpu_is_refused() -> None:
 
 
 def test_auto_falls_back_to_cpu_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("evenflow.training.engine.visible_gpus", list)
+    monkeypatch.setattr("evenflow.training.device.visible_gpus", list)
     assert resolve_device("auto") == ("cpu", "auto: no GPU visible")
     with pytest.raises(ConfigError, match="no GPU is visible"):
         resolve_device("cuda")
