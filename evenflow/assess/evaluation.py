@@ -1,18 +1,15 @@
-"""Test-split evaluation: overall and per-group metrics computed by the project, not by Evidently.
+"""Test-split evaluation: overall metrics with seeded bootstrap intervals, and the files they go to.
 
-Evidently 0.7's ``GroupBy`` returns the overall value for classification metrics, so group figures
-are computed here from confusion counts aggregated with one ``groupby`` per sensitive column and
-checked against scikit-learn and fairlearn in the tests.
+Evidently 0.7's ``GroupBy`` returns the overall value for classification metrics, so the figures
+are computed by the project (per group in :mod:`evenflow.assess.group_metrics`) and checked against
+scikit-learn and fairlearn in the tests.
 
 Conventions shared by every function here:
 
-- A row is predicted positive when ``score >= threshold`` (the same rule Evidently applies).
+- A row is predicted positive when ``score >= threshold`` (the same rule Evidently applies),
+  unless a ``decision`` column gives the decisions made (per-group thresholds, say).
 - A ratio whose denominator is zero (recall with no positives, precision with no predicted
   positives, AUC with a single class) is NaN: undefined, never an exception and never a silent 0.
-- Every group is listed with its ``status`` under the one rule for small groups
-  (:func:`evenflow.assess.fairness.cell_status`): a ``private`` group keeps only its ``n`` (no positives,
-  no rates); an ``insufficient`` group keeps every figure but is marked, and no summary or gate
-  uses it; a ``reported`` group is used everywhere.
 - Headline metrics (:data:`HEADLINE_METRICS`) carry seeded bootstrap intervals as
   ``<metric>_low`` / ``<metric>_high`` (:func:`headline_metrics`).
 """
@@ -28,47 +25,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import log_loss, roc_auc_score
 
-from evenflow.assess.fairness import (
-    PRIVATE,
-    REPORTED,
-    bin_index,
-    block_sizes,
-    cell_reason,
-    cell_statuses,
-    percentile_interval,
-    poisson_weights,
+from evenflow.assess.bootstrap import block_sizes, percentile_interval, poisson_weights
+from evenflow.assess.group_metrics import (
+    group_metrics,
+    outcome_counts,
+    rates_of,
+    score_metrics,
+    serialized_rates,
 )
+from evenflow.assess.group_rates import bin_index, ratio
+from evenflow.assess.predictions import (
+    DECISION_COLUMN,
+    LABEL_COLUMN,
+    SCORE_COLUMN,
+    decided,
+    require_columns,
+    validated,
+)
+from evenflow.assess.small_groups import REPORTED, cell_reason
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import EvalParams
-from evenflow.errors import DataError
 from evenflow.io import write_json_atomic
 from evenflow.records import EvalReport
 
 logger = logging.getLogger(__name__)
 
-LABEL = "label"
-SCORE = "score"
-DECISION = "decision"  # optional 0/1 decisions (e.g. per-group thresholds) that override the cut
-MISSING_GROUP = "(missing)"
 METRICS_FILE = "metrics.json"
 GROUPS_FILE = "groups.json"
 
-RATE_METRICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "tpr",
-    "fpr",
-    "fnr",
-    "base_rate",
-    "selection_rate",
-)
-SCORE_METRICS = ("roc_auc", "log_loss", "brier", "mean_score")
-GROUP_METRICS = (*SCORE_METRICS, *RATE_METRICS)
-GROUP_COLUMNS = ("column", "group", "n", "n_pos", "n_neg", "status", *GROUP_METRICS)
 # The metrics reported with a bootstrap interval, as <name>, <name>_low, <name>_high.
 HEADLINE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "brier", "log_loss", "ece")
 
@@ -90,8 +75,8 @@ def confusion_counts(
     Returns:
         ``{"tp", "fp", "tn", "fn"}`` as Python ints (JSON- and pydantic-friendly).
     """
-    y, s = _validated(label, score)
-    return _counts(y, _predicted(s, threshold, decision))
+    y, s = validated(label, score)
+    return outcome_counts(y, decided(s, threshold, decision))
 
 
 def binary_metrics(
@@ -112,49 +97,12 @@ def binary_metrics(
         roc_auc, log_loss, brier, mean_score, accuracy, precision, recall, f1, tpr, fpr, fnr,
         base_rate, selection_rate and n. ``roc_auc`` is NaN when only one class is present.
     """
-    y, s = _validated(label, score)
-    counts = _counts(y, _predicted(s, threshold, decision))
-    rates = _rates_from_counts(*(np.array([counts[k]], dtype=np.float64) for k in _COUNT_KEYS))
-    metrics = {name: float(values[0]) for name, values in rates.items()}
-    metrics.update(_score_metrics(y, s))
+    y, s = validated(label, score)
+    counts = outcome_counts(y, decided(s, threshold, decision))
+    metrics = rates_of(counts)
+    metrics.update(score_metrics(y, s))
     metrics["n"] = float(y.size)
     return metrics
-
-
-def group_metrics(
-    predictions: pd.DataFrame,
-    sensitive: Sequence[str],
-    threshold: float,
-    rule: FairnessParams,
-) -> pd.DataFrame:
-    """Metrics per group of each sensitive column, one row per (column, group).
-
-    A ``decision`` column (per-group thresholds, say) gives the decisions; otherwise a row is
-    positive when ``score >= threshold``.
-
-    Missing values form their own group, labelled ``"(missing)"``. Every group is listed with its
-    ``status`` under the one rule for small groups (:func:`evenflow.assess.fairness.cell_status`): a
-    ``private`` group keeps only ``n`` (``n_pos``, ``n_neg`` and every metric are NaN); an
-    ``insufficient`` group keeps its figures, marked, for readers but not for summaries or gates.
-
-    Args:
-        predictions: Frame with ``label`` (0/1), ``score`` (float) and the sensitive columns.
-        sensitive: Sensitive column names, reported one after another.
-        threshold: Scores at or above it are predicted positive.
-        rule: The small-group rule: ``min_cell``, ``min_positives``, ``min_negatives``.
-
-    Returns:
-        Columns ``GROUP_COLUMNS``; groups sorted by label within each column.
-    """
-    _require_columns(predictions, [LABEL, SCORE, *sensitive])
-    y, s = _validated(predictions[LABEL], predictions[SCORE])
-    predicted = _predicted(s, threshold, predictions.get(DECISION))
-    frames = [
-        _column_group_metrics(predictions[column], y, s, predicted, rule) for column in sensitive
-    ]
-    if not frames:
-        return pd.DataFrame(columns=list(GROUP_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
 
 
 def headline_metrics(
@@ -183,8 +131,8 @@ def headline_metrics(
         Point values and bounds as floats; NaN where undefined (AUC of one class) and for every
         bound when ``n_bootstrap`` is 0.
     """
-    y, s = _validated(label, score)
-    predicted = _predicted(s, threshold, decision)
+    y, s = validated(label, score)
+    predicted = decided(s, threshold, decision)
     points = _headline_points(y, s, predicted, params.calibration_bins)
     replicates = _headline_replicates(y, s, predicted, params) if params.n_bootstrap else None
     out: dict[str, float] = {}
@@ -208,10 +156,10 @@ def evaluate(
     ``fairness`` gives the small-group rule and the bootstrap; None uses ``FairnessParams``'
     defaults at ``params.threshold`` (and says so in the log).
     """
-    _require_columns(predictions, [LABEL, SCORE, *sensitive])
+    require_columns(predictions, [LABEL_COLUMN, SCORE_COLUMN, *sensitive])
     rule = _rule(params, fairness)
-    label, score = predictions[LABEL], predictions[SCORE]
-    decision = predictions.get(DECISION)
+    label, score = predictions[LABEL_COLUMN], predictions[SCORE_COLUMN]
+    decision = predictions.get(DECISION_COLUMN)
     metrics = binary_metrics(label, score, params.threshold, decision)
     metrics.update(headline_metrics(label, score, decision, params.threshold, rule))
     confusion = confusion_counts(label, score, params.threshold, decision)
@@ -293,176 +241,6 @@ def json_safe(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- internals -------------------------------------------------------------------------------
 
-_COUNT_KEYS = ("tp", "fp", "tn", "fn")
-
-
-def _validated(label: ArrayLike, score: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
-    """Labels as int64 0/1 and scores as float64 in [0, 1], or a ``DataError`` saying why not."""
-    y_raw = np.asarray(label)
-    s = np.asarray(score, dtype=np.float64)
-    if y_raw.ndim != 1 or s.ndim != 1 or y_raw.shape != s.shape:
-        raise DataError(
-            f"label and score must be 1-D of equal length, got {y_raw.shape} and {s.shape}"
-        )
-    if y_raw.size == 0:
-        raise DataError("cannot evaluate an empty prediction set")
-    if not np.isin(y_raw, (0, 1)).all():
-        raise DataError("label must contain only 0 and 1 (no missing values)")
-    if not (np.isfinite(s).all() and s.min() >= 0.0 and s.max() <= 1.0):
-        raise DataError("score must be a finite probability in [0, 1] (no missing values)")
-    return y_raw.astype(np.int64), s
-
-
-def _predicted(
-    score: FloatArray, threshold: float, decision: ArrayLike | None
-) -> NDArray[np.bool_]:
-    """The decisions: a given 0/1 ``decision`` array, else ``score >= threshold``."""
-    if decision is None:
-        return np.asarray(score >= threshold)
-    made = np.asarray(decision)
-    if made.shape != score.shape or not np.isin(made, (0, 1)).all():
-        raise DataError("decision must hold one 0 or 1 per row")
-    return np.asarray(made == 1, dtype=np.bool_)
-
-
-def _counts(label: NDArray[np.int64], predicted: NDArray[np.bool_]) -> dict[str, int]:
-    positive = label == 1
-    return {
-        "tp": int(np.count_nonzero(predicted & positive)),
-        "fp": int(np.count_nonzero(predicted & ~positive)),
-        "tn": int(np.count_nonzero(~predicted & ~positive)),
-        "fn": int(np.count_nonzero(~predicted & positive)),
-    }
-
-
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"predictions lack column(s) {missing}; found {list(frame.columns)}")
-
-
-def _safe_ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
-    """Element-wise ratio that is NaN where the denominator is zero (the ratio is undefined)."""
-    out = np.full(numerator.shape, np.nan, dtype=np.float64)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
-
-
-def _rates_from_counts(
-    tp: FloatArray, fp: FloatArray, tn: FloatArray, fn: FloatArray
-) -> dict[str, FloatArray]:
-    """Threshold metrics from confusion counts; works on one group or many at once."""
-    n = tp + fp + tn + fn
-    recall = _safe_ratio(tp, tp + fn)
-    return {
-        "accuracy": _safe_ratio(tp + tn, n),
-        "precision": _safe_ratio(tp, tp + fp),
-        "recall": recall,
-        "f1": _safe_ratio(2 * tp, 2 * tp + fp + fn),
-        "tpr": recall,
-        "fpr": _safe_ratio(fp, fp + tn),
-        "fnr": _safe_ratio(fn, tp + fn),
-        "base_rate": _safe_ratio(tp + fn, n),
-        "selection_rate": _safe_ratio(tp + fp, n),
-    }
-
-
-def _score_metrics(label: NDArray[np.int64], score: FloatArray) -> dict[str, float]:
-    """Threshold-free metrics; AUC is NaN for a single class rather than sklearn's error."""
-    single_class = bool(label.min() == label.max())
-    auc = math.nan if single_class else float(roc_auc_score(label, score))
-    return {
-        "roc_auc": auc,
-        "log_loss": float(log_loss(label, score, labels=[0, 1])),
-        "brier": float(np.mean((score - label) ** 2)),
-        "mean_score": float(np.mean(score)),
-    }
-
-
-def _group_keys(values: pd.Series) -> pd.Series:
-    """Group labels as strings, with missing values as their own ``(missing)`` group."""
-    keys = values.astype("string")
-    if keys.isna().any() and (keys == MISSING_GROUP).any():
-        raise DataError(f"column {values.name!r} holds the literal value {MISSING_GROUP!r}")
-    return keys.fillna(MISSING_GROUP).astype(object)
-
-
-def _column_group_metrics(
-    values: pd.Series,
-    label: NDArray[np.int64],
-    score: FloatArray,
-    predicted: NDArray[np.bool_],
-    rule: FairnessParams,
-) -> pd.DataFrame:
-    """One row per group of one sensitive column; counts come from a single groupby."""
-    keys = _group_keys(values)
-    positive = label == 1
-    parts = pd.DataFrame(
-        {
-            "group": keys.to_numpy(),
-            "tp": predicted & positive,
-            "fp": predicted & ~positive,
-            "tn": ~predicted & ~positive,
-            "fn": ~predicted & positive,
-            "sq_err": (score - label) ** 2,
-            "score": score,
-        }
-    )
-    grouped = parts.groupby("group", sort=True)
-    agg = grouped.agg(
-        tp=("tp", "sum"),
-        fp=("fp", "sum"),
-        tn=("tn", "sum"),
-        fn=("fn", "sum"),
-        brier=("sq_err", "mean"),
-        mean_score=("score", "mean"),
-    )
-    counts = {k: agg[k].to_numpy(dtype=np.float64) for k in _COUNT_KEYS}
-    n = counts["tp"] + counts["fp"] + counts["tn"] + counts["fn"]
-    n_pos = counts["tp"] + counts["fn"]
-    status = cell_statuses(n, n_pos, n - n_pos, rule)
-    private = np.asarray(status == PRIVATE, dtype=np.bool_)
-    table = pd.DataFrame(
-        {
-            "column": str(values.name),
-            "group": agg.index.to_numpy(),
-            "n": n.astype(np.int64),
-            "n_pos": n_pos,
-            "n_neg": n - n_pos,
-            "status": status,
-        }
-    )
-    ranking = _ranking_by_group(grouped.indices, agg.index, label, score, private)
-    table["roc_auc"], table["log_loss"] = ranking
-    table["brier"] = agg["brier"].to_numpy()
-    table["mean_score"] = agg["mean_score"].to_numpy()
-    for name, metric in _rates_from_counts(**counts).items():
-        table[name] = metric
-    # A private cell shows its n only: not even its positives (they would give its base rate).
-    table.loc[private, ["n_pos", "n_neg", *GROUP_METRICS]] = np.nan
-    table["n_pos"] = table["n_pos"].astype("Int64")
-    table["n_neg"] = table["n_neg"].astype("Int64")
-    return table[list(GROUP_COLUMNS)]
-
-
-def _ranking_by_group(
-    indices: Mapping[Any, NDArray[np.intp]],
-    groups: pd.Index,
-    label: NDArray[np.int64],
-    score: FloatArray,
-    private: NDArray[np.bool_],
-) -> tuple[FloatArray, FloatArray]:
-    """AUC and log loss per shown group (a loop over groups: neither is a sum of counts)."""
-    auc = np.full(len(groups), np.nan)
-    loss = np.full(len(groups), np.nan)
-    for i, group in enumerate(groups):
-        if private[i]:
-            continue
-        rows = indices[group]
-        metrics = _score_metrics(label[rows], score[rows])
-        auc[i], loss[i] = metrics["roc_auc"], metrics["log_loss"]
-    return auc, loss
-
 
 def _json_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
@@ -523,10 +301,9 @@ def _ece(label: NDArray[np.int64], score: FloatArray, n_bins: int) -> float:
 def _headline_points(
     label: NDArray[np.int64], score: FloatArray, predicted: NDArray[np.bool_], n_bins: int
 ) -> dict[str, float]:
-    counts = _counts(label, predicted)
-    rates = _rates_from_counts(*(np.array([counts[k]], dtype=np.float64) for k in _COUNT_KEYS))
-    points = {name: float(values[0]) for name, values in rates.items()}
-    points.update(_score_metrics(label, score))
+    counts = outcome_counts(label, predicted)
+    points = rates_of(counts)
+    points.update(score_metrics(label, score))
     points["ece"] = _ece(label, score, n_bins)
     return points
 
@@ -643,14 +420,14 @@ def _headline_from_sums(
 ) -> dict[str, FloatArray]:
     tp, fp, fn, tn = (sums[:, k] for k in (_TP, _FP, _FN, _TN))
     weight = tp + fp + fn + tn
-    rates = _rates_from_counts(tp, fp, tn, fn)
+    rates = serialized_rates(tp, fp, tn, fn)
     return {
-        "roc_auc": _safe_ratio(auc_sum, (tp + fn) * (fp + tn)),
+        "roc_auc": ratio(auc_sum, (tp + fn) * (fp + tn)),
         "accuracy": rates["accuracy"],
         "precision": rates["precision"],
         "recall": rates["recall"],
         "f1": rates["f1"],
-        "brier": _safe_ratio(sums[:, _SQ_ERR], weight),
-        "log_loss": _safe_ratio(sums[:, _LOSS], weight),
-        "ece": _safe_ratio(np.abs(residual).sum(axis=1), weight),
+        "brier": ratio(sums[:, _SQ_ERR], weight),
+        "log_loss": ratio(sums[:, _LOSS], weight),
+        "ece": ratio(np.abs(residual).sum(axis=1), weight),
     }

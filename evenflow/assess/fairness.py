@@ -3,158 +3,61 @@
 Groups differ in base rates, so no single parity number says a model is fair. The report shows
 parity, error-rate balance and calibration side by side, for every sensitive column and every
 intersection of them, each value with a seeded percentile bootstrap interval. It holds aggregates
-only.
-
-One rule for small groups (:func:`cell_status`), used by every consumer (groups.json, the review,
-the gates, monitoring, the model card): below ``min_cell`` rows a group is *private* and only its n
-is shown; with fewer than ``min_positives`` positives or ``min_negatives`` negatives it is shown
-with its (wide) intervals, marked *insufficient* evidence, and kept out of between-group summaries
-and gates; otherwise it is *reported*. Every slice counts the groups and rows it left out.
-
-How the bootstrap stays fast: every row gets a key (finest cell x calibration bin x label x
-decision). All statistics are sums over keys, and every group of every slice is a sum of finest
-cells, so one weighted tally per replicate serves all slices. Rows are sorted by key once; Poisson(1)
-weights for a block of replicates are drawn as one array and reduced with ``np.add.reduceat``.
+only. Small groups follow the one rule of :mod:`evenflow.assess.small_groups`; every slice counts
+the groups and rows it left out. The tallies and the bootstrap live in
+:mod:`evenflow.assess.fairness_tally`; this module turns them into the report's records.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import time
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from evenflow.config.fairness import JOIN, FairnessParams
-from evenflow.errors import DataError
-from evenflow.numbers import finite_int
+from evenflow.assess.bootstrap import percentile_interval
+from evenflow.assess.fairness_tally import (
+    GROUP_METRICS,
+    MIN_GROUPS,
+    Rows,
+    Slice,
+    bootstrap_stats,
+    check_input,
+    driving_metric,
+    group_stats,
+    make_slices,
+    prepare,
+    score_histograms,
+    score_quantiles,
+    summary_values,
+    tally,
+)
+from evenflow.assess.group_rates import bin_edges
+from evenflow.assess.small_groups import (
+    LEFT_OUT,
+    PRIVATE,
+    REPORTED,
+    CellStatus,
+    cell_reason,
+    cell_status,
+    cell_statuses,
+)
+from evenflow.config.fairness import FairnessParams
+from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-LABEL_COLUMN = "label"
-DECISION_COLUMN = "decision"
-SCORE_COLUMN = "score"
-ROW_ID_COLUMN = "_row_id"
-MISSING = "(missing)"
 
-_MIN_GROUPS = 2  # a between-group summary needs at least two groups
-
-CellStatus = Literal["private", "insufficient", "reported"]
-PRIVATE: CellStatus = "private"
-INSUFFICIENT: CellStatus = "insufficient"
-REPORTED: CellStatus = "reported"
-LEFT_OUT: tuple[CellStatus, ...] = (PRIVATE, INSUFFICIENT)
-
-RATE_METRICS = ("base_rate", "selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy")
-GROUP_METRICS = (*RATE_METRICS, "ece", "mean_score")
-_REPLICATED = (*GROUP_METRICS, "bin_observed")
-
-
-def _poisson_table(bits: int = 16) -> npt.NDArray[np.uint8]:
-    """Poisson(1) by inverse CDF on a ``bits``-bit grid.
-
-    A uniform draw ``u`` has weight ``table[u]``, the number of CDF points (rounded to the grid)
-    at or below ``u``.
-
-    On 16 bits each probability is within 2**-17 of Poisson(1)'s; the tail beyond the grid
-    (mass ~1e-5) is folded into the largest weight.
-    """
-    size = 1 << bits
-    cdf = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(16)])
-    edges = np.round(cdf * size)
-    return np.searchsorted(edges, np.arange(size), side="right").astype(np.uint8)
-
-
-_POISSON_TABLE = _poisson_table()
-_UINT64_MAX = np.iinfo(np.uint64).max
-# Weights held in memory at once (replicates x rows); a constant, so results never depend on it.
-_BLOCK_ELEMENTS = 1 << 22
-
-
-def cell_status(n: int, n_pos: int, n_neg: int, params: FairnessParams) -> CellStatus:
-    """The one rule for small groups: ``private``, ``insufficient`` or ``reported``.
-
-    Args:
-        n: Rows in the cell.
-        n_pos: Positive labels in the cell.
-        n_neg: Negative labels in the cell.
-        params: ``min_cell`` (privacy floor), ``min_positives`` and ``min_negatives``.
-
-    Returns:
-        ``private`` when ``n < min_cell`` (only n may be shown); ``insufficient`` when
-        ``n_pos < min_positives`` or ``n_neg < min_negatives`` (shown with its intervals, marked,
-        kept out of summaries and gates); ``reported`` otherwise.
-    """
-    if n < params.min_cell:
-        return PRIVATE
-    if n_pos < params.min_positives or n_neg < params.min_negatives:
-        return INSUFFICIENT
-    return REPORTED
-
-
-def cell_statuses(
-    n: npt.ArrayLike, n_pos: npt.ArrayLike, n_neg: npt.ArrayLike, params: FairnessParams
-) -> npt.NDArray[np.object_]:
-    """:func:`cell_status` of many cells at once (elementwise over equal-shaped arrays)."""
-    rows, pos, neg = (np.asarray(a) for a in (n, n_pos, n_neg))
-    status = np.full(rows.shape, REPORTED, dtype=object)
-    status[(pos < params.min_positives) | (neg < params.min_negatives)] = INSUFFICIENT
-    status[rows < params.min_cell] = PRIVATE
-    return status
-
-
-def cell_reason(n: int, n_pos: int, n_neg: int, params: FairnessParams) -> str | None:
-    """Why a cell is private or insufficient, in words; None for a reported cell.
-
-    A private cell's reason names only its n: its positives are not shown.
-    """
-    status = cell_status(n, n_pos, n_neg, params)
-    if status == PRIVATE:
-        return f"{n} rows < min_cell={params.min_cell} (private: only n is shown)"
-    if status == REPORTED:
-        return None
-    reasons = []
-    if n_pos < params.min_positives:
-        reasons.append(f"{n_pos} positives < min_positives={params.min_positives}")
-    if n_neg < params.min_negatives:
-        reasons.append(f"{n_neg} negatives < min_negatives={params.min_negatives}")
-    return "insufficient evidence: " + "; ".join(reasons)
-
-
-def record_status(record: Mapping[str, Any], params: FairnessParams) -> CellStatus:
-    """The status of a logged per-group record (``groups.json``) under the rule.
-
-    A record carries its ``status`` since the rule was unified. Older records carry ``n``,
-    ``n_pos`` and ``suppressed`` instead: a suppressed one had no figures (private); the others
-    are classified from their counts under ``params``.
-    """
-    status = record.get("status")
-    if status in (PRIVATE, INSUFFICIENT, REPORTED):
-        return cast(CellStatus, status)
-    if record.get("suppressed"):
-        return PRIVATE
-    n, n_pos = finite_int(record.get("n")), finite_int(record.get("n_pos"))
-    if n is None or n_pos is None:
-        return PRIVATE  # nothing to classify by: show nothing
-    return cell_status(n, n_pos, n - n_pos, params)
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Estimate(_Record):
+class Estimate(Record):
     """A point value with its percentile bootstrap interval (None where undefined)."""
 
     value: float | None
@@ -169,7 +72,7 @@ class Disparity(Estimate):
     lowest: str | None = Field(default=None, description="Group with the smallest value.")
 
 
-class ReliabilityBin(_Record):
+class ReliabilityBin(Record):
     """One bin of a reliability curve: mean score against observed positive rate."""
 
     lower: float
@@ -179,14 +82,14 @@ class ReliabilityBin(_Record):
     observed_rate: Estimate
 
 
-class ScoreDistribution(_Record):
+class ScoreDistribution(Record):
     """A group's scores as quantiles and histogram counts (edges live on the report)."""
 
     quantiles: dict[str, float] = Field(description="Quantile level (e.g. 'p50') -> score.")
     histogram_counts: tuple[int, ...]
 
 
-class GroupMetrics(_Record):
+class GroupMetrics(Record):
     """Counts, rates and calibration of one group, with its status under the small-group rule.
 
     A ``private`` group shows only ``n``: its positives, negatives and rates are None. An
@@ -214,7 +117,7 @@ class GroupMetrics(_Record):
     scores: ScoreDistribution | None = None
 
 
-class LeftOut(_Record):
+class LeftOut(Record):
     """Groups of one status kept out of a slice's summaries, and their rows."""
 
     status: CellStatus
@@ -222,7 +125,7 @@ class LeftOut(_Record):
     rows: int
 
 
-class SliceSummary(_Record):
+class SliceSummary(Record):
     """Between-group summaries over the reported groups of a slice (max - min, or min/max)."""
 
     n_groups_compared: int
@@ -242,7 +145,7 @@ class SliceSummary(_Record):
     base_rate_difference: Disparity | None = None
 
 
-class SliceReport(_Record):
+class SliceReport(Record):
     """One sensitive column or one intersection of them, with its groups and summaries."""
 
     name: str
@@ -251,7 +154,7 @@ class SliceReport(_Record):
     summary: SliceSummary
 
 
-class LeftOutCell(_Record):
+class LeftOutCell(Record):
     """A group kept out of summaries and gates: its status, counts (n only if private) and why."""
 
     slice: str
@@ -264,7 +167,7 @@ class LeftOutCell(_Record):
     reason: str
 
 
-class BootstrapInfo(_Record):
+class BootstrapInfo(Record):
     """How the intervals were made."""
 
     replicates: int
@@ -273,7 +176,7 @@ class BootstrapInfo(_Record):
     method: str = "Poisson(1) row weights, percentile intervals"
 
 
-class FairnessReport(_Record):
+class FairnessReport(Record):
     """Per-group and between-group fairness figures of one set of predictions; aggregates only."""
 
     params: FairnessParams
@@ -298,44 +201,6 @@ class FairnessReport(_Record):
         raise KeyError(f"no slice over columns {columns!r}")
 
 
-@dataclass(frozen=True)
-class _Data:
-    """Rows reduced to what the report needs, sorted by key."""
-
-    keys: IntArray
-    scores: FloatArray
-    cells: IntArray
-    cell_levels: IntArray
-    levels: tuple[tuple[str, ...], ...]
-    n_bins: int
-
-    @property
-    def n_cells(self) -> int:
-        return int(self.cell_levels.shape[0])
-
-    @property
-    def n_keys(self) -> int:
-        return self.n_cells * self.n_bins * 4
-
-
-@dataclass(frozen=True)
-class _Slice:
-    """A slice's groups: which finest cells make up each group."""
-
-    columns: tuple[str, ...]
-    group_values: tuple[dict[str, str], ...]
-    cell_to_group: IntArray
-    membership: FloatArray
-
-    @property
-    def name(self) -> str:
-        return JOIN.join(self.columns) if self.columns else "overall"
-
-    def group_name(self, index: int) -> str:
-        values = self.group_values[index]
-        return JOIN.join(values.values()) if values else "all rows"
-
-
 def fairness_report(
     predictions: pd.DataFrame, sensitive: Sequence[str], params: FairnessParams
 ) -> FairnessReport:
@@ -354,13 +219,13 @@ def fairness_report(
         DataError: If a column is missing or labels / scores are out of range.
     """
     columns = tuple(sensitive)
-    _check_input(predictions, columns)
-    data = _prepare(predictions, columns, params)
-    slices = _make_slices(data, columns, params.max_intersection_size)
-    counts, sums = _tally(data)
-    points = [_group_stats(counts, sums, s.membership) for s in slices]
+    check_input(predictions, columns)
+    data = prepare(predictions, columns, params)
+    slices = make_slices(data, columns, params.max_intersection_size)
+    counts, sums = tally(data)
+    points = [group_stats(counts, sums, s.membership) for s in slices]
     started = time.perf_counter()
-    replicates = _bootstrap(data, slices, params)
+    replicates = bootstrap_stats(data, slices, params)
     logger.info(
         "fairness bootstrap: %d replicates, %d rows, %d slices in %.2fs",
         params.n_bootstrap,
@@ -379,8 +244,8 @@ def fairness_report(
         n_rows=int(data.keys.size),
         n_pos=n_pos,
         n_neg=int(data.keys.size) - n_pos,
-        calibration_edges=_edges(params.calibration_bins),
-        histogram_edges=_edges(params.histogram_bins),
+        calibration_edges=bin_edges(params.calibration_bins),
+        histogram_edges=bin_edges(params.histogram_bins),
         bootstrap=BootstrapInfo(
             replicates=params.n_bootstrap,
             confidence_level=params.confidence_level,
@@ -397,273 +262,7 @@ def report_to_json(report: FairnessReport) -> dict[str, Any]:
     return report.model_dump(mode="json")
 
 
-# --- input ----------------------------------------------------------------------------------
-
-
-def _check_input(predictions: pd.DataFrame, sensitive: tuple[str, ...]) -> None:
-    if not sensitive:
-        raise DataError("fairness report: at least one sensitive column is needed")
-    if len(set(sensitive)) != len(sensitive):
-        raise DataError(f"fairness report: sensitive columns repeat: {list(sensitive)}")
-    needed = [LABEL_COLUMN, SCORE_COLUMN, *sensitive]
-    missing = [c for c in needed if c not in predictions.columns]
-    if missing:
-        raise DataError(f"fairness report: predictions lack columns {missing}")
-    if len(predictions) == 0:
-        raise DataError("fairness report: predictions are empty")
-    labels = predictions[LABEL_COLUMN]
-    if labels.isna().any() or not labels.isin([0, 1]).all():
-        raise DataError(f"fairness report: column '{LABEL_COLUMN}' must hold only 0 and 1")
-    scores = predictions[SCORE_COLUMN].to_numpy(dtype=np.float64)
-    if not np.isfinite(scores).all() or scores.min() < 0.0 or scores.max() > 1.0:
-        raise DataError(
-            f"fairness report: column '{SCORE_COLUMN}' must hold probabilities in [0, 1]"
-        )
-
-
-def _decisions(predictions: pd.DataFrame, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """A ``decision`` column (e.g. per-group thresholds) wins over ``score >= threshold``."""
-    if DECISION_COLUMN not in predictions.columns:
-        return (scores >= threshold).astype(np.int64)
-    decisions = predictions[DECISION_COLUMN].to_numpy()
-    if not np.isin(decisions, (0, 1)).all():
-        raise DataError(f"fairness report: column '{DECISION_COLUMN}' must hold only 0 and 1")
-    return np.asarray(decisions, dtype=np.int64)
-
-
-def _prepare(
-    predictions: pd.DataFrame, sensitive: tuple[str, ...], params: FairnessParams
-) -> _Data:
-    """Encode cells and keys, then sort rows by (key, row id) so the bootstrap is order-free."""
-    encoded = [_encode_column(predictions[c]) for c in sensitive]
-    dims = tuple(len(levels) for _, levels in encoded)
-    flat = np.ravel_multi_index(tuple(codes for codes, _ in encoded), dims)
-    present, cells = np.unique(flat, return_inverse=True)
-    cell_levels = np.column_stack(np.unravel_index(present, dims)).astype(np.int64)
-    scores = predictions[SCORE_COLUMN].to_numpy(dtype=np.float64)
-    labels = predictions[LABEL_COLUMN].to_numpy(dtype=np.int64)
-    decisions = _decisions(predictions, scores, params.threshold)
-    bins = bin_index(scores, params.calibration_bins)
-    keys = ((cells.astype(np.int64) * params.calibration_bins + bins) * 2 + labels) * 2 + decisions
-    if ROW_ID_COLUMN in predictions.columns:
-        order = np.lexsort((predictions[ROW_ID_COLUMN].to_numpy(), keys))
-    else:
-        order = np.argsort(keys, kind="stable")
-    return _Data(
-        keys=keys[order],
-        scores=scores[order],
-        cells=cells.astype(np.int64)[order],
-        cell_levels=cell_levels,
-        levels=tuple(levels for _, levels in encoded),
-        n_bins=params.calibration_bins,
-    )
-
-
-def _encode_column(series: pd.Series) -> tuple[IntArray, tuple[str, ...]]:
-    """Codes of a sensitive column as strings, with missing values as their own group."""
-    text = series.astype("string")
-    if text.isna().any() and (text == MISSING).any():
-        raise DataError(f"fairness report: column {series.name!r} holds the literal {MISSING!r}")
-    text = text.fillna(MISSING)
-    codes, uniques = pd.factorize(text, sort=True)
-    return codes.astype(np.int64), tuple(str(u) for u in uniques)
-
-
-def bin_index(scores: FloatArray, n_bins: int) -> IntArray:
-    """Equal-width bins on [0, 1]; the last bin is closed so a score of 1 belongs to it."""
-    return np.minimum((scores * n_bins).astype(np.int64), n_bins - 1)
-
-
-def _edges(n_bins: int) -> tuple[float, ...]:
-    return tuple(float(e) for e in np.linspace(0.0, 1.0, n_bins + 1))
-
-
-def _make_slices(data: _Data, columns: tuple[str, ...], max_size: int | None) -> list[_Slice]:
-    """The overall slice, each column, then every intersection of two or more columns."""
-    largest = len(columns) if max_size is None else min(max_size, len(columns))
-    subsets: list[tuple[int, ...]] = [()]
-    for size in range(1, largest + 1):
-        subsets.extend(itertools.combinations(range(len(columns)), size))
-    return [_make_slice(data, columns, subset) for subset in subsets]
-
-
-def _make_slice(data: _Data, columns: tuple[str, ...], subset: tuple[int, ...]) -> _Slice:
-    if subset:
-        groups, cell_to_group = np.unique(
-            data.cell_levels[:, list(subset)], axis=0, return_inverse=True
-        )
-        cell_to_group = cell_to_group.reshape(-1).astype(np.int64)
-    else:
-        groups = np.zeros((1, 0), dtype=np.int64)
-        cell_to_group = np.zeros(data.n_cells, dtype=np.int64)
-    membership = np.zeros((data.n_cells, groups.shape[0]), dtype=np.float64)
-    membership[np.arange(data.n_cells), cell_to_group] = 1.0
-    values = tuple(
-        {columns[c]: data.levels[c][int(code)] for c, code in zip(subset, row, strict=True)}
-        for row in groups
-    )
-    return _Slice(
-        columns=tuple(columns[c] for c in subset),
-        group_values=values,
-        cell_to_group=cell_to_group,
-        membership=membership,
-    )
-
-
-# --- tallies and statistics -----------------------------------------------------------------
-
-
-def _tally(data: _Data) -> tuple[FloatArray, FloatArray]:
-    """Unweighted counts and score sums per key, shaped (1, cells, bins, label, decision)."""
-    shape = (1, data.n_cells, data.n_bins, 2, 2)
-    counts = np.bincount(data.keys, minlength=data.n_keys).astype(np.float64)
-    sums = np.bincount(data.keys, weights=data.scores, minlength=data.n_keys).astype(np.float64)
-    return counts.reshape(shape), sums.reshape(shape)
-
-
-def _group_stats(
-    counts: FloatArray, sums: FloatArray, membership: FloatArray
-) -> dict[str, FloatArray]:
-    """All per-group statistics from key tallies; leading axis is the replicate."""
-    grouped = np.moveaxis(np.moveaxis(counts, 1, -1) @ membership, -1, 1)
-    score_sums = np.moveaxis(np.moveaxis(sums, 1, -1) @ membership, -1, 1).sum(axis=(3, 4))
-    confusion = grouped.sum(axis=2)
-    tn, fp = confusion[..., 0, 0], confusion[..., 0, 1]
-    fn, tp = confusion[..., 1, 0], confusion[..., 1, 1]
-    n, pos, neg, pred_pos = tn + fp + fn + tp, fn + tp, tn + fp, fp + tp
-    bin_n = grouped.sum(axis=(3, 4))
-    bin_pos = grouped[..., 1, :].sum(axis=-1)
-    return {
-        "n": n,
-        "n_pos": pos,
-        "n_neg": neg,
-        "n_pred_pos": pred_pos,
-        "base_rate": _ratio(pos, n),
-        "selection_rate": _ratio(pred_pos, n),
-        "tpr": _ratio(tp, pos),
-        "fpr": _ratio(fp, neg),
-        "fnr": _ratio(fn, pos),
-        "precision": _ratio(tp, pred_pos),
-        "accuracy": _ratio(tp + tn, n),
-        "ece": _ratio(np.abs(score_sums - bin_pos).sum(axis=-1), n),
-        "mean_score": _ratio(score_sums.sum(axis=-1), n),
-        "bin_n": bin_n,
-        "bin_mean": _ratio(score_sums, bin_n),
-        "bin_observed": _ratio(bin_pos, bin_n),
-    }
-
-
-def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
-    """Elementwise ratio, NaN where the denominator is zero (the rate is undefined)."""
-    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
-    return out
-
-
-# --- bootstrap ------------------------------------------------------------------------------
-
-
-def _bootstrap(
-    data: _Data, slices: list[_Slice], params: FairnessParams
-) -> list[dict[str, FloatArray] | None]:
-    """Replicate statistics per slice, shaped (replicates, groups[, bins]); None without replicates."""
-    if params.n_bootstrap == 0:
-        return [None for _ in slices]
-    rng = np.random.default_rng(params.seed)
-    n_rows = int(data.keys.size)
-    block = max(1, min(params.n_bootstrap, _BLOCK_ELEMENTS // n_rows))
-    row_chunk = max(1, _BLOCK_ELEMENTS // block)
-    collected: list[list[dict[str, FloatArray]]] = [[] for _ in slices]
-    for size in block_sizes(params.n_bootstrap, block):
-        counts, sums = _weighted_tally(rng, data, size, row_chunk)
-        for store, item in zip(collected, slices, strict=True):
-            stats = _group_stats(counts, sums, item.membership)
-            store.append({name: stats[name] for name in _REPLICATED})
-    return [
-        {name: np.concatenate([part[name] for part in store]) for name in _REPLICATED}
-        for store in collected
-    ]
-
-
-def block_sizes(total: int, block: int) -> Iterator[int]:
-    """Sizes of consecutive blocks of at most ``block`` that add up to ``total``."""
-    for start in range(0, total, block):
-        yield min(block, total - start)
-
-
-def _weighted_tally(
-    rng: np.random.Generator, data: _Data, n_replicates: int, row_chunk: int
-) -> tuple[FloatArray, FloatArray]:
-    """Poisson-weighted counts and score sums per key for a block of replicates."""
-    counts = np.zeros((n_replicates, data.n_keys))
-    sums = np.zeros((n_replicates, data.n_keys))
-    for start in range(0, data.keys.size, row_chunk):
-        keys = data.keys[start : start + row_chunk]
-        scores = data.scores[start : start + row_chunk]
-        weights = poisson_weights(rng, (n_replicates, keys.size))
-        starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
-        present = keys[starts]
-        counts[:, present] += np.add.reduceat(weights, starts, axis=1, dtype=np.float64)
-        sums[:, present] += np.add.reduceat(weights * scores, starts, axis=1)
-    shape = (n_replicates, data.n_cells, data.n_bins, 2, 2)
-    return counts.reshape(shape), sums.reshape(shape)
-
-
-def poisson_weights(rng: np.random.Generator, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """Poisson(1) weights by a 16-bit inverse-CDF table (many times faster than ``rng.poisson``).
-
-    Each 64-bit draw gives four weights, one table lookup each.
-    """
-    size = shape[0] * shape[1]
-    draws = rng.integers(0, _UINT64_MAX, size=-(-size // 4), dtype=np.uint64, endpoint=True)
-    return _POISSON_TABLE[draws.view(np.uint16)[:size].reshape(shape)]
-
-
-def percentile_interval(replicates: FloatArray, level: float) -> tuple[FloatArray, FloatArray]:
-    """Percentile interval over the replicate axis, ignoring replicates where a value is undefined."""
-    tail = (1.0 - level) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanquantile(replicates, [tail, 1.0 - tail], axis=0)
-    return low, high
-
-
 # --- summaries ------------------------------------------------------------------------------
-
-
-def _spread(values: FloatArray) -> FloatArray:
-    """Max minus min over groups (last axis); NaN where fewer than two groups are defined."""
-    defined = np.isfinite(values).sum(axis=-1)
-    spread = np.fmax.reduce(values, axis=-1) - np.fmin.reduce(values, axis=-1)
-    return np.where(defined >= _MIN_GROUPS, spread, np.nan)
-
-
-def _min_over_max(values: FloatArray) -> FloatArray:
-    defined = np.isfinite(values).sum(axis=-1)
-    ratio = _ratio(np.fmin.reduce(values, axis=-1), np.fmax.reduce(values, axis=-1))
-    return np.where(defined >= _MIN_GROUPS, ratio, np.nan)
-
-
-_SPREADS = {
-    "demographic_parity_difference": "selection_rate",
-    "equal_opportunity_difference": "tpr",
-    "false_positive_rate_difference": "fpr",
-    "predictive_parity_difference": "precision",
-    "calibration_gap": "ece",
-    "base_rate_difference": "base_rate",
-}
-
-
-def _summary_values(
-    stats: dict[str, FloatArray], kept: npt.NDArray[np.bool_]
-) -> dict[str, FloatArray]:
-    """Every between-group summary from (replicates, groups) statistics of the kept groups."""
-    out = {name: _spread(stats[metric][:, kept]) for name, metric in _SPREADS.items()}
-    out["demographic_parity_ratio"] = _min_over_max(stats["selection_rate"][:, kept])
-    out["equalized_odds_difference"] = np.fmax(
-        out["equal_opportunity_difference"], out["false_positive_rate_difference"]
-    )
-    return out
 
 
 def _left_out_counts(
@@ -684,7 +283,7 @@ def _left_out_counts(
 
 
 def _summary(
-    item: _Slice,
+    item: Slice,
     point: dict[str, FloatArray],
     replicates: dict[str, FloatArray] | None,
     status: npt.NDArray[np.object_],
@@ -692,31 +291,22 @@ def _summary(
 ) -> SliceSummary:
     kept = np.asarray(status == REPORTED, dtype=np.bool_)
     counts = _left_out_counts(point, status)
-    if int(kept.sum()) < _MIN_GROUPS:
+    if int(kept.sum()) < MIN_GROUPS:
         return SliceSummary(**counts, note="fewer than two reported groups")
-    values = _summary_values(point, kept)
-    reps = _summary_values(replicates, kept) if replicates is not None else None
+    values = summary_values(point, kept)
+    reps = summary_values(replicates, kept) if replicates is not None else None
     names = [item.group_name(int(i)) for i in np.flatnonzero(kept)]
     fields = {
         name: _disparity(
             value[0],
             None if reps is None else reps[name],
             level,
-            point[_driving_metric(name, values)][0, kept],
+            point[driving_metric(name, values)][0, kept],
             names,
         )
         for name, value in values.items()
     }
     return SliceSummary(**counts, **fields)
-
-
-def _driving_metric(summary: str, values: dict[str, FloatArray]) -> str:
-    """The per-group metric whose extremes a summary compares (EOD: the larger component)."""
-    if summary == "equalized_odds_difference":
-        tpr_gap = values["equal_opportunity_difference"][0]
-        fpr_gap = values["false_positive_rate_difference"][0]
-        return "fpr" if fpr_gap > tpr_gap else "tpr"
-    return _SPREADS.get(summary, "selection_rate")
 
 
 def _disparity(
@@ -749,7 +339,7 @@ def _finite(value: Any) -> float | None:
 class _SliceResult:
     """Point statistics, intervals and distributions of one slice, ready to become records."""
 
-    item: _Slice
+    item: Slice
     point: dict[str, FloatArray]
     intervals: dict[str, tuple[FloatArray, FloatArray]] | None
     status: npt.NDArray[np.object_]
@@ -758,8 +348,8 @@ class _SliceResult:
 
 
 def _slice_report(
-    data: _Data,
-    item: _Slice,
+    data: Rows,
+    item: Slice,
     point: dict[str, FloatArray],
     replicates: dict[str, FloatArray] | None,
     params: FairnessParams,
@@ -770,8 +360,8 @@ def _slice_report(
         point=point,
         intervals=_group_intervals(replicates, params.confidence_level),
         status=status,
-        histograms=_histograms(data, item, params.histogram_bins),
-        quantiles=_quantiles(data, item, params.score_quantiles),
+        histograms=score_histograms(data, item, params.histogram_bins),
+        quantiles=score_quantiles(data, item, params.score_quantiles),
     )
     groups = tuple(_group_metrics(result, g, params) for g in range(len(item.group_values)))
     summary = _summary(item, point, replicates, status, params.confidence_level)
@@ -841,7 +431,7 @@ def _reliability(
     g: int,
     n_bins: int,
 ) -> tuple[ReliabilityBin, ...]:
-    edges = _edges(n_bins)
+    edges = bin_edges(n_bins)
     return tuple(
         ReliabilityBin(
             lower=edges[b],
@@ -858,31 +448,6 @@ def _reliability(
 
 def _quantile_key(q: float) -> str:
     return f"p{100 * q:g}"
-
-
-def _histograms(data: _Data, item: _Slice, n_bins: int) -> IntArray:
-    """Score histogram counts per group, shaped (groups, bins)."""
-    per_cell = np.bincount(
-        data.cells * n_bins + bin_index(data.scores, n_bins), minlength=data.n_cells * n_bins
-    ).reshape(data.n_cells, n_bins)
-    return (item.membership.T.astype(np.int64) @ per_cell).astype(np.int64)
-
-
-def _quantiles(data: _Data, item: _Slice, levels: tuple[float, ...]) -> FloatArray:
-    """Score quantiles per group (linear interpolation, as ``np.quantile``), shaped (groups, levels)."""
-    groups = item.cell_to_group[data.cells]
-    order = np.lexsort((data.scores, groups))
-    scores = data.scores[order]
-    sizes = np.bincount(groups, minlength=len(item.group_values))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    out = np.empty((sizes.size, len(levels)))
-    for j, q in enumerate(levels):
-        position = (sizes - 1) * q
-        below = np.floor(position).astype(np.int64)
-        above = np.minimum(below + 1, sizes - 1)
-        low, high = scores[starts + below], scores[starts + above]
-        out[:, j] = low + (position - below) * (high - low)
-    return out
 
 
 def _left_out_cells(slices: list[SliceReport]) -> Iterator[LeftOutCell]:

@@ -36,15 +36,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
 from evenflow.assess.fairness import (
-    DECISION_COLUMN,
-    LABEL_COLUMN,
-    MISSING,
-    SCORE_COLUMN,
     Disparity,
     Estimate,
     FairnessReport,
     fairness_report,
 )
+from evenflow.assess.predictions import DECISION_COLUMN, LABEL_COLUMN, MISSING, SCORE_COLUMN
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import (
     REDUCTIONS_CONSTRAINTS,

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from evenflow.assess.fairness import CellStatus
+from evenflow.assess.small_groups import CellStatus
 from evenflow.records import Record
 
 # A figure equal to its limit passes; this absorbs float noise such as 0.8 - 0.1 != 0.7.

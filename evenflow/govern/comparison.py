@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from evenflow.assess.fairness import PRIVATE, CellStatus, record_status
+from evenflow.assess.small_groups import PRIVATE, CellStatus, record_status
 from evenflow.config.fairness import FairnessParams
 from evenflow.numbers import finite_int, finite_number
 from evenflow.records import Record

@@ -36,7 +36,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from evenflow.assess.fairness import REPORTED, Disparity, FairnessReport, SliceReport
+from evenflow.assess.fairness import Disparity, FairnessReport, SliceReport
+from evenflow.assess.small_groups import REPORTED
 from evenflow.config.fairness import JOIN
 from evenflow.config.gates import GatePolicy, slice_columns
 from evenflow.govern.clauses import (

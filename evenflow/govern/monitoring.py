@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import Field
 
-from evenflow.assess.fairness import PRIVATE, FairnessReport
+from evenflow.assess.fairness import FairnessReport
 from evenflow.assess.monitoring import DriftResult
+from evenflow.assess.small_groups import PRIVATE
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.monitor import DriftPolicy
 from evenflow.govern.comparison import (

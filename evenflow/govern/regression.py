@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evenflow.assess.fairness import PRIVATE, REPORTED, cell_reason, record_status
+from evenflow.assess.small_groups import PRIVATE, REPORTED, cell_reason, record_status
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.gates import GatePolicy, RegressionMetric, slice_columns
 from evenflow.govern.clauses import ExcludedGroup, GateClause, at_least, figure_text

@@ -14,7 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from evenflow.assess.fairness import PRIVATE, CellStatus
+from evenflow.assess.small_groups import PRIVATE, CellStatus
 from evenflow.govern.comparison import COUNTS, SPLITS, Comparison, DataChange, GroupComparison
 from evenflow.govern.ledger import TRUNCATED, LedgerEntry
 from evenflow.govern.review import GateSummary, ReviewSummary, VersionInfo

@@ -31,9 +31,11 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from evenflow.assess.evaluation import LABEL, SCORE, evaluate, groups_to_records, json_safe
+from evenflow.assess.evaluation import evaluate, groups_to_records, json_safe
 from evenflow.assess.fairness import fairness_report
 from evenflow.assess.monitoring import Scorer, assess_drift, drift_breaches, sample_rows
+from evenflow.assess.predictions import LABEL_COLUMN as LABEL
+from evenflow.assess.predictions import SCORE_COLUMN as SCORE
 from evenflow.config.monitor import DriftPolicy
 from evenflow.config.run import EvalParams, RunParams
 from evenflow.config.settings import EvenflowSettings

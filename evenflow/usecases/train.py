@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from evenflow.assess import baselines, drift, evaluation, explain, mitigation
-from evenflow.assess.fairness import DECISION_COLUMN, FairnessReport, fairness_report
+from evenflow.assess.fairness import FairnessReport, fairness_report
+from evenflow.assess.group_metrics import group_metrics
+from evenflow.assess.predictions import DECISION_COLUMN
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.data.features import label_values, typed_features
@@ -158,7 +160,7 @@ def write_baselines(manifest: ShardManifest, params: RunParams, report_dir: Path
             )
         )
         groups[name] = evaluation.groups_to_records(
-            evaluation.group_metrics(
+            group_metrics(
                 scored, manifest.sensitive, params.evaluation.threshold, params.fairness
             )
         )

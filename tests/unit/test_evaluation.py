@@ -29,18 +29,18 @@ from sklearn.metrics import (
 )
 
 from evenflow.assess import evaluation
+from evenflow.assess.bootstrap import percentile_interval
 from evenflow.assess.evaluation import (
-    GROUP_COLUMNS,
     HEADLINE_METRICS,
-    MISSING_GROUP,
     binary_metrics,
     confusion_counts,
     evaluate,
-    group_metrics,
     headline_metrics,
     write_evaluation,
 )
-from evenflow.assess.fairness import bin_index, percentile_interval
+from evenflow.assess.group_metrics import GROUP_COLUMNS, group_metrics
+from evenflow.assess.group_rates import bin_index
+from evenflow.assess.predictions import MISSING as MISSING_GROUP
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import EvalParams
 from evenflow.errors import DataError

@@ -24,22 +24,19 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, precision_score
 
+from evenflow.assess.bootstrap import poisson_weights
 from evenflow.assess.fairness import (
-    GROUP_METRICS,
-    MISSING,
-    RATE_METRICS,
     Disparity,
-    FairnessParams,
     FairnessReport,
     SliceReport,
-    cell_reason,
-    cell_status,
-    cell_statuses,
     fairness_report,
-    poisson_weights,
-    record_status,
     report_to_json,
 )
+from evenflow.assess.fairness_tally import GROUP_METRICS
+from evenflow.assess.group_rates import RATE_METRICS
+from evenflow.assess.predictions import MISSING
+from evenflow.assess.small_groups import cell_reason, cell_status, cell_statuses, record_status
+from evenflow.config.fairness import FairnessParams
 from evenflow.data.synth import PlantedTruth, make_planted
 from evenflow.errors import DataError
 
@@ -412,11 +409,11 @@ def test_row_chunked_bootstrap_agrees_with_one_pass(
     small: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Large inputs are tallied in row chunks; force that path on a small frame and compare."""
-    from evenflow.assess import fairness
+    from evenflow.assess import fairness_tally
 
     params = FairnessParams(n_bootstrap=300, seed=9)
     whole = fairness_report(small, ("sex",), params)
-    monkeypatch.setattr(fairness, "_BLOCK_ELEMENTS", 700)
+    monkeypatch.setattr(fairness_tally, "_BLOCK_ELEMENTS", 700)
     chunked = fairness_report(small, ("sex",), params)
     for a, b in zip(whole.slice("sex").groups, chunked.slice("sex").groups, strict=True):
         assert a.tpr is not None and b.tpr is not None

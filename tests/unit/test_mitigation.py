@@ -15,7 +15,7 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 from pydantic import ValidationError
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
-from evenflow.assess.fairness import MISSING
+from evenflow.assess.predictions import MISSING
 from evenflow.assess.mitigation import (
     AUC_DECISIONS_ONLY,
     DECISION_COLUMN,

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evenflow.assess.evaluation import MISSING_GROUP, write_evaluation
+from evenflow.assess.evaluation import write_evaluation
 from evenflow.assess.fairness import FairnessReport, fairness_report, report_to_json
+from evenflow.assess.predictions import MISSING as MISSING_GROUP
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import EvalParams
 from evenflow.govern.comparison import DataChange, compare_groups
