@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evenflow.assess import baselines, drift, evaluation, explain, mitigation
+from evenflow.assess import baselines, drift, evaluation, explain, mitigation, proxy
 from evenflow.assess.fairness import FairnessReport, fairness_report
 from evenflow.assess.group_metrics import group_metrics
 from evenflow.assess.predictions import DECISION_COLUMN
@@ -212,7 +212,7 @@ def explain_model(
     summary = explain.explanation_summary(shap, test[sensitive])
     train = sample_split(manifest, "train", params.explain.proxy_rows, columns, seed)
     others = [f for f in manifest.features if f.name not in manifest.sensitive]
-    proxies = explain.proxy_check(typed_features(train, others), train[sensitive], seed)
+    proxies = proxy.proxy_check(typed_features(train, others), train[sensitive], seed)
     return explain.write_explanations(
         shap, features, summary, proxies, out_dir / layout.EXPLANATIONS_DIR, seed=seed
     )

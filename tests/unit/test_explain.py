@@ -11,23 +11,20 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from evenflow.assess import explain
+from evenflow.assess import explain_plots as explain
+from evenflow.assess.attribution import BIAS, OTHER, sample_rows
 from evenflow.assess.explain import (
-    BIAS,
     GROUP_PLOT_NAME,
     JSON_NAME,
-    MISSING,
-    OTHER,
     SUMMARY_PLOT_NAME,
     explanation_summary,
-    group_importance_plot,
-    proxy_check,
     read_explanations,
-    sample_rows,
     shap_values,
-    summary_plot,
     write_explanations,
 )
+from evenflow.assess.explain_plots import group_importance_plot, summary_plot
+from evenflow.assess.predictions import MISSING
+from evenflow.assess.proxy import proxy_check
 from evenflow.data.features import typed_features
 from evenflow.errors import DataError
 from evenflow.records import FeatureSpec
