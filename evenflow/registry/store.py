@@ -74,12 +74,23 @@ def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelVersi
     return found
 
 
+# What MLflow answers for an unknown model (RESOURCE_DOES_NOT_EXIST) and an unknown alias of a
+# known model (INVALID_PARAMETER_VALUE), on SQL and REST stores alike.
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 def find_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version behind ``name@alias``, or None when there is none (a champion is optional)."""
+    """The version behind ``name@alias``, or None when there is none (a champion is optional).
+
+    Only "no such model" and "no such alias" mean none: any other failure (a tracking server that
+    does not answer, a broken store) is raised, never read as "no champion".
+    """
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in _NOT_FOUND_CODES:
+            return None
+        raise
 
 
 def registered_model(client: MlflowClient, name: str) -> RegisteredModel:
