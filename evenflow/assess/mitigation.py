@@ -2,15 +2,17 @@
 
 Three ways to trade accuracy for a fairness criterion, each targeting one sensitive column:
 
-- ``reweighing`` (Kamiran & Calders): sample weights per (group, label) cell so that group and
-  label are independent in the weighted training data. It is a small table computed from counts,
-  so the driver builds it and each Dask worker applies it to its own shards.
+- ``reweighing`` (Kamiran & Calders, :mod:`evenflow.assess.reweighing`): sample weights per
+  (group, label) cell so that group and label are independent in the weighted training data. It
+  is a small table computed from counts, so the driver builds it and each Dask worker applies it
+  to its own shards.
 - ``threshold`` (Hardt et al., through Fairlearn's ``ThresholdOptimizer``): per-group, possibly
   randomised thresholds fitted on the valid split's scores. The fitted optimizer is turned into a
   ``ThresholdPolicy``: a small JSON record that is versioned and logged with the model and
   reproduces Fairlearn's decisions exactly.
-- ``reductions`` (Agarwal et al., Fairlearn's ``ExponentiatedGradient``): a randomised mixture of
-  XGBoost classifiers trained under the constraint, on one node and a row sample.
+- ``reductions`` (Agarwal et al., Fairlearn's ``ExponentiatedGradient``,
+  :mod:`evenflow.assess.reductions`): a randomised mixture of XGBoost classifiers trained under
+  the constraint, on one node and a row sample.
 
 ``compare_mitigations`` puts each method's test predictions side by side (accuracy, AUC, parity
 and error-rate summaries with bootstrap intervals, per-group precision and recall) and
@@ -31,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
@@ -41,27 +43,27 @@ from evenflow.assess.fairness import (
     FairnessReport,
     fairness_report,
 )
-from evenflow.assess.predictions import DECISION_COLUMN, LABEL_COLUMN, MISSING, SCORE_COLUMN
+from evenflow.assess.predictions import (
+    DECISION_COLUMN,
+    LABEL_COLUMN,
+    SCORE_COLUMN,
+    require_columns,
+)
+from evenflow.assess.reweighing import binary_labels, group_keys
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import (
-    REDUCTIONS_CONSTRAINTS,
     Constraint,
     MitigationParams,
-    ModelParams,
     Objective,
     check_threshold_options,
-    unsupported_constraint,
 )
-from evenflow.data.features import typed_features
 from evenflow.errors import ConfigError, DataError
-from evenflow.records import FeatureSpec
-from evenflow.training.boosters import tree_settings
+from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-CellKey = tuple[str, int]
 
 TRADEOFF_JSON = "mitigations.json"
 TRADEOFF_HTML = "mitigations.html"
@@ -86,88 +88,15 @@ def target_column(params: MitigationParams, sensitive: Sequence[str]) -> str:
     return column
 
 
-def group_keys(values: Any) -> npt.NDArray[np.object_]:
-    """Group labels as Python strings, missing values as their own ``(missing)`` group.
-
-    The same convention as the fairness report, so a mitigation and its report see the same groups.
-    """
-    text = pd.Series(values).astype("string")
-    if text.isna().any() and (text == MISSING).any():
-        raise DataError(f"sensitive values hold the literal {MISSING!r} as well as missing values")
-    return np.asarray(text.fillna(MISSING).astype(object).to_numpy(), dtype=object)
-
-
-def _labels(values: Any) -> IntArray:
-    labels = np.asarray(values)
-    if labels.ndim != 1 or not np.isin(labels, (0, 1)).all():
-        raise DataError("labels must be a 1-D array of 0 and 1 (no missing values)")
-    return labels.astype(np.int64)
-
-
-# --- reweighing -----------------------------------------------------------------------------
-
-
-def cell_counts(labels: Any, groups: Any) -> dict[CellKey, int]:
-    """Rows per (group, label) cell: what a worker sends to the driver for its shards.
-
-    Counts add across shards, so the driver sums the workers' dicts and calls
-    ``reweighing_table`` without ever holding the rows.
-    """
-    y, g = _labels(labels), group_keys(groups)
-    if y.size != g.size:
-        raise DataError(f"labels ({y.size}) and groups ({g.size}) differ in length")
-    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([g, y])).groupby(level=[0, 1]).sum()
-    return {(str(group), int(label)): int(n) for (group, label), n in counts.items()}
-
-
-def reweighing_table(counts: Mapping[CellKey, int]) -> dict[CellKey, float]:
-    """Kamiran & Calders weights ``w(g, y) = P(g) P(y) / P(g, y)`` from cell counts.
-
-    In the weighted data every group has the overall label rate and the weights sum to the row
-    count, so the learning rate of the booster needs no change. Empty cells get no weight.
-    """
-    total = sum(counts.values())
-    if total <= 0:
-        raise DataError("reweighing needs at least one row")
-    by_group: dict[str, int] = {}
-    by_label: dict[int, int] = {}
-    for (group, label), n in counts.items():
-        by_group[group] = by_group.get(group, 0) + n
-        by_label[label] = by_label.get(label, 0) + n
-    return {
-        (group, label): by_group[group] * by_label[label] / (total * n)
-        for (group, label), n in counts.items()
-        if n > 0
-    }
-
-
-def reweighing_weights(labels: Any, groups: Any) -> dict[CellKey, float]:
-    """Reweighing table of one frame's labels and sensitive values (see ``reweighing_table``)."""
-    return reweighing_table(cell_counts(labels, groups))
-
-
-def weights_for(labels: Any, groups: Any, table: Mapping[CellKey, float]) -> FloatArray:
-    """Each row's weight from the table; a cell the table lacks gets 1.0 (left as it was)."""
-    y, g = _labels(labels), group_keys(groups)
-    if not table:
-        return np.ones(y.size)
-    lookup = pd.Series(
-        list(table.values()), index=pd.MultiIndex.from_tuples(list(table.keys())), dtype="float64"
-    )
-    rows = pd.MultiIndex.from_arrays([g, y])
-    weights: FloatArray = lookup.reindex(rows).fillna(1.0).to_numpy(dtype=np.float64)
-    return weights
-
-
 # --- per-group thresholds -------------------------------------------------------------------
 
 
-class _Record(BaseModel):
+class _PolicyRecord(Record):
     # Thresholds may be +-inf; they are written as the strings "Infinity" / "-Infinity".
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+    model_config = ConfigDict(ser_json_inf_nan="strings")
 
 
-class ThresholdRule(_Record):
+class ThresholdRule(_PolicyRecord):
     """One of Fairlearn's threshold operations: positive when ``score > t`` (or ``score < t``)."""
 
     operator: Literal[">", "<"]
@@ -178,7 +107,7 @@ class ThresholdRule(_Record):
         return scores > self.threshold if self.operator == ">" else scores < self.threshold
 
 
-class GroupThreshold(_Record):
+class GroupThreshold(_PolicyRecord):
     """A group's randomised rule: mix two thresholds, then maybe a constant (equalized odds).
 
     P(positive | score) = p0 [rule0] + p1 [rule1]; with ``p_ignore`` set, that is replaced by
@@ -200,7 +129,7 @@ class GroupThreshold(_Record):
         return self.p_ignore * self.prediction_constant + (1 - self.p_ignore) * mixed
 
 
-class ThresholdPolicy(_Record):
+class ThresholdPolicy(_PolicyRecord):
     """Per-group decision rules for one sensitive column: logged with the model, applied at serving.
 
     ``decide`` reproduces ``ThresholdOptimizer.predict(..., random_state=seed)`` exactly for known
@@ -303,7 +232,9 @@ def fit_threshold_optimizer(scores: Any, labels: Any, groups: Any, params: Mitig
         prefit=True,
         predict_method="predict_proba",
     )
-    optimizer.fit(_scores(scores)[:, None], _labels(labels), sensitive_features=group_keys(groups))
+    optimizer.fit(
+        _scores(scores)[:, None], binary_labels(labels), sensitive_features=group_keys(groups)
+    )
     return optimizer
 
 
@@ -361,9 +292,9 @@ def fit_threshold_policy(
     fit, listed in ``unfitted_groups`` and decided by ``score >= default_threshold``.
     """
     column = target_column(params, sensitive)
-    _require(valid, [LABEL_COLUMN, SCORE_COLUMN, column])
+    require_columns(valid, [LABEL_COLUMN, SCORE_COLUMN, column])
     groups = group_keys(valid[column])
-    labels = _labels(valid[LABEL_COLUMN])
+    labels = binary_labels(valid[LABEL_COLUMN])
     one_label = _single_label_groups(labels, groups)
     if one_label:
         logger.warning("threshold policy: groups %s have one label in valid", one_label)
@@ -391,151 +322,9 @@ def _single_label_groups(labels: IntArray, groups: npt.NDArray[np.object_]) -> l
 
 def with_decisions(predictions: pd.DataFrame, policy: ThresholdPolicy, seed: int) -> pd.DataFrame:
     """Copy of predictions with the policy's seeded ``decision`` column (for the trade-off table)."""
-    _require(predictions, [SCORE_COLUMN, policy.sensitive_column])
+    require_columns(predictions, [SCORE_COLUMN, policy.sensitive_column])
     decisions = policy.decide(predictions[SCORE_COLUMN], predictions[policy.sensitive_column], seed)
     return predictions.assign(**{DECISION_COLUMN: decisions})
-
-
-def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"mitigation: frame lacks column(s) {missing}")
-
-
-# --- reductions -----------------------------------------------------------------------------
-
-
-class ReductionsModel:
-    """A fitted ``ExponentiatedGradient``: a randomised mixture of XGBoost classifiers.
-
-    ``score`` is the mixture's probability of predicting 1 (``_pmf_predict``), a float64.
-    ``decide`` draws the randomised decisions, which are what ExponentiatedGradient's guarantee is
-    about: ``score >= 0.5`` is a derandomised rule whose parity is not guaranteed, so pass
-    ``decide``'s output as the ``decision`` column to ``compare_mitigations``.
-    """
-
-    def __init__(
-        self,
-        mitigator: Any,
-        features: Sequence[FeatureSpec],
-        sensitive_column: str,
-        constraint: str,
-        n_rows: int,
-    ) -> None:
-        self.mitigator = mitigator
-        self.features = tuple(features)
-        self.sensitive_column = sensitive_column
-        self.constraint = constraint
-        self.n_rows = n_rows
-
-    def score(self, frame: pd.DataFrame) -> FloatArray:
-        """P(decision = 1) per row of a frame with the feature columns (raw or typed).
-
-        Clipped to [0, 1]: the mixture's weighted sum can overshoot 1 by a rounding error.
-        """
-        return np.clip(self._pmf(frame), 0.0, 1.0)
-
-    def decide(self, frame: pd.DataFrame, seed: int) -> IntArray:
-        """Seeded decisions, equal to ``ExponentiatedGradient.predict(X, random_state=seed)``."""
-        draws = np.random.RandomState(seed).rand(len(frame))
-        return (self._pmf(frame) >= draws).astype(np.int64)
-
-    def _pmf(self, frame: pd.DataFrame) -> FloatArray:
-        pmf = self.mitigator._pmf_predict(typed_features(frame, self.features))
-        positive: FloatArray = np.asarray(pmf, dtype=np.float64)[:, 1]
-        return positive
-
-    def summary(self) -> dict[str, Any]:
-        """Numbers worth logging: iterations, oracle calls, gap and the mixture's support."""
-        m = self.mitigator
-        weights = np.asarray(m.weights_, dtype=np.float64)
-        return {
-            "constraint": self.constraint,
-            "sensitive_column": self.sensitive_column,
-            "n_rows": self.n_rows,
-            "last_iter": int(m.last_iter_),
-            "best_iter": int(m.best_iter_),
-            "best_gap": float(m.best_gap_),
-            "n_oracle_calls": int(m.n_oracle_calls_),
-            "n_predictors_used": int(np.count_nonzero(weights > 0)),
-        }
-
-
-def fit_reductions(
-    train: pd.DataFrame,
-    features: Sequence[FeatureSpec],
-    sensitive: Sequence[str],
-    params: MitigationParams,
-    model: ModelParams | None = None,
-) -> ReductionsModel:
-    """Train ``ExponentiatedGradient`` with an XGBClassifier inside, on a seeded row sample.
-
-    Args:
-        train: Training rows: the feature columns (raw or typed), ``label`` (0/1) and the
-            sensitive column.
-        features: The model's inputs, typed as in distributed training.
-        sensitive: Sensitive columns; the target is picked by ``target_column``.
-        params: Constraint, eps, iterations, rounds per inner model, row cap and seed.
-        model: Booster settings shared with the main model (depth, rate, ...); defaults if None.
-    """
-    from fairlearn.reductions import ExponentiatedGradient  # noqa: PLC0415  (import is slow)
-
-    if params.constraint not in REDUCTIONS_CONSTRAINTS:
-        raise ConfigError(
-            unsupported_constraint("reductions", params.constraint, REDUCTIONS_CONSTRAINTS)
-        )
-    column = target_column(params, sensitive)
-    _require(train, [LABEL_COLUMN, column])
-    sample = _sample_rows(train, params.reductions_max_rows, params.seed)
-    mitigator = ExponentiatedGradient(
-        _inner_estimator(model or ModelParams(), params),
-        _moment(params.constraint),
-        eps=params.reductions_eps,
-        max_iter=params.reductions_max_iter,
-    )
-    mitigator.fit(
-        typed_features(sample, features),
-        _labels(sample[LABEL_COLUMN]),
-        sensitive_features=group_keys(sample[column]),
-    )
-    fitted = ReductionsModel(mitigator, features, column, params.constraint, len(sample))
-    logger.info("reductions fitted: %s", fitted.summary())
-    return fitted
-
-
-def _sample_rows(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    """At most ``max_rows`` rows, drawn with the seed and kept in their original order."""
-    if len(frame) <= max_rows:
-        return frame.reset_index(drop=True)
-    picked = np.sort(np.random.default_rng(seed).choice(len(frame), max_rows, replace=False))
-    logger.info("reductions: sampled %d of %d training rows", max_rows, len(frame))
-    return frame.iloc[picked].reset_index(drop=True)
-
-
-def _inner_estimator(model: ModelParams, params: MitigationParams) -> Any:
-    import xgboost as xgb  # noqa: PLC0415
-
-    return xgb.XGBClassifier(
-        n_estimators=params.reductions_n_estimators,
-        n_jobs=params.reductions_threads,
-        enable_categorical=True,
-        device="cpu",
-        random_state=model.seed,
-        **tree_settings(model),
-    )
-
-
-def _moment(constraint: str) -> Any:
-    from fairlearn import reductions  # noqa: PLC0415
-
-    moments = {
-        "demographic_parity": reductions.DemographicParity,
-        "equalized_odds": reductions.EqualizedOdds,
-        "true_positive_rate_parity": reductions.TruePositiveRateParity,
-        "false_positive_rate_parity": reductions.FalsePositiveRateParity,
-        "error_rate_parity": reductions.ErrorRateParity,
-    }
-    return moments[constraint]()
 
 
 # --- trade-off table ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import dask.dataframe as dd
 import pandas as pd
 from distributed import Client, Future
 
-from evenflow.assess.mitigation import weights_for
+from evenflow.assess.reweighing import weights_for
 from evenflow.data.features import label_values, typed_column
 from evenflow.errors import ConfigError
 from evenflow.records import FeatureSpec, Record, ShardManifest

@@ -17,10 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evenflow.assess import baselines, drift, evaluation, explain, mitigation, proxy
+from evenflow.assess import (
+    baselines,
+    drift,
+    evaluation,
+    explain,
+    mitigation,
+    proxy,
+    reductions,
+)
 from evenflow.assess.fairness import FairnessReport, fairness_report
 from evenflow.assess.group_metrics import group_metrics
 from evenflow.assess.predictions import DECISION_COLUMN
+from evenflow.assess.reweighing import cell_counts, reweighing_table
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.data.features import label_values, typed_features
@@ -83,8 +92,8 @@ def reweighing(manifest: ShardManifest, params: RunParams) -> SampleWeights:
     for path in manifest.split_paths("train"):
         shard = pd.read_parquet(path, columns=[manifest.target, column])
         labels = label_values(shard[manifest.target], manifest.positive_label)
-        counts.update(mitigation.cell_counts(labels, shard[column]))
-    return SampleWeights(column=column, table=mitigation.reweighing_table(counts))
+        counts.update(cell_counts(labels, shard[column]))
+    return SampleWeights(column=column, table=reweighing_table(counts))
 
 
 def evaluate(
@@ -160,9 +169,7 @@ def write_baselines(manifest: ShardManifest, params: RunParams, report_dir: Path
             )
         )
         groups[name] = evaluation.groups_to_records(
-            group_metrics(
-                scored, manifest.sensitive, params.evaluation.threshold, params.fairness
-            )
+            group_metrics(scored, manifest.sensitive, params.evaluation.threshold, params.fairness)
         )
     write_json_atomic(report_dir / layout.BASELINE_GROUPS_FILE, groups)
     return write_json_atomic(report_dir / layout.BASELINES_FILE, summary)
@@ -321,7 +328,7 @@ def _reductions_predictions(
     )
     train = sample_split(manifest, "train", settings.reductions_max_rows, columns, settings.seed)
     train[LABEL] = label_values(train[manifest.target], manifest.positive_label)
-    model = mitigation.fit_reductions(
+    model = reductions.fit_reductions(
         train, manifest.features, manifest.sensitive, settings, params.model
     )
     test = (

@@ -15,27 +15,27 @@ from fairlearn.metrics import demographic_parity_difference, equalized_odds_diff
 from pydantic import ValidationError
 from sklearn.metrics import accuracy_score, precision_score, recall_score
 
-from evenflow.assess.predictions import MISSING
 from evenflow.assess.mitigation import (
     AUC_DECISIONS_ONLY,
-    DECISION_COLUMN,
     GroupThreshold,
-    ReductionsModel,
     ThresholdPolicy,
     ThresholdRule,
-    cell_counts,
     compare_mitigations,
     dpd_column,
     eod_column,
-    fit_reductions,
     fit_threshold_optimizer,
     fit_threshold_policy,
     group_column,
+    with_decisions,
+)
+from evenflow.assess.predictions import DECISION_COLUMN, MISSING
+from evenflow.assess.reductions import ReductionsModel, fit_reductions
+from evenflow.assess.reweighing import (
+    cell_counts,
     group_keys,
     reweighing_table,
     reweighing_weights,
     weights_for,
-    with_decisions,
 )
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.run import MitigationParams, ModelParams

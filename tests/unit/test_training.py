@@ -18,7 +18,7 @@ from distributed import Client, KilledWorker
 from distributed.comm.core import CommClosedError
 from sklearn.metrics import roc_auc_score
 
-from evenflow.assess import mitigation
+from evenflow.assess import reweighing
 from evenflow.config.run import ClusterParams, ModelParams
 from evenflow.data.features import label_values
 from evenflow.data.sharding import feature_specs, write_shards
@@ -187,8 +187,8 @@ def _reweighing(manifest: ShardManifest, column: str) -> SampleWeights:
     for path in manifest.split_paths("train"):
         shard = pd.read_parquet(path)
         labels = label_values(shard[manifest.target], manifest.positive_label)
-        counts.update(mitigation.cell_counts(labels, shard[column]))
-    return SampleWeights(column=column, table=mitigation.reweighing_table(counts))
+        counts.update(reweighing.cell_counts(labels, shard[column]))
+    return SampleWeights(column=column, table=reweighing.reweighing_table(counts))
 
 
 def test_a_partition_carries_the_weights_of_its_rows(manifest: ShardManifest) -> None:
@@ -199,7 +199,7 @@ def test_a_partition_carries_the_weights_of_its_rows(manifest: ShardManifest) ->
     weighted = read_partition(*args, weights=weights)
     assert WEIGHT not in plain.columns
     raw = pd.read_parquet(path)
-    expected = mitigation.weights_for(weighted[LABEL], raw["sex"], weights.table)
+    expected = reweighing.weights_for(weighted[LABEL], raw["sex"], weights.table)
     assert np.array_equal(weighted[WEIGHT].to_numpy(), expected)
     assert weighted[WEIGHT].nunique() > 1
     pd.testing.assert_frame_equal(weighted.drop(columns=WEIGHT), plain)
