@@ -13,11 +13,11 @@ import pytest
 
 from evenflow.config.run import builtin_example
 from evenflow.contracts.suite import infer_suite
+from evenflow.contracts.gx_runtime import gx_ready
 from evenflow.contracts.validation import (
     DOCS_DIR,
     RESULT_FILE,
     failure_summary,
-    gx_ready,
     validate_frame,
     validate_parquet,
     worker_count,
