@@ -31,15 +31,15 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.monitor import DriftPolicy
-from evenflow.data.synth import (
+from evenflow.data.planted_parquet import (
     POSITIVE_LABEL,
     SENSITIVE,
     TARGET,
     feature_names,
-    plan_planted,
     training_chunk,
 )
 from evenflow.data.synth import PlantedEffects as Effects
+from evenflow.data.synth import plan_planted
 from evenflow.govern.monitoring import ChampionEvaluation, MonitoredModel
 from evenflow.records import FeatureSpec, RawBatch
 from evenflow.usecases.monitor import assess

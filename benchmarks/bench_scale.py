@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks import bench_training
 from evenflow.config.run import RunParams
-from evenflow.data.synth import write_planted_parquet
+from evenflow.data.planted_parquet import write_planted_parquet
 
 
 def run(rows: int = 1_000_000, features: int = 30) -> dict[str, Any]:

@@ -47,8 +47,8 @@ from evenflow.config.run import ClusterParams, ModelParams, RunParams, ShardPara
 from evenflow.contracts.suite import infer_suite
 from evenflow.contracts.validation import validate_parquet
 from evenflow.data import datasets
+from evenflow.data.planted_parquet import write_planted_parquet
 from evenflow.data.sharding import write_shard_chunks
-from evenflow.data.synth import write_planted_parquet
 from evenflow.io import write_json_atomic, write_text_atomic
 from evenflow.records import ShardManifest
 from evenflow.training.cluster import dask_client

@@ -20,11 +20,12 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sklearn.exceptions import UndefinedMetricWarning
 
 from evenflow.errors import DataError
 from evenflow.io import atomic_path
+from evenflow.records import Record
 
 with warnings.catch_warnings():
     # Evidently's import pulls in modules that warn about numpy.core and litestar deprecations.
@@ -61,10 +62,8 @@ class ColumnTest(NamedTuple):
     threshold: float
 
 
-class ColumnDrift(BaseModel):
+class ColumnDrift(Record):
     """Drift of one column as Evidently judged it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     column: str
     score: float = Field(description="Drift score (a p-value or a distance, see method).")
@@ -73,10 +72,8 @@ class ColumnDrift(BaseModel):
     drifted: bool
 
 
-class DriftSummary(BaseModel):
+class DriftSummary(Record):
     """What a reader of the run needs from a drift report, plus where the full report is."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     drifted_count: int
     drifted_share: float = Field(description="Share of the checked columns that drifted.")

@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evenflow.config.run import DatasetSpec
 from evenflow.errors import DataError
 from evenflow.io import file_md5
-from evenflow.config.run import DatasetSpec
 from evenflow.records import RawBatch
 
 logger = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evenflow.errors import DataError
-from evenflow.data.features import label_values
-from evenflow.io import atomic_dir, file_md5
 from evenflow.config.run import DatasetSpec, EvalParams, ShardParams, SplitParams
+from evenflow.data.features import label_values
+from evenflow.errors import DataError
+from evenflow.io import atomic_dir, file_md5
 from evenflow.records import FeatureSpec, ShardInfo, SplitName, SplitPlan, SplitSummary
 
 logger = logging.getLogger(__name__)

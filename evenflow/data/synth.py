@@ -10,28 +10,24 @@ the population values in ``PlantedTruth`` are exact, not estimated.
 Rows are generated in chunks of fixed size, each from its own seed (``SeedSequence([seed, index])``),
 so any chunk can be generated alone and ``make_planted`` equals the concatenation of its chunks.
 
-``write_planted_parquet`` streams those chunks to a directory of parquet parts (one per chunk) as an
-Adult-like training set (string target ``income``), so 10M+ rows never sit in memory at once.
+:mod:`evenflow.data.planted_parquet` streams those chunks to a directory of parquet parts as an
+Adult-like training set, so 10M+ rows never sit in memory at once.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy.optimize import brentq
 from scipy.special import betainc
 
-from evenflow.io import atomic_dir
+from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +49,8 @@ _OCCUPATION = (
 )
 
 
-class PlantedEffects(BaseModel):
+class PlantedEffects(Record):
     """The effects to plant; population values follow exactly (see ``PlantedTruth``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sex_shares: dict[str, float] = Field(
         default={"Male": 0.67, "Female": 0.33}, description="Population share of each sex."
@@ -108,10 +102,8 @@ class PlantedEffects(BaseModel):
         return self
 
 
-class GroupTruth(BaseModel):
+class GroupTruth(Record):
     """Exact population values of one group."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     share: float
     base_rate: float
@@ -123,10 +115,8 @@ class GroupTruth(BaseModel):
     ece: float = Field(description="Population ECE; exact for any binning (one-signed distortion).")
 
 
-class PlantedTruth(BaseModel):
+class PlantedTruth(Record):
     """The planted population values, keyed like the fairness report (slice name, group name)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     effects: PlantedEffects
     beta: dict[str, tuple[float, float]] = Field(description="Sex -> Beta(a, b) of the true p.")
@@ -358,184 +348,3 @@ def _pick(
 ) -> npt.NDArray[np.str_]:
     """Categorical column from a latent value cut at fixed points (one name per interval)."""
     return np.array(names)[np.searchsorted(np.array(cuts), latent)]
-
-
-# --- Streaming an Adult-like training set to parquet parts --------------------------------------
-
-TARGET = "income"
-POSITIVE_LABEL = ">50K"
-NEGATIVE_LABEL = "<=50K"
-SENSITIVE = ("sex", "race")
-PART_ROWS = 250_000
-NOISE_PREFIX = "x"
-_NOISE_STREAM = 1  # extra SeedSequence word, so noise never perturbs the planted rows' draws
-_LEAKY = ("_row_id", "label", "score")
-_BASE_FEATURES = (
-    "age",
-    "workclass",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "capital-gain",
-    "hours-per-week",
-    *SENSITIVE,
-)
-
-
-class PlantedSummary(BaseModel):
-    """What a reader of the written data can check: base rates in the labels, per group."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    base_rate_by_sex: dict[str, float]
-    base_rate_by_race: dict[str, float]
-    base_rate_gap: float = Field(description="Max minus min positive rate over the sexes.")
-    oracle_tpr_gap: float = Field(
-        description="TPR gap of the (unwritten) true probability at the threshold."
-    )
-
-
-class SynthManifest(BaseModel):
-    """What ``write_planted_parquet`` wrote: enough to train on it and to check the plant."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: Path
-    rows: int
-    parts: int
-    chunk_rows: int
-    seed: int
-    columns: tuple[str, ...]
-    features: tuple[str, ...] = Field(description="Model inputs: every column but the target.")
-    target: str = TARGET
-    positive_label: str = POSITIVE_LABEL
-    sensitive: tuple[str, ...] = SENSITIVE
-    seconds: float
-    truth: PlantedSummary
-
-
-def feature_names(n_features: int | None = None) -> tuple[str, ...]:
-    """The model input columns for ``n_features`` (sensitive columns count, as in Adult).
-
-    Raises:
-        ValueError: If ``n_features`` is below the Adult-like base schema's width.
-    """
-    if n_features is None:
-        return _BASE_FEATURES
-    if n_features < len(_BASE_FEATURES):
-        raise ValueError(f"n_features must be at least {len(_BASE_FEATURES)}, got {n_features}")
-    pad = n_features - len(_BASE_FEATURES)
-    width = max(2, len(str(pad - 1)))
-    return (*_BASE_FEATURES, *(f"{NOISE_PREFIX}{i:0{width}d}" for i in range(pad)))
-
-
-def training_chunk(
-    index: int, n_rows: int, seed: int, truth: PlantedTruth, features: tuple[str, ...]
-) -> pd.DataFrame:
-    """One chunk as training data: leaky columns dropped, noise padded, label as ``income``.
-
-    The noise comes from its own seed stream, so padding never changes the planted columns.
-    """
-    planted = planted_chunk(index, n_rows, seed, truth, row_offset=0)
-    frame = planted.drop(columns=list(_LEAKY))
-    noise = features[len(_BASE_FEATURES) :]
-    if noise:
-        rng = np.random.default_rng(np.random.SeedSequence([seed, index, _NOISE_STREAM]))
-        # float32 halves the bytes of incompressible noise; trainers use float32 anyway.
-        values = rng.standard_normal((n_rows, len(noise)), dtype=np.float32)
-        frame = pd.concat([frame, pd.DataFrame(values, columns=list(noise))], axis=1)
-    frame[TARGET] = np.where(planted["label"].to_numpy() == 1, POSITIVE_LABEL, NEGATIVE_LABEL)
-    return frame
-
-
-def write_planted_parquet(
-    n_rows: int,
-    out: Path,
-    *,
-    seed: int = 0,
-    chunk_rows: int = PART_ROWS,
-    n_features: int | None = None,
-    effects: PlantedEffects | None = None,
-) -> SynthManifest:
-    """Write an Adult-like planted dataset as a directory of parquet parts, one chunk at a time.
-
-    Only one chunk is in memory at once, so peak memory follows ``chunk_rows``, not ``n_rows``.
-    The parts go to a temp directory that replaces ``out`` only when all are written, so a
-    failure never leaves a partial dataset. Part ``i`` depends only on ``(seed, i, chunk_rows)``.
-
-    Args:
-        n_rows: Total rows.
-        out: Output directory (replaced if it exists); parts are ``part-00000.parquet``, ...
-        seed: Seed of every chunk (chunk ``i`` uses ``SeedSequence([seed, i])``).
-        chunk_rows: Rows per part.
-        n_features: Model input columns, sensitive ones included; above the 10 Adult-like
-            columns the rest are seeded standard-normal noise ``x00``, ``x01``, ...
-        effects: What to plant; the defaults look like Adult.
-
-    Returns:
-        The manifest: path, rows, parts, columns, seconds and the planted base rates.
-    """
-    _check_sizes(n_rows, chunk_rows)
-    features = feature_names(n_features)
-    truth = plan_planted(effects or PlantedEffects())
-    started = time.perf_counter()
-    columns = (*features, TARGET)
-    schema = _schema(columns)
-    parts = 0
-    with atomic_dir(out) as tmp:
-        for index, start in enumerate(range(0, n_rows, chunk_rows)):
-            chunk = training_chunk(index, min(chunk_rows, n_rows - start), seed, truth, features)
-            _write_part(chunk, schema, tmp / f"part-{index:05d}.parquet")
-            parts += 1
-            logger.debug("wrote part %d (%d rows)", index, len(chunk))
-    seconds = time.perf_counter() - started
-    logger.info("wrote %d rows in %d parts to %s in %.1f s", n_rows, parts, out, seconds)
-    return SynthManifest(
-        path=out,
-        rows=n_rows,
-        parts=parts,
-        chunk_rows=chunk_rows,
-        seed=seed,
-        columns=columns,
-        features=features,
-        seconds=seconds,
-        truth=summarise(truth),
-    )
-
-
-def summarise(truth: PlantedTruth) -> PlantedSummary:
-    """The planted values that the written labels show (the score is not written)."""
-    return PlantedSummary(
-        base_rate_by_sex={k: g.base_rate for k, g in truth.groups["sex"].items()},
-        base_rate_by_race={k: g.base_rate for k, g in truth.groups["race"].items()},
-        base_rate_gap=truth.base_rate_gap,
-        oracle_tpr_gap=truth.tpr_gap,
-    )
-
-
-def _check_sizes(n_rows: int, chunk_rows: int) -> None:
-    if n_rows < 1:
-        raise ValueError("n_rows must be at least 1")
-    if chunk_rows < 1:
-        raise ValueError("chunk_rows must be at least 1")
-
-
-def _schema(columns: tuple[str, ...]) -> pa.Schema:
-    """One fixed schema for every part, so a short chunk never drifts a column's type."""
-    ints = {"age", "education-num", "capital-gain", "hours-per-week"}
-    texts = {"workclass", "education", "marital-status", "occupation", *SENSITIVE, TARGET}
-
-    def arrow_type(name: str) -> pa.DataType:
-        if name in ints:
-            return pa.int64()
-        return pa.string() if name in texts else pa.float32()
-
-    return pa.schema([pa.field(name, arrow_type(name)) for name in columns])
-
-
-def _write_part(chunk: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
-    """Write one part; float noise skips dictionary encoding (4x faster, a third smaller)."""
-    table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
-    dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
-    pq.write_table(table, path, compression="zstd", use_dictionary=dictionary)

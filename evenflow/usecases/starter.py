@@ -14,7 +14,7 @@ from pathlib import Path
 from evenflow.config.run import DatasetSpec
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
-from evenflow.data.synth import SynthManifest, write_planted_parquet
+from evenflow.data.planted_parquet import SynthManifest, write_planted_parquet
 from evenflow.errors import EvenflowError
 from evenflow.usecases.prepare import ensure_contract
 

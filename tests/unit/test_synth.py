@@ -11,20 +11,22 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from evenflow.data import synth
-from evenflow.data.synth import (
+from evenflow.data import planted_parquet as synth
+from evenflow.data.planted_parquet import (
     NEGATIVE_LABEL,
     POSITIVE_LABEL,
     SENSITIVE,
     TARGET,
-    PlantedEffects,
     feature_names,
+    training_chunk,
+    write_planted_parquet,
+)
+from evenflow.data.synth import (
+    PlantedEffects,
     iter_planted_chunks,
     make_planted,
     plan_planted,
     planted_chunk,
-    training_chunk,
-    write_planted_parquet,
 )
 
 COLUMNS = [
