@@ -51,7 +51,7 @@ from evenflow.assess.predictions import (
 )
 from evenflow.assess.reweighing import binary_labels, group_keys
 from evenflow.config.fairness import FairnessParams
-from evenflow.config.run import (
+from evenflow.config.mitigation import (
     Constraint,
     MitigationParams,
     Objective,

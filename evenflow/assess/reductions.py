@@ -17,12 +17,12 @@ import pandas as pd
 from evenflow.assess.mitigation import target_column
 from evenflow.assess.predictions import LABEL_COLUMN, require_columns
 from evenflow.assess.reweighing import binary_labels, group_keys
-from evenflow.config.run import (
+from evenflow.config.mitigation import (
     REDUCTIONS_CONSTRAINTS,
     MitigationParams,
-    ModelParams,
     unsupported_constraint,
 )
+from evenflow.config.run import ModelParams
 from evenflow.data.features import typed_features
 from evenflow.errors import ConfigError
 from evenflow.records import FeatureSpec

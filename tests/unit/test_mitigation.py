@@ -38,7 +38,8 @@ from evenflow.assess.reweighing import (
     weights_for,
 )
 from evenflow.config.fairness import FairnessParams
-from evenflow.config.run import MitigationParams, ModelParams
+from evenflow.config.mitigation import MitigationParams
+from evenflow.config.run import ModelParams
 from evenflow.data.features import typed_features
 from evenflow.data.synth import make_planted
 from evenflow.errors import ConfigError
