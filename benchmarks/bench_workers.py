@@ -21,7 +21,8 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from evenflow.config.run import ClusterParams, RunParams, builtin_example
 from evenflow.data.datasets import load_batch
-from evenflow.data.sharding import feature_specs, write_shards
+from evenflow.data.features import feature_specs
+from evenflow.data.sharding import write_shards
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.training.cluster import dask_client
 from evenflow.training.engine import train_model

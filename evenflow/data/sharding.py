@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evenflow.config.run import DatasetSpec, EvalParams, ShardParams, SplitParams
-from evenflow.data.features import label_values
+from evenflow.data.features import FeatureTally, is_number, label_values
 from evenflow.errors import DataError
 from evenflow.io import atomic_dir, file_md5
 from evenflow.records import FeatureSpec, ShardInfo, SplitName, SplitPlan, SplitSummary
@@ -36,13 +36,6 @@ _BUCKETS = 10_000
 # Rows per parquet row group in a shard: fixed, so the bytes never depend on the input's chunking.
 ROW_GROUP_ROWS = 65_536
 _SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
-
-
-def feature_specs(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[FeatureSpec, ...]:
-    """Type each model input: numeric columns stay numeric, everything else is categorical."""
-    tally = _FeatureTally(spec)
-    tally.update(frame)
-    return tally.specs()
 
 
 def row_hashes(frame: pd.DataFrame, seed: int) -> np.ndarray:
@@ -66,7 +59,7 @@ def unit_hashes(frame: pd.DataFrame, spec: DatasetSpec, seed: int) -> np.ndarray
     content = pd.DataFrame(
         {
             name: frame[name].astype("float64")
-            if _is_number(frame[name])
+            if is_number(frame[name])
             else frame[name].astype("string")
             for name in columns
         }
@@ -114,7 +107,7 @@ def plan_split(
 
 def time_values(column: pd.Series) -> np.ndarray:
     """A time column as sortable float64 numbers (datetimes as nanoseconds since the epoch)."""
-    if _is_number(column):
+    if is_number(column):
         values = column.astype("float64").to_numpy()
     else:
         try:
@@ -285,7 +278,7 @@ def write_shard_chunks(
     if plan.evaluation == "cross_fit":
         whole = [c for c in chunks if not c.empty]
         chunks = [pd.concat(whole, ignore_index=True)] if whole else []
-    features = _FeatureTally(spec)
+    features = FeatureTally(spec)
     tally = _SplitTally(spec)
     writers: dict[tuple[str, int], _ShardWriter] = {}
     offset = 0
@@ -295,41 +288,74 @@ def write_shard_chunks(
             if chunk.empty:
                 continue
             features.update(chunk)
-            if plan.evaluation == "cross_fit":
-                folds = assign_folds(chunk, spec, plan.folds, split.seed)
-                buckets = np.char.add("fold-", folds.astype(str))
-            else:
-                buckets = assign_splits(chunk, spec, split, plan=plan, has_valid=has_valid)
+            buckets = _buckets(chunk, spec, split, plan, has_valid)
             tally.update(chunk, buckets)
-            table = chunk.drop(columns=[spec.split_column]) if spec.split_column else chunk
-            table = table.reset_index(drop=True)
-            table.insert(0, ROW_ID, np.arange(offset, offset + len(table), dtype=np.int64))
+            table = _with_row_ids(chunk, spec, offset)
             offset += len(table)
-            table = _normalise_text(table)
             if schema is None:
                 schema = pa.Schema.from_pandas(table, preserve_index=False)
-            shard_of_row = (
-                row_hashes(table.drop(columns=[ROW_ID]), split.seed) >> np.uint64(20)
-            ) % np.uint64(shards.n_shards)
-            arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
-            for bucket in sorted(set(buckets.tolist())):
-                in_bucket = buckets == bucket
-                for index in range(shards.n_shards):
-                    rows = np.flatnonzero(in_bucket & (shard_of_row == index))
-                    if rows.size == 0:
-                        continue
-                    key = (bucket, index)
-                    if key not in writers:
-                        relative = f"{bucket}/part-{index:05d}-of-{shards.n_shards:05d}.parquet"
-                        writers[key] = _ShardWriter(tmp, relative, bucket, schema)
-                    writers[key].append(arrow.take(rows))
+            _append(writers, tmp, table, buckets, schema=schema, seed=split.seed, n=shards.n_shards)
         infos = tuple(writers[key].close() for key in sorted(writers, key=_bucket_order))
+    _check_written(spec, infos, plan)
+    logger.info("wrote %d shards of %d rows to %s", len(infos), offset, out_dir)
+    return WrittenShards(infos, features.specs(), tally.report())
+
+
+def _append(
+    writers: dict[tuple[str, int], _ShardWriter],
+    folder: Path,
+    table: pd.DataFrame,
+    buckets: np.ndarray,
+    *,
+    schema: pa.Schema,
+    seed: int,
+    n: int,
+) -> None:
+    """Append each row to its (bucket, shard) writer, opening writers as buckets appear.
+
+    A row's shard is a hash of its values (not its row id), so it does not depend on chunking.
+    """
+    shard_of_row = (row_hashes(table.drop(columns=[ROW_ID]), seed) >> np.uint64(20)) % np.uint64(n)
+    arrow = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    for bucket in sorted(set(buckets.tolist())):
+        for index in range(n):
+            rows = np.flatnonzero((buckets == bucket) & (shard_of_row == index))
+            if rows.size == 0:
+                continue
+            if (bucket, index) not in writers:
+                relative = f"{bucket}/part-{index:05d}-of-{n:05d}.parquet"
+                writers[bucket, index] = _ShardWriter(folder, relative, bucket, schema)
+            writers[bucket, index].append(arrow.take(rows))
+
+
+def _check_written(spec: DatasetSpec, infos: Sequence[ShardInfo], plan: SplitPlan) -> None:
+    """Training rows exist, and a cross-fitted batch has every fold."""
     if not any(info.split == "train" for info in infos):
         raise DataError(f"dataset '{spec.name}': the split left no training rows")
     if plan.evaluation == "cross_fit":
         _require_every_fold(spec, infos, plan.folds)
-    logger.info("wrote %d shards of %d rows to %s", len(infos), offset, out_dir)
-    return WrittenShards(infos, features.specs(), tally.report())
+
+
+def _buckets(
+    chunk: pd.DataFrame,
+    spec: DatasetSpec,
+    split: SplitParams,
+    plan: SplitPlan,
+    has_valid: bool | None,
+) -> np.ndarray:
+    """Each row's bucket: its split (held out) or ``fold-<k>`` (cross-fitted)."""
+    if plan.evaluation == "cross_fit":
+        folds = assign_folds(chunk, spec, plan.folds, split.seed)
+        return np.char.add("fold-", folds.astype(str))
+    return assign_splits(chunk, spec, split, plan=plan, has_valid=has_valid)
+
+
+def _with_row_ids(chunk: pd.DataFrame, spec: DatasetSpec, offset: int) -> pd.DataFrame:
+    """The chunk as written: no split column, row ids from ``offset``, text normalised."""
+    table = chunk.drop(columns=[spec.split_column]) if spec.split_column else chunk
+    table = table.reset_index(drop=True)
+    table.insert(0, ROW_ID, np.arange(offset, offset + len(table), dtype=np.int64))
+    return _normalise_text(table)
 
 
 def _require_every_fold(spec: DatasetSpec, infos: Sequence[ShardInfo], folds: int) -> None:
@@ -397,45 +423,6 @@ class _ShardWriter:
         self.n_rows += table.num_rows
 
 
-class _FeatureTally:
-    """Feature kinds from the first chunk, categories gathered over every chunk."""
-
-    def __init__(self, spec: DatasetSpec) -> None:
-        self.spec = spec
-        self.numeric: dict[str, bool] = {}
-        self.categories: dict[str, set[str]] = {}
-
-    def update(self, chunk: pd.DataFrame) -> None:
-        excluded = self.spec.not_features()
-        for name in chunk.columns:
-            if name in excluded:
-                continue
-            column = chunk[name]
-            if name not in self.numeric:
-                self.numeric[name] = pd.api.types.is_numeric_dtype(
-                    column
-                ) and not pd.api.types.is_bool_dtype(column)
-            if not self.numeric[name]:
-                self.categories.setdefault(name, set()).update(column.dropna().astype(str).unique())
-
-    def specs(self) -> tuple[FeatureSpec, ...]:
-        features = tuple(
-            FeatureSpec(name=str(name), kind="numeric")
-            if numeric
-            else FeatureSpec(
-                name=str(name),
-                kind="categorical",
-                categories=tuple(sorted(self.categories.get(name, ()))),
-            )
-            for name, numeric in self.numeric.items()
-        )
-        if not features:
-            raise DataError(
-                f"dataset '{self.spec.name}' has no feature columns left after exclusions"
-            )
-        return features
-
-
 class _SplitTally:
     """The split report, gathered chunk by chunk: rows, positives and rows per sensitive group."""
 
@@ -472,10 +459,6 @@ class _SplitTally:
             )
             for bucket in order
         )
-
-
-def _is_number(column: pd.Series) -> bool:
-    return bool(pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column))
 
 
 def _normalise_text(table: pd.DataFrame) -> pd.DataFrame:

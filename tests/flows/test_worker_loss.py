@@ -18,7 +18,8 @@ from sklearn.metrics import roc_auc_score
 
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
-from evenflow.data.sharding import feature_specs, write_shards
+from evenflow.data.features import feature_specs
+from evenflow.data.sharding import write_shards
 from evenflow.errors import ConfigError
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.training.checkpoints import CHECKPOINT_FILE

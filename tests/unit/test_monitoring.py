@@ -15,7 +15,7 @@ from evenflow.config.fairness import FairnessParams
 from evenflow.config.monitor import DriftPolicy, MonitorParams
 from evenflow.config.run import EvalParams, builtin_example
 from evenflow.contracts import suite as contracts
-from evenflow.data.sharding import feature_specs
+from evenflow.data.features import feature_specs
 from evenflow.errors import ConfigError, DataError
 from evenflow.govern.monitoring import ChampionEvaluation, MonitoredModel
 from evenflow.records import FeatureSpec

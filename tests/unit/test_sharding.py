@@ -14,10 +14,10 @@ import pytest
 from evenflow.config.run import DatasetSpec, ShardParams, SplitParams
 from evenflow.data import sharding, versioning
 from evenflow.data.datasets import float_columns, iter_chunks
+from evenflow.data.features import feature_specs
 from evenflow.data.sharding import (
     ROW_ID,
     assign_splits,
-    feature_specs,
     shipped_has_valid,
     write_shard_chunks,
     write_shards,

@@ -11,11 +11,11 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
 from evenflow.config.run import DatasetSpec, EvalParams, ShardParams, SplitParams
+from evenflow.data.features import feature_specs
 from evenflow.data.sharding import (
     ROW_ID,
     assign_folds,
     assign_splits,
-    feature_specs,
     plan_split,
     time_cuts,
     write_shard_chunks,

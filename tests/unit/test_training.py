@@ -20,8 +20,8 @@ from sklearn.metrics import roc_auc_score
 
 from evenflow.assess import reweighing
 from evenflow.config.run import ClusterParams, ModelParams
-from evenflow.data.features import label_values
-from evenflow.data.sharding import feature_specs, write_shards
+from evenflow.data.features import feature_specs, label_values
+from evenflow.data.sharding import write_shards
 from evenflow.errors import ConfigError, DataError
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.training.checkpoints import CHECKPOINT_FILE
