@@ -1,9 +1,10 @@
 """The monitoring report: a batch's drift, and its performance beside the model's own evaluation.
 
 With labels, performance and fairness on the batch are compared with the figures the monitored
-version logged with its evaluation. Records and pure comparisons only; reading the evaluation from MLflow and scoring the batch are the
-use case's (:mod:`evenflow.usecases.monitor`). Per-group figures follow the one rule for small
-groups, as in review (:mod:`evenflow.govern.comparison`).
+version logged with its evaluation. Records and pure comparisons only: reading that evaluation
+from MLflow and scoring the batch are the use case's (:mod:`evenflow.usecases.monitor`).
+Per-group figures follow the one rule for small groups, as in review
+(:mod:`evenflow.govern.comparison`).
 """
 
 from __future__ import annotations
