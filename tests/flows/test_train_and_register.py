@@ -347,7 +347,7 @@ def test_rerun_with_nothing_changed_registers_nothing_until_forced(
         REPO_ROOT / "evenflow", copy / "evenflow", ignore=shutil.ignore_patterns("__pycache__")
     )
     shutil.copy(REPO_ROOT / "uv.lock", copy / "uv.lock")
-    boosters = copy / "evenflow" / "boosters.py"
+    boosters = copy / "evenflow" / "training" / "boosters.py"
     boosters.write_text(boosters.read_text() + "\n# edited: same behaviour, other bytes\n")
     monkeypatch.setattr(caching, "_source_root", lambda entry: copy)
     caplog.clear()

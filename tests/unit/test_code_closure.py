@@ -69,22 +69,22 @@ def test_editing_an_indirect_import_changes_the_hash_and_names_the_module(tmp_pa
 def test_a_new_import_is_seen_at_once_and_a_removed_module_is_named(tmp_path: Path) -> None:
     root = _copy_of_evenflow(tmp_path)
     before = code_closure.module_hashes(ENTRY, root)
-    assert "evenflow/ops/stack.py" not in before
+    assert "evenflow/ops/deployments.py" not in before
 
     boosters = root / "evenflow" / "training" / "boosters.py"
     boosters.write_text(
-        boosters.read_text() + "\n\ndef _late():\n    from evenflow.ops import stack\n"
+        boosters.read_text() + "\n\ndef _late():\n    from evenflow.ops import deployments\n"
     )
     after = code_closure.module_hashes(ENTRY, root)
 
-    assert "evenflow/ops/stack.py" in after
+    assert "evenflow/ops/deployments.py" in after
     reason = miss_reason(_parts(after), _parts(before)) or ""
     assert reason.startswith("code changed: ")
     # the edited module, and the modules in the previous closure that are gone from this one
     assert set(reason.removeprefix("code changed: ").split(", ")) == {
         "evenflow/training/boosters.py",
         "evenflow/ops/__init__.py",
-        "evenflow/ops/stack.py",
+        "evenflow/ops/deployments.py",
     }
 
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from evenflow.config.run import builtin_example
-from evenflow.contracts.suite import infer_suite
 from evenflow.contracts.gx_runtime import gx_ready
+from evenflow.contracts.suite import infer_suite
 from evenflow.contracts.validation import (
     DOCS_DIR,
     RESULT_FILE,
