@@ -11,7 +11,8 @@ import pytest
 
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
-from evenflow.data.synth import PlantedEffects, feature_names, plan_planted, training_chunk
+from evenflow.data.planted_parquet import feature_names, training_chunk
+from evenflow.data.synth import PlantedEffects, plan_planted
 from evenflow.usecases.reproduce import reproduce
 from tests.conftest import REPO_ROOT
 from tests.realdata.conftest import FlowRun, run_params
