@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JOIN = " × "
 """Separator of an intersection's column names and values (``race × sex``)."""
+
+
+def refuse_retired_key(data: Any, key: str) -> Any:
+    """Refuse a key that the one rule for small groups replaced, and name what replaced it.
+
+    Used as a ``mode="before"`` validator body, so an old YAML file fails with the way forward.
+    """
+    if isinstance(data, Mapping) and key in data:
+        raise ValueError(
+            f"{key} was removed: small groups follow one rule everywhere "
+            "(fairness.min_cell, fairness.min_positives, fairness.min_negatives)"
+        )
+    return data
 
 
 class FairnessParams(BaseModel):

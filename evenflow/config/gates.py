@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from evenflow.config.fairness import JOIN
+from evenflow.config.fairness import JOIN, refuse_retired_key
 
 MAX_SUMMARIES = (
     "demographic_parity_difference",
@@ -96,12 +96,7 @@ class GatePolicy(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _retired_keys(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and "min_group_positives" in data:
-            raise ValueError(
-                "min_group_positives was removed: small groups follow one rule everywhere "
-                "(fairness.min_cell, fairness.min_positives, fairness.min_negatives)"
-            )
-        return data
+        return refuse_retired_key(data, "min_group_positives")
 
     @field_validator("max_disparity")
     @classmethod

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from evenflow.config.fairness import FairnessParams
+from evenflow.config.fairness import FairnessParams, refuse_retired_key
 from evenflow.config.gates import GatePolicy
 from evenflow.config.mitigation import MitigationParams
 from evenflow.errors import ConfigError
@@ -191,12 +191,7 @@ class EvalParams(Record):
     @classmethod
     def _retired_keys(cls, data: Any) -> Any:
         # One rule for small groups: evaluation no longer has its own row-count floor.
-        if isinstance(data, dict) and "min_group_size" in data:
-            raise ValueError(
-                "min_group_size was removed: small groups follow one rule everywhere "
-                "(fairness.min_cell, fairness.min_positives, fairness.min_negatives)"
-            )
-        return data
+        return refuse_retired_key(data, "min_group_size")
 
     drift_sample_rows: int = Field(
         default=50_000, ge=1_000, description="Rows sampled per side for the drift report."

@@ -184,18 +184,27 @@ def compare_groups(
             )
             for metric in GROUP_METRICS
         ]
-        rows.append(
-            GroupComparison(
-                column=key[0],
-                group=key[1],
-                n=finite_int(mine.get("n")),
-                champion_n=None if other is None else finite_int(other.get("n")),
-                status=status,
-                champion_status=theirs,
-                metrics=tuple(figures),
-            )
-        )
+        rows.append(group_row(key, mine, other, (status, theirs), figures))
     return tuple(rows)
+
+
+def group_row(
+    key: tuple[str, str],
+    mine: Mapping[str, Any],
+    other: Mapping[str, Any] | None,
+    statuses: tuple[CellStatus | None, CellStatus | None],
+    figures: Iterable[Comparison],
+) -> GroupComparison:
+    """One group beside the champion's: counts and statuses of both sides, with its figures."""
+    return GroupComparison(
+        column=key[0],
+        group=key[1],
+        n=finite_int(mine.get("n")),
+        champion_n=None if other is None else finite_int(other.get("n")),
+        status=statuses[0],
+        champion_status=statuses[1],
+        metrics=tuple(figures),
+    )
 
 
 def group_rule(fairness: Mapping[str, Any] | None) -> FairnessParams:

@@ -23,10 +23,11 @@ from evenflow.config.monitor import DriftPolicy
 from evenflow.govern.comparison import (
     Comparison,
     GroupComparison,
+    group_row,
     group_status,
     paired_groups,
 )
-from evenflow.numbers import finite_int, finite_number
+from evenflow.numbers import finite_number
 from evenflow.records import FeatureSpec, RawBatch, Record, ValidationReport
 
 # Per-group metrics compared with the champion's groups.json.
@@ -148,24 +149,15 @@ def group_deltas(
     for key, mine, other in paired_groups(groups, champion):
         status = group_status(mine, ours_rule)
         theirs = None if other is None else group_status(other, theirs_rule)
-        rows.append(
-            GroupComparison(
-                column=key[0],
-                group=key[1],
-                n=finite_int(mine.get("n")),
-                champion_n=None if other is None else finite_int(other.get("n")),
-                status=status,
-                champion_status=theirs,
-                metrics=tuple(
-                    _delta(
-                        m,
-                        None if status == PRIVATE else finite_number(mine.get(m)),
-                        None if other is None or theirs == PRIVATE else finite_number(other.get(m)),
-                    )
-                    for m in metrics
-                ),
+        figures = (
+            _delta(
+                m,
+                None if status == PRIVATE else finite_number(mine.get(m)),
+                None if other is None or theirs == PRIVATE else finite_number(other.get(m)),
             )
+            for m in metrics
         )
+        rows.append(group_row(key, mine, other, (status, theirs), figures))
     return tuple(rows)
 
 

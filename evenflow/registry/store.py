@@ -30,14 +30,14 @@ import evenflow
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError, ModelNotFound
 from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
-from evenflow.registry.layout import BOOSTER_ARTIFACT, GROUPS, MODEL_ARTIFACT, SCHEMA_ARTIFACT
-
-# Re-exported: callers read these through the store (``registry.CHAMPION``); their home is the layout.
-from evenflow.registry.layout import CANDIDATE as CANDIDATE  # noqa: PLC0414
-from evenflow.registry.layout import CHAMPION as CHAMPION  # noqa: PLC0414
-from evenflow.registry.layout import EXISTING_VERSION_TAG as EXISTING_VERSION_TAG  # noqa: PLC0414
-from evenflow.registry.layout import GATE_FAILED_TAG as GATE_FAILED_TAG  # noqa: PLC0414
-from evenflow.registry.layout import GATE_TAG as GATE_TAG  # noqa: PLC0414
+from evenflow.registry.layout import (
+    BOOSTER_ARTIFACT,
+    CANDIDATE,
+    CHAMPION,
+    GROUPS,
+    MODEL_ARTIFACT,
+    SCHEMA_ARTIFACT,
+)
 from evenflow.serving import EvenflowModel, write_schema
 
 logger = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts.suite import infer_suite, write_suite
 from evenflow.data import versioning
 from evenflow.data.sharding import ROW_ID, assign_splits, write_shards
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.registry.layout import DATA_MD5_TAG, HANDOFF_FILE
 from evenflow.reports.handoff import render_diff, render_handoff
@@ -301,7 +302,7 @@ def champion_project(
     client.log_param(run_id, SPLIT_COLUMN_PARAM, "split")
     client.create_registered_model("adult")
     version = client.create_model_version("adult", source=f"runs:/{run_id}/model", run_id=run_id)
-    client.set_registered_model_alias("adult", registry.CHAMPION, version.version)
+    client.set_registered_model_alias("adult", layout.CHAMPION, version.version)
     client.create_registered_model("unreviewed")
     client.create_model_version("unreviewed", source=f"runs:/{run_id}/model", run_id=run_id)
 

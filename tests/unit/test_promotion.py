@@ -38,6 +38,7 @@ from evenflow.govern.promotion import promote, promotion_refusal, reject, rollba
 from evenflow.govern.review import review
 from evenflow.io import file_sha256, write_json_atomic
 from evenflow.records import FeatureSpec, ShardInfo, ShardManifest
+from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.registry.layout import CARD_HTML, CARD_MARKDOWN, REVIEWED_SHA_TAG
 from evenflow.reports.review import render_history, render_review, review_description
@@ -160,7 +161,7 @@ def _make_version(
     for key, value in tags.items():
         client.set_model_version_tag(model, version, key, value)
     if passed:
-        client.set_registered_model_alias(model, registry.CANDIDATE, version)
+        client.set_registered_model_alias(model, layout.CANDIDATE, version)
     return Made(version, run_id, report.metrics, groups, folder)
 
 
@@ -182,7 +183,7 @@ def _reviewed(settings: EvenflowSettings, model: str, version: str) -> None:
 
 def _champion(settings: EvenflowSettings, model: str) -> str:
     client = registry.client_for(settings)
-    return str(client.get_model_version_by_alias(model, registry.CHAMPION).version)
+    return str(client.get_model_version_by_alias(model, layout.CHAMPION).version)
 
 
 def _ledger_tags(settings: EvenflowSettings, model: str) -> dict[str, str]:
@@ -197,7 +198,7 @@ def test_review_compares_candidate_with_champion(
     settings: EvenflowSettings, model: str, make: Any
 ) -> None:
     old = make(seed=1)
-    registry.client_for(settings).set_registered_model_alias(model, registry.CHAMPION, old.version)
+    registry.client_for(settings).set_registered_model_alias(model, layout.CHAMPION, old.version)
     new = make(
         seed=2,
         shift=0.05,
@@ -385,7 +386,7 @@ def test_reject_is_recorded_and_leaves_the_champion(
     version = registry.client_for(settings).get_model_version(model, new.version)
     assert version.tags["evenflow.rejected_by"] == "bob"
     assert version.tags["evenflow.rejection_note"] == "recall dropped for women"
-    assert registry.CANDIDATE in version.aliases  # nothing removed
+    assert layout.CANDIDATE in version.aliases  # nothing removed
 
 
 def test_rollback_restores_the_previous_champion(
