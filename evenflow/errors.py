@@ -45,6 +45,13 @@ class VersioningError(EvenflowError):
     """DVC could not store or restore a data version."""
 
 
+class InfrastructureError(EvenflowError):
+    """A part of the platform (the local Prefect API, the Dask cluster) failed, not the input.
+
+    The message says what failed and what to do; the command may simply be retried.
+    """
+
+
 class StackError(EvenflowError):
     """The local server stack cannot start, stop or be reached (see ``evenflow.ops.stack``)."""
 

@@ -13,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+import typer
+
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError
+from evenflow.ops.leftovers import sweep
 
 #: The logger of the cache policy (tasks/caching.py): one line per cached stage saying why it re-ran.
 CACHE_LOGGER = "evenflow.cache"
@@ -25,6 +28,8 @@ _R = TypeVar("_R")
 
 def prepare(settings: EvenflowSettings) -> None:
     """Keep Prefect's state in the project and every library's telemetry off, before Prefect loads.
+
+    Then close what killed evenflow processes left running (:mod:`evenflow.ops.leftovers`).
 
     Variables already set win: a user or a test can point any of them elsewhere.
     """
@@ -43,6 +48,8 @@ def prepare(settings: EvenflowSettings) -> None:
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     _show_cache_reasons()
+    for line in sweep(settings):
+        typer.echo(f"note: {line}", err=True)
 
 
 def settings() -> EvenflowSettings:
@@ -53,9 +60,12 @@ def settings() -> EvenflowSettings:
 def run_flow(flow: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     """Run a flow with the engine's tracebacks of our own errors hidden: the CLI states them.
 
-    Prefect configures logging when it is imported, that is once the command imports its flow;
-    the filter goes on the handlers it installed.
+    The local Prefect API is started first, one process at a time per project. Prefect configures logging when it is imported, that is once the
+    command imports its flow; the filter goes on the handlers it installed.
     """
+    from evenflow.cli.local_api import ensure_local_api
+
+    ensure_local_api(settings())
     for handler in logging.getLogger().handlers:
         handler.addFilter(_NoTracebackForKnownErrors())
     return flow(*args, **kwargs)

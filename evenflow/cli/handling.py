@@ -3,19 +3,26 @@
 Every command is registered :func:`handled`, so a command never catches
 :class:`~evenflow.errors.EvenflowError` itself: the first line of the message follows
 ``error:``, further lines are listed below it, and the process exits 2 (bad input: a file, a
-column, a model, a configuration) or 1 where the check ran and the data failed it.
+column, a model, a configuration), 1 where the check ran and the data failed it, or 3 where the
+platform itself failed (retry). Anything else is a bug or a fault we did not foresee: one line
+names it and the log file that holds its traceback; ``--verbose`` prints the traceback too.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import ParamSpec
 
 import typer
 
-from evenflow.errors import EvenflowError
+from evenflow.config.settings import EvenflowSettings
+from evenflow.errors import EvenflowError, InfrastructureError
 
 #: Errors that report a failed check rather than bad input, by module and class name. Looked up
 #: in the modules already imported: a module that was never imported raised none of its errors
@@ -23,6 +30,9 @@ from evenflow.errors import EvenflowError
 CHECK_FAILED = {"evenflow.usecases.monitor": "DriftDetected"}
 BAD_INPUT_EXIT = 2
 CHECK_FAILED_EXIT = 1
+PLATFORM_FAILED_EXIT = 3
+#: Set by ``evenflow --verbose``: tracebacks are printed as well as kept.
+VERBOSE_ENV = "EVENFLOW_VERBOSE"
 
 _P = ParamSpec("_P")
 
@@ -36,7 +46,17 @@ def handled(command: Callable[_P, None]) -> Callable[_P, None]:
             command(*args, **kwargs)
         except EvenflowError as exc:
             report(exc)
+            if exc.__cause__ is not None:
+                _keep_traceback(exc)
             raise typer.Exit(code=exit_code(exc)) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the last line of defence: one line, and a log file
+            log = _keep_traceback(exc)
+            first = (str(exc).splitlines() or [""])[0][:300]
+            typer.echo(f"error: unexpected {type(exc).__name__}: {first}", err=True)
+            typer.echo(f"  - the traceback is in {log}; --verbose prints it here", err=True)
+            raise typer.Exit(code=PLATFORM_FAILED_EXIT) from None
 
     return run
 
@@ -49,8 +69,23 @@ def report(exc: EvenflowError) -> None:
         typer.echo(f"  - {line}", err=True)
 
 
+def _keep_traceback(exc: BaseException) -> Path:
+    """Write the traceback to ``.evenflow/logs`` (and to stderr under ``--verbose``)."""
+    text = "".join(traceback.format_exception(exc))
+    folder = EvenflowSettings().state_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"error-{stamp}-{os.getpid()}.log"
+    path.write_text(f"evenflow {' '.join(sys.argv[1:])}\n{text}", encoding="utf-8")
+    if os.environ.get(VERBOSE_ENV) == "1":
+        typer.echo(text, err=True)
+    return path
+
+
 def exit_code(exc: EvenflowError) -> int:
-    """1 for a failed check (drift beyond the policy), 2 for everything else."""
+    """1 for a failed check (drift beyond the policy), 3 for the platform, 2 for the rest."""
+    if isinstance(exc, InfrastructureError):
+        return PLATFORM_FAILED_EXIT
     for module_name, class_name in CHECK_FAILED.items():
         module = sys.modules.get(module_name)
         error = getattr(module, class_name, None) if module is not None else None

@@ -8,13 +8,14 @@ is registered with the one error handler (:mod:`evenflow.cli.handling`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import typer
 
 from evenflow.cli import data, models, ops, reproduce, run
 from evenflow.cli.environment import prepare
-from evenflow.cli.handling import handled
+from evenflow.cli.handling import VERBOSE_ENV, handled
 from evenflow.config.settings import EvenflowSettings
 
 app = typer.Typer(
@@ -31,8 +32,16 @@ app.add_typer(stack_app, name="stack")
 
 
 @app.callback()
-def _environment() -> None:
+def _environment(
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        help="Print the traceback of an error (it is always kept in .evenflow/logs).",
+    ),
+) -> None:
     """Prepare the environment once, before any command runs."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
     prepare(EvenflowSettings())
 
 

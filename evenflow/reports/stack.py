@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 #: Settings whose value is a secret: masked on the terminal.
-PASSWORD_KEYS = ("MLFLOW_TRACKING_PASSWORD",)
+PASSWORD_KEYS = ("MLFLOW_TRACKING_PASSWORD", "PREFECT_API_AUTH_STRING")
 _WIDTH = 200  # wide enough that no row wraps: scripts read the columns
 
 

@@ -210,6 +210,7 @@ def test_env_file_can_be_sourced_and_the_password_is_not_printed(tmp_path: Path)
     assert f"EVENFLOW_DASK_ADDRESS=tcp://127.0.0.1:{config.dask_port}" in sourced
     shown = render_env(env)
     assert "$ecret" not in shown and "MLFLOW_TRACKING_PASSWORD=********" in shown
+    assert "PREFECT_API_AUTH_STRING=********" in shown
 
 
 def test_server_mode_leaves_artifact_locations_to_the_server(tmp_path: Path) -> None:

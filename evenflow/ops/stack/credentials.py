@@ -21,7 +21,9 @@ _MIN_PASSWORD_LENGTH = 12  # MLflow's rule for basic-auth passwords
 
 
 def credentials(state_dir: Path) -> dict[str, str]:
-    """The MLflow admin and the server's secret key: from the environment, else kept, else new.
+    """The admin (MLflow and Prefect), MLflow's secret key: from the environment, else kept, else new.
+
+    One admin for both servers: Prefect takes ``user:password`` as its basic-auth string.
 
     Raises:
         ConfigError: the admin's password is shorter than MLflow accepts.
@@ -58,8 +60,17 @@ def client_env(config: StackConfig, credentials: Mapping[str, str]) -> dict[str,
         "MLFLOW_TRACKING_USERNAME": credentials["username"],
         "MLFLOW_TRACKING_PASSWORD": credentials["password"],
         "PREFECT_API_URL": f"http://{host}:{config.prefect_port}/api",
+        "PREFECT_API_AUTH_STRING": prefect_auth_string(credentials),
         "EVENFLOW_DASK_ADDRESS": f"tcp://{host}:{config.dask_port}",
     }
+
+
+def prefect_auth_string(credentials: Mapping[str, str]) -> str:
+    """Prefect's basic-auth string: the stack's admin, so one password opens both servers.
+
+    The server reads it as ``PREFECT_SERVER_API_AUTH_STRING``, a client as ``PREFECT_API_AUTH_STRING``.
+    """
+    return f"{credentials['username']}:{credentials['password']}"
 
 
 def render_env_file(env: Mapping[str, str]) -> str:

@@ -25,6 +25,7 @@ from evenflow.ops.stack.config import (
     ProcessSpec,
     StackConfig,
 )
+from evenflow.ops.stack.credentials import prefect_auth_string
 from evenflow.ops.stack.postgres import database_url
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _CLIENT_ONLY = (
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
     "PREFECT_API_DATABASE_CONNECTION_URL",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_TRACKING_USERNAME",
@@ -57,7 +59,7 @@ def command(spec: ProcessSpec, config: StackConfig, credentials: Mapping[str, st
     if spec.service == "mlflow":
         return _mlflow_command(spec, config, credentials)
     if spec.service == "prefect":
-        return _prefect_command(spec, config)
+        return _prefect_command(spec, config, credentials)
     if spec.service == "dask-scheduler":
         return [
             *(_PYTHON + ("dask", "scheduler", "--host", config.host, "--port", str(spec.port))),
@@ -68,6 +70,8 @@ def command(spec: ProcessSpec, config: StackConfig, credentials: Mapping[str, st
         *(_PYTHON + ("dask", "worker", scheduler, "--name", spec.name)),
         *("--host", config.client_host, "--worker-port", str(spec.port), "--nworkers", "1"),
         *("--nthreads", str(config.threads_per_worker), "--no-dashboard"),
+        # Without the dashboard a worker still serves /health on an HTTP port: on 0.0.0.0 unless told.
+        *("--dashboard-address", f"{config.client_host}:0"),
         *("--local-directory", str(config.state_dir / "dask-scratch")),
     ], {}
 
@@ -91,10 +95,15 @@ def _mlflow_command(
     }
 
 
-def _prefect_command(spec: ProcessSpec, config: StackConfig) -> Command:
+def _prefect_command(
+    spec: ProcessSpec, config: StackConfig, credentials: Mapping[str, str]
+) -> Command:
     start = ("prefect", "server", "start", "--host", config.host, "--port", str(spec.port))
     return [*_PYTHON, *start], {
         "PREFECT_HOME": str(config.state_dir / "prefect-home"),
+        # Anonymous requests are answered 401 (health checks excepted), as MLflow's are.
+        "PREFECT_SERVER_API_AUTH_STRING": prefect_auth_string(credentials),
+        "PREFECT_API_AUTH_STRING": prefect_auth_string(credentials),
         "PREFECT_API_DATABASE_CONNECTION_URL": database_url(
             config.postgres_url, config.databases["prefect"], driver="postgresql+asyncpg"
         ),
