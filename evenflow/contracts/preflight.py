@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evenflow.config.run import DatasetSpec
+from evenflow.contracts.head_checks import check_head
 from evenflow.data.datasets import is_parquet, parquet_files
 from evenflow.errors import DataError
 
@@ -26,19 +27,38 @@ def batch_columns(path: Path) -> tuple[str, ...]:
     Parquet parts must share one schema: a part that differs is named, with the column.
     """
     if is_parquet(path):
-        return _parquet_columns(parquet_files(path))
+        return _unique(path, _parquet_columns(parquet_files(path)))
     if not path.is_file():
         raise DataError(f"{path}: data file not found")
+    if not _csv_suffix(path):
+        raise DataError(
+            f"{path}: evenflow reads CSV (.csv, optionally compressed: .csv.gz, .csv.zip, ...) or "
+            "parquet (.parquet, or a folder of parts); convert the file to one of them"
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    if _looks_binary(path):
+        raise DataError(f"{path}: holds binary data (NUL bytes), not CSV text")
     try:
-        header = pd.read_csv(path, nrows=0)
+        return _unique(path, _header_names(path))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: is not UTF-8 text: save it as UTF-8") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be read as CSV: {exc}") from None
-    return tuple(str(c) for c in header.columns)
 
 
 def check_dataset(spec: DatasetSpec) -> tuple[str, ...]:
-    """Every column the run names exists in the batch; return the batch's columns."""
+    """Every column the run names exists and the head of the batch is usable.
+
+    Returns the batch's columns.
+    """
     columns = batch_columns(spec.path)
+    _check_roles(spec, columns)
+    check_head(spec)
+    return columns
+
+
+def _check_roles(spec: DatasetSpec, columns: tuple[str, ...]) -> None:
     roles = {
         "target": (spec.target,),
         "sensitive": spec.sensitive,
@@ -54,6 +74,42 @@ def check_dataset(spec: DatasetSpec) -> tuple[str, ...]:
             raise DataError(
                 f"{spec.path}: {role} column(s) {missing} not in the data; it has {_listed(columns)}"
             )
+
+
+#: Suffixes read as CSV: plain text, or compressed by a codec pandas opens by name.
+_CSV_SUFFIXES = {".csv", ".txt"}
+_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"}
+
+
+def _csv_suffix(path: Path) -> bool:
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    return not suffixes or suffixes[-1] in _CSV_SUFFIXES
+
+
+def _looks_binary(path: Path) -> bool:
+    """A NUL byte in the first block: text never has one (a compressed file is opened by pandas)."""
+    if path.suffix.lower() in _COMPRESSION_SUFFIXES:
+        return False
+    with path.open("rb") as handle:
+        return b"\x00" in handle.read(8192)
+
+
+def _header_names(path: Path) -> tuple[str, ...]:
+    """The header's names as written: pandas would rename a repeated ``x`` to ``x.1``."""
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding="utf-8")
+    return tuple(str(name) for name in first.iloc[0].tolist())
+
+
+def _unique(path: Path, columns: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise DataError(
+                f"{path}: column '{name}' appears twice in the header: rename one of them"
+            )
+        seen.add(name)
     return columns
 
 
