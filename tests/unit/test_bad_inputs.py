@@ -43,6 +43,11 @@ def csv(tmp: Path, data: pd.DataFrame | str | bytes, name: str = "t.csv") -> Pat
     return path
 
 
+def folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def parts(tmp: Path, *frames: pd.DataFrame) -> Path:
     folder = tmp / "batch"
     folder.mkdir()
@@ -73,7 +78,7 @@ def data_case(make: Callable[[Path], Path], *flags: str) -> Case:
 CASES: dict[str, tuple[Case, str]] = {
     "missing file": (data_case(lambda t: t / "nope.csv"), r"nope\.csv: data file not found"),
     "a folder with no parquet parts": (
-        data_case(lambda t: (t / "empty").mkdir() or t / "empty"),
+        data_case(lambda t: folder(t / "empty")),
         r"empty: folder holds no \.parquet parts",
     ),
     "empty file": (data_case(lambda t: csv(t, b"")), r"t\.csv: .*empty"),
