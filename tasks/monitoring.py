@@ -20,6 +20,7 @@ from evenflow.registry import store as registry
 from evenflow.reports.monitoring_html import write_monitoring_html
 from evenflow.usecases import monitor as monitoring
 from tasks.progress import stage
+from tasks.tracking import open_run
 
 
 def experiment_name(params: MonitorParams) -> str:
@@ -41,7 +42,7 @@ def start_monitoring(params: MonitorParams, settings: EvenflowSettings) -> str:
         layout.MODEL_ALIAS_TAG: params.alias,
     }
     run_name = f"{params.dataset}-monitor-{str(flow_run.get_name() or 'local')}"
-    run_id = registry.start_run(settings, experiment_name(params), run_name, tags)
+    run_id = open_run(settings, experiment_name(params), run_name, tags)
     registry.log_params(settings, run_id, params.model_dump(mode="json"))
     return run_id
 

@@ -13,6 +13,7 @@ from evenflow.usecases import score as scoring
 from evenflow.usecases.score import ScoringResult
 from evenflow.usecases.score_engine import ScoringModel
 from tasks.progress import stage
+from tasks.tracking import open_run
 
 
 @task(name="resolve-model")
@@ -31,7 +32,7 @@ def start_scoring_run(params: ScoreParams, settings: EvenflowSettings, model: Sc
     code = lineage.code_version(settings.code_root)
     tags = lineage.lineage_tags(input_md5, code, params.params_hash(), str(flow_run.get_id()))
     run_name = f"{params.name}-scoring-{flow_run.get_name() or 'local'}"
-    run_id = registry.start_run(
+    run_id = open_run(
         settings,
         f"{params.name}-scoring",
         run_name,
