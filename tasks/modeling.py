@@ -31,6 +31,7 @@ from evenflow.training.failures import is_infrastructure_failure
 from evenflow.usecases import register
 from evenflow.usecases import train as pipeline
 from tasks.caching import ContentCache, code_parts, digest, stage_dir
+from tasks.isolation import exclusive, publish, published, run_work_dir
 from tasks.progress import stage
 
 # The core module each cached stage calls: its import closure is the code in the stage's key.
@@ -111,15 +112,20 @@ def train_model(
     """Train XGBoost on Dask with early stopping on the valid split."""
     where = settings.dask_address or f"local cluster of {params.cluster.n_workers} workers"
     weighting = ", reweighed" if params.mitigation.method == "reweighing" else ""
-    out_dir = stage_dir(
-        settings,
-        "train",
-        _train_base({"manifest": manifest, "params": params, "settings": settings}),
-    )
-    with stage(
-        "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
-    ) as done:
-        result = pipeline.train(manifest, params, settings, out_dir)
+    shared = _train_dir({"manifest": manifest, "params": params, "settings": settings})
+    with (
+        stage(
+            "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
+        ) as done,
+        exclusive(shared),
+    ):
+        finished = published(shared, TrainingResult)
+        if finished is not None:
+            done.summary = "the same training was finished by another run meanwhile: reused"
+            return finished
+        # Checkpoints live in this flow run's folder: its retries resume, other runs never do.
+        work = run_work_dir(settings, "train")
+        result = publish(work, shared, pipeline.train(manifest, params, settings, work))
         resumed = (
             f", resumed at round {result.resumed_from_round} (rounds not redone)"
             if result.resumed_from_round
