@@ -20,7 +20,7 @@ class RawBatch(Record):
     """An input file as received: it is read, never modified."""
 
     dataset: str
-    path: Path
+    path: Path = Field(description="The file as received.")
     md5: str = Field(description="md5 of the file's bytes.")
     n_rows: int
     columns: tuple[str, ...]
@@ -43,10 +43,10 @@ class ExpectationFailure(Record):
 class ValidationReport(Record):
     """The outcome of checking a batch against its Great Expectations suite."""
 
-    success: bool
+    success: bool = Field(description="Every expectation of the suite held.")
     suite_name: str
     n_expectations: int
-    n_rows: int
+    n_rows: int = Field(description="Rows checked.")
     failures: tuple[ExpectationFailure, ...] = ()
     result_path: Path = Field(description="GX validation result as JSON.")
     docs_path: Path | None = Field(default=None, description="Data Docs HTML page of the result.")
@@ -103,9 +103,9 @@ class ShardManifest(Record):
     """A versioned, sharded dataset: its DVC hash restores exactly these files."""
 
     dataset: str
-    raw_md5: str
+    raw_md5: str = Field(description="md5 of the raw file the shards were cut from.")
     data_md5: str = Field(description="DVC object hash of the shard directory (….dir).")
-    shard_dir: Path
+    shard_dir: Path = Field(description="Folder of the shards, tracked by DVC.")
     shards: tuple[ShardInfo, ...]
     features: tuple[FeatureSpec, ...]
     target: str

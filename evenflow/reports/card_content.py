@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from markupsafe import Markup
 
@@ -72,55 +72,58 @@ Only = Literal["", "html", "markdown"]
 """Which rendering shows a block: both (``""``), or only the one named."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Block:
+    """What every block has: the renderings that show it, and its kind for the templates."""
+
+    only: Only = ""
+
+    @property
+    def kind(self) -> str:
+        """What the templates switch on: the class name in lower case (``text``, ``plot``...)."""
+        return type(self).__name__.lower()
+
+
 @dataclass(frozen=True)
-class Text:
+class Text(_Block):
     """A paragraph (blank lines split it); ``strong`` follows in bold."""
 
     text: str
     strong: str = ""
-    only: Only = ""
-    kind: ClassVar[str] = "text"
 
 
 @dataclass(frozen=True)
-class Heading:
+class Heading(_Block):
     """A sub-heading inside a section."""
 
     text: str
-    only: Only = ""
-    kind: ClassVar[str] = "heading"
 
 
 @dataclass(frozen=True)
-class Table:
+class Table(_Block):
     """Rows of text cells; a ``pairs`` table (key, value) has no header row in HTML."""
 
     header: Sequence[str]
     rows: Sequence[Sequence[str]]
     pairs: bool = False
-    only: Only = ""
-    kind: ClassVar[str] = "table"
 
 
 @dataclass(frozen=True)
-class Plot:
+class Plot(_Block):
     """A PNG file: embedded in the HTML (``png`` is None when unreadable), linked in Markdown."""
 
     name: str
     alt: str
     png: bytes | None
     link: str
-    only: Only = ""
-    kind: ClassVar[str] = "plot"
 
 
-@dataclass(frozen=True)
-class Fragment:
+@dataclass(frozen=True, kw_only=True)
+class Fragment(_Block):
     """Markup made by another page's template (the fairness report), for the HTML only."""
 
     html: Markup
     only: Only = "html"
-    kind: ClassVar[str] = "fragment"
 
 
 Block = Text | Heading | Table | Plot | Fragment
@@ -190,7 +193,7 @@ def _fairness(inputs: ModelCardInputs) -> list[Block]:
         return [Text(NOT_PROVIDED)]
     page = inputs.fairness_html
     rendered = page.read_text(encoding="utf-8") if page is not None and page.is_file() else None
-    fragment = Fragment(Markup(fairness_fragment(report, rendered)))
+    fragment = Fragment(html=Markup(fairness_fragment(report, rendered)))
     return [fragment, *_fairness_tables(report)]
 
 

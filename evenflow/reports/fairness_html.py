@@ -3,16 +3,14 @@
 The page reports and does not judge: parity, error-rate balance and calibration sit side by side,
 every value with its interval, and every group that no summary uses listed with its status
 (private: only n; insufficient evidence: shown, marked) and the rows each slice left out. Plots are
-drawn with matplotlib's Agg canvas (no pyplot, no global backend switch) and embedded as base64
-PNG by ``templates/fairness.html.j2``, so the file opens anywhere, offline, and can be logged to
+drawn by ``evenflow.reports.figures`` (Agg canvas, no pyplot, no global backend switch) and embedded
+as base64 PNG by ``templates/fairness.html.j2``, so the file opens anywhere, offline, and can be logged to
 MLflow as one artifact.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from evenflow.assess.fairness import (
 )
 from evenflow.io import write_json_atomic, write_text_atomic
 from evenflow.registry.layout import FAIRNESS_FILE, FAIRNESS_HTML_FILE
+from evenflow.reports.figures import group_colours, render_png
 from evenflow.reports.render import count, fixed, interval, render_html
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_TAB10 = 10
 _RELIABILITY_COLUMNS = 4
 LEFT_OUT_HEADING = "Groups left out of summaries"
 _BODY_START, _BODY_END = "<!-- fairness-body -->", "<!-- /fairness-body -->"
@@ -76,10 +74,11 @@ _NOTE = (
     "Parity (selection rate), error-rate balance (TPR, FPR, FNR) and calibration (precision, ECE, "
     "reliability) are shown side by side. When base rates differ between groups these criteria "
     "cannot in general all hold at once, so no single figure here is a verdict; the gate policy "
-    "decides which one matters. Brackets are {level:.0%} percentile bootstrap intervals from "
-    "{replicates} replicates (seed {seed}). Differences are max minus min over the reported "
-    "groups of a slice: a group with fewer than {min_cell} rows is private (only its n is shown) "
-    "and one with fewer than {min_positives} positives or {min_negatives} negatives is shown, "
+    "decides which one matters. Brackets are {bootstrap.confidence_level:.0%} percentile bootstrap "
+    "intervals from {bootstrap.replicates} replicates (seed {bootstrap.seed}). Differences are max "
+    "minus min over the reported groups of a slice: a group with fewer than {params.min_cell} rows "
+    "is private (only its n is shown) and one with fewer than {params.min_positives} positives or "
+    "{params.min_negatives} negatives is shown, "
     "marked insufficient evidence, and left out. ECE is biased upward in small groups by sampling "
     "noise alone."
 )
@@ -114,18 +113,16 @@ def write_fairness_report(report: FairnessReport, out_dir: Path) -> FairnessRepo
 
 def render_fairness_html(report: FairnessReport) -> str:
     """Return the report as one HTML document with its plots embedded."""
+    slices = [_slice_view(report, item) for item in report.slices]  # draws every plot
     return render_html(
         "fairness.html.j2",
         report=report,
         note=fairness_note(report),
         overview=_overview(report),
         rate_columns=_RATE_COLUMNS,
-        slices=[_slice_view(report, item) for item in report.slices],
+        slices=slices,
         left_out_heading=LEFT_OUT_HEADING,
-        left_out=[
-            [c.slice, c.group, c.status, count(c.n), count(c.n_pos), count(c.n_neg), c.reason]
-            for c in report.left_out
-        ],
+        left_out=_left_out_rows(report),
     )
 
 
@@ -144,15 +141,7 @@ def fairness_fragment(report: FairnessReport, page: str | None = None) -> str:
 
 def fairness_note(report: FairnessReport) -> str:
     """How to read the page: the criteria, the intervals and the one rule for small groups."""
-    info, params = report.bootstrap, report.params
-    return _NOTE.format(
-        level=info.confidence_level,
-        replicates=info.replicates,
-        seed=info.seed,
-        min_cell=params.min_cell,
-        min_positives=params.min_positives,
-        min_negatives=params.min_negatives,
-    )
+    return _NOTE.format(bootstrap=report.bootstrap, params=report.params)
 
 
 def _overview(report: FairnessReport) -> list[tuple[str, str]]:
@@ -170,6 +159,14 @@ def _overview(report: FairnessReport) -> list[tuple[str, str]]:
             "left out of summaries and gates)",
         ),
         (LEFT_OUT_HEADING, str(len(report.left_out))),
+    ]
+
+
+def _left_out_rows(report: FairnessReport) -> list[list[str]]:
+    """Slice, group, status, counts and reason of every group the summaries leave out."""
+    return [
+        [c.slice, c.group, c.status, count(c.n), count(c.n_pos), count(c.n_neg), c.reason]
+        for c in report.left_out
     ]
 
 
@@ -234,27 +231,6 @@ def _summary_rows(item: SliceReport) -> list[list[str]]:
 # --- plots ----------------------------------------------------------------------------------
 
 
-def _render(draw: Callable[[Figure], None], size: tuple[float, float]) -> bytes:
-    """Draw on a fresh Agg-backed figure and return PNG bytes (no pyplot state is touched)."""
-    # Imported here so that importing this module costs nothing and selects no backend.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
-    figure = Figure(figsize=size, dpi=90, layout="constrained")
-    FigureCanvasAgg(figure)
-    draw(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def _colours(n: int) -> list[Any]:
-    from matplotlib import colormaps  # noqa: PLC0415
-
-    cmap = colormaps["tab10" if n <= _TAB10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
 def _rates_figure(title: str, groups: list[GroupMetrics]) -> bytes:
     """Forest plot: one panel per rate, groups on the y axis, intervals as error bars."""
 
@@ -267,11 +243,11 @@ def _rates_figure(title: str, groups: list[GroupMetrics]) -> bytes:
         axes[0].invert_yaxis()
         figure.suptitle(f"Rates by group: {title}", fontsize=10)
 
-    return _render(draw, (12.0, 1.4 + 0.32 * len(groups)))
+    return render_png(draw, (12.0, 1.4 + 0.32 * len(groups)))
 
 
 def _forest(ax: Axes, groups: list[GroupMetrics], field: str) -> None:
-    colours = _colours(len(groups))
+    colours = group_colours(len(groups))
     for y, (group, colour) in enumerate(zip(groups, colours, strict=True)):
         value: Estimate | None = getattr(group, field)
         if value is None or value.value is None:
@@ -289,7 +265,7 @@ def _reliability_figure(title: str, groups: list[GroupMetrics]) -> bytes:
 
     def draw(figure: Figure) -> None:
         axes = figure.subplots(n_rows, n_cols, sharex=True, sharey=True, squeeze=False)
-        colours = _colours(len(groups))
+        colours = group_colours(len(groups))
         for index, ax in enumerate(axes.flat):
             if index >= len(groups):
                 ax.set_axis_off()
@@ -299,7 +275,7 @@ def _reliability_figure(title: str, groups: list[GroupMetrics]) -> bytes:
         figure.supylabel("observed positive rate", fontsize=9)
         figure.suptitle(f"Reliability: {title}", fontsize=10)
 
-    return _render(draw, (2.9 * n_cols + 0.6, 2.7 * n_rows + 0.7))
+    return render_png(draw, (2.9 * n_cols + 0.6, 2.7 * n_rows + 0.7))
 
 
 def _reliability_panel(ax: Axes, group: GroupMetrics, colour: Any) -> None:
@@ -332,7 +308,7 @@ def _scores_figure(title: str, groups: list[GroupMetrics], edges: tuple[float, .
     def draw(figure: Figure) -> None:
         ax = figure.subplots()
         width = edges[1] - edges[0]
-        for group, colour in zip(groups, _colours(len(groups)), strict=True):
+        for group, colour in zip(groups, group_colours(len(groups)), strict=True):
             if group.scores is None or group.n == 0:
                 continue
             density = [c / (group.n * width) for c in group.scores.histogram_counts]
@@ -341,4 +317,4 @@ def _scores_figure(title: str, groups: list[GroupMetrics], edges: tuple[float, .
         ax.set_title(f"Score distribution: {title}", fontsize=10)
         ax.legend(fontsize=7)
 
-    return _render(draw, (6.5, 4.0))
+    return render_png(draw, (6.5, 4.0))

@@ -2,13 +2,12 @@
 
 ``evenflow.assess.mitigation`` computes the table (one row per method: accuracy, AUC, parity and
 error-rate gaps with their intervals, per-group precision and recall); this module only writes it.
-The plot uses matplotlib's Agg canvas on a fresh ``Figure`` (no pyplot, no global backend switch)
+The plot is drawn by ``evenflow.reports.figures`` (Agg canvas, no pyplot, no global backend switch)
 and ``templates/mitigations.html.j2`` embeds it as base64 PNG, so the page opens offline.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
@@ -30,10 +29,12 @@ from evenflow.assess.mitigation import (
     tradeoff_columns,
 )
 from evenflow.io import atomic_path, write_json_atomic, write_text_atomic
+from evenflow.reports.figures import render_png
 from evenflow.reports.render import fixed, render_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +55,15 @@ def tradeoff_png(panels: Mapping[str, Sequence[PanelPoint]]) -> bytes:
 
     Error bars are the bootstrap intervals; a method without an interval is drawn without bars.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
     n = max(1, len(panels))
-    figure = Figure(figsize=(4.6 * n, 3.8), dpi=90, layout="constrained")
-    FigureCanvasAgg(figure)  # the Agg backend, for this figure only
-    axes = figure.subplots(1, n, squeeze=False)[0]
-    for ax, (column, points) in zip(axes, panels.items(), strict=False):
-        _panel(ax, column, points)
-    figure.suptitle("Mitigations: accuracy against demographic parity difference", fontsize=10)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+
+    def draw(figure: Figure) -> None:
+        axes = figure.subplots(1, n, squeeze=False)[0]
+        for ax, (column, points) in zip(axes, panels.items(), strict=False):
+            _panel(ax, column, points)
+        figure.suptitle("Mitigations: accuracy against demographic parity difference", fontsize=10)
+
+    return render_png(draw, (4.6 * n, 3.8))
 
 
 def _panel(ax: Axes, column: str, points: Sequence[PanelPoint]) -> None:

@@ -104,15 +104,12 @@ class DriftOverview(_Record):
 
     @classmethod
     def from_summary(cls, summary: DriftSummary) -> DriftOverview:
-        """Take the card's figures from an ``evenflow.assess.drift.DriftSummary``."""
-        return cls(
-            drifted_count=summary.drifted_count,
-            n_columns=len(summary.columns),
-            drifted_share=summary.drifted_share,
-            drift_share_threshold=summary.drift_share_threshold,
-            dataset_drift=summary.dataset_drift,
-            drifted_columns=summary.drifted_columns,
-        )
+        """Take the card's figures from an ``evenflow.assess.drift.DriftSummary``.
+
+        Every field but ``n_columns`` has the summary's name; ``n_columns`` counts its columns.
+        """
+        copied = {name: getattr(summary, name) for name in cls.model_fields if name != "n_columns"}
+        return cls(n_columns=len(summary.columns), **copied)
 
 
 class Lineage(_Record):

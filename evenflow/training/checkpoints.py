@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import xgboost as xgb
+from pydantic import Field
 
 from evenflow.config.run import ModelParams
 from evenflow.records import Record
@@ -21,20 +22,20 @@ CHECKPOINT_FILE = "checkpoint.ubj"
 _CHECKPOINT_ATTR = "evenflow_checkpoint"
 
 
-class Checkpoint(Record):
-    """What a checkpoint records beside the booster: where training was and how it judged."""
-
-    fingerprint: str
-    rounds: int
-    best_iteration: int
-    best_score: float
-    valid_auc: tuple[float, ...]
-
-
 def checkpoint_fingerprint(params: Mapping[str, Any], *parts: object) -> str:
     """Hash of what makes a checkpoint reusable: booster params, data, placement, stopping."""
     payload = json.dumps([dict(params), *parts], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class Checkpoint(Record):
+    """What a checkpoint records beside the booster: where training was and how it judged."""
+
+    fingerprint: str = Field(description="Hash of the training it belongs to (a resume checks it).")
+    rounds: int = Field(description="Rounds boosted when it was saved.")
+    best_iteration: int = Field(description="Early stopping's best round so far (0-based).")
+    best_score: float = Field(description="Valid AUC at that round.")
+    valid_auc: tuple[float, ...] = Field(description="Valid AUC after every round, first to last.")
 
 
 def load_checkpoint(path: Path, fingerprint: str) -> tuple[xgb.Booster, Checkpoint] | None:

@@ -18,11 +18,11 @@ from evenflow.errors import ConfigError
 from evenflow.io import atomic_path, write_parquet_atomic
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.training.cluster import live_workers, ranked_workers
+from evenflow.training.job import TrainingJob
 from evenflow.training.partitions import (
     LABEL,
     SCORE,
     WEIGHT,
-    SampleWeights,
     pinned_frame,
     read_partition,
 )
@@ -51,22 +51,14 @@ def lightgbm_params(model: ModelParams, threads: int) -> dict[str, Any]:
     }
 
 
-def train_lightgbm(
-    client: Client,
-    manifest: ShardManifest,
-    model: ModelParams,
-    threads_per_worker: int,
-    out_dir: Path,
-    *,
-    weights: SampleWeights | None = None,
-    keep_all_rounds: bool = False,
-) -> TrainingResult:
+def train_lightgbm(job: TrainingJob) -> TrainingResult:
     """Train ``lightgbm.dask`` on the pinned shards; keep the iteration with the best valid AUC.
 
     Early stopping is not safe in distributed LightGBM (each worker would judge on its own slice
     of valid), so all rounds are trained with valid as an eval set and the model is truncated at
     the best round afterwards: the same model early stopping would have chosen.
     """
+    client, manifest, model, weights = job.client, job.manifest, job.model, job.weights
     if model.device == "cuda":
         raise ConfigError("model.trainer 'lightgbm' runs on CPU here; use device cpu or auto")
     import lightgbm as lgb  # noqa: PLC0415  (only this trainer needs it)
@@ -74,7 +66,7 @@ def train_lightgbm(
     features = [f.name for f in manifest.features]
     train, placement = pinned_frame(client, manifest, "train", keep=[], weights=weights)
     valid, _ = pinned_frame(client, manifest, "valid", keep=[])
-    params = lightgbm_params(model, threads_per_worker)
+    params = lightgbm_params(model, job.threads_per_worker)
     classifier = lgb.DaskLGBMClassifier(client=client, **params)
     started = time.perf_counter()
     with _who_has_in_rank_order(client, ranked_workers(client)):
@@ -88,8 +80,8 @@ def train_lightgbm(
     seconds = time.perf_counter() - started
     full = lgb.Booster(model_str=classifier.booster_.model_to_string())
     aucs = _valid_auc_by_round(full, manifest)
-    best_rounds = len(aucs) if keep_all_rounds else _best_rounds(aucs)
-    model_path = out_dir / "model.txt"
+    best_rounds = len(aucs) if job.keep_all_rounds else _best_rounds(aucs)
+    model_path = job.out_dir / "model.txt"
     with atomic_path(model_path) as tmp:
         tmp.write_text(full.model_to_string(num_iteration=best_rounds), encoding="utf-8")
     local = lgb.Booster(model_file=str(model_path))
@@ -105,8 +97,8 @@ def train_lightgbm(
         best_iteration=best_rounds - 1,
         num_boosted_rounds=best_rounds,
         valid_auc=float(aucs[best_rounds - 1]),
-        predictions_path=_write_predictions(local, manifest, "test", out_dir),
-        valid_predictions_path=_write_predictions(local, manifest, "valid", out_dir),
+        predictions_path=_write_predictions(local, manifest, "test", job.out_dir),
+        valid_predictions_path=_write_predictions(local, manifest, "valid", job.out_dir),
         train_seconds=seconds,
     )
 

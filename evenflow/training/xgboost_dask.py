@@ -31,7 +31,8 @@ from evenflow.training.cluster import live_workers
 from evenflow.training.device import Device, resolve_device
 from evenflow.training.failures import WorkerLost
 from evenflow.training.faults import fault_callbacks
-from evenflow.training.partitions import LABEL, SCORE, WEIGHT, SampleWeights, pinned_frame
+from evenflow.training.job import TrainingJob
+from evenflow.training.partitions import LABEL, SCORE, WEIGHT, pinned_frame
 
 logger = logging.getLogger(__name__)
 
@@ -74,44 +75,29 @@ def booster_params(model: ModelParams, device: Device, threads: int) -> dict[str
 # --- surviving worker loss: checkpoints, resume, and which failures are worth a retry ------------
 
 
-def train_xgboost(
-    client: Client,
-    manifest: ShardManifest,
-    model: ModelParams,
-    threads_per_worker: int,
-    out_dir: Path,
-    *,
-    weights: SampleWeights | None = None,
-    keep_all_rounds: bool = False,
-) -> TrainingResult:
+def train_xgboost(job: TrainingJob) -> TrainingResult:
     """Train with early stopping on valid, save the booster, score the valid and test splits.
 
     Every ``model.checkpoint_every`` rounds the booster is saved to ``out_dir``; a later call
     with the same data and parameters (a retry after a lost worker) resumes from it.
     """
+    client, manifest, model, out_dir = job.client, job.manifest, job.model, job.out_dir
     device, reason = resolve_device(model.device)
     logger.info("training on %s (%s)", device, reason)
     client.forward_logging(PROGRESS_LOGGER, level=logging.INFO)
-    train, placement = pinned_frame(client, manifest, "train", keep=[], weights=weights)
-    params = booster_params(model, device, threads_per_worker)
+    train, placement = pinned_frame(client, manifest, "train", keep=[], weights=job.weights)
+    params = booster_params(model, device, job.threads_per_worker)
     n_workers = len(live_workers(client))
-    fingerprint = _fingerprint(
-        params, manifest, placement=placement, n_workers=n_workers, model=model, weights=weights
-    )
+    fingerprint = _fingerprint(job, params, placement=placement, n_workers=n_workers)
     started = time.perf_counter()
     booster_all, aucs, done_rounds = _boost(
-        client,
-        manifest,
-        model,
-        train=train,
-        params=params,
-        out_dir=out_dir,
-        fingerprint=fingerprint,
-        weights=weights,
+        job, train=train, params=params, fingerprint=fingerprint
     )
     seconds = time.perf_counter() - started
     best = (
-        booster_all.num_boosted_rounds() - 1 if keep_all_rounds else int(booster_all.best_iteration)
+        booster_all.num_boosted_rounds() - 1
+        if job.keep_all_rounds
+        else int(booster_all.best_iteration)
     )
     booster = booster_all[: best + 1]  # keep the early-stopped model only
     result = TrainingResult(
@@ -135,15 +121,10 @@ def train_xgboost(
 
 
 def _fingerprint(
-    params: dict[str, Any],
-    manifest: ShardManifest,
-    *,
-    placement: dict[str, int],
-    n_workers: int,
-    model: ModelParams,
-    weights: SampleWeights | None,
+    job: TrainingJob, params: dict[str, Any], *, placement: dict[str, int], n_workers: int
 ) -> str:
     """What makes a checkpoint reusable: booster params, data, placement, stopping, weights."""
+    manifest, model, weights = job.manifest, job.model, job.weights
     return checkpoint_fingerprint(
         params,
         manifest.data_md5,
@@ -157,21 +138,14 @@ def _fingerprint(
 
 
 def _boost(
-    client: Client,
-    manifest: ShardManifest,
-    model: ModelParams,
-    *,
-    train: Any,
-    params: dict[str, Any],
-    out_dir: Path,
-    fingerprint: str,
-    weights: SampleWeights | None,
+    job: TrainingJob, *, train: Any, params: dict[str, Any], fingerprint: str
 ) -> tuple[xgb.Booster, list[float], int]:
     """Boost the rounds still to do after this training's checkpoint, if there is one.
 
     Returns the booster, the valid AUC of every round and the round it resumed from.
     """
-    checkpoint = out_dir / CHECKPOINT_FILE
+    client, manifest, model = job.client, job.manifest, job.model
+    checkpoint = job.out_dir / CHECKPOINT_FILE
     resumed = load_checkpoint(checkpoint, fingerprint) if model.checkpoint_every else None
     start_booster, record = resumed if resumed is not None else (None, None)
     done_rounds = record.rounds if record is not None else 0
@@ -185,7 +159,7 @@ def _boost(
         client,
         train[features],
         train[LABEL],
-        weight=train[WEIGHT] if weights is not None else None,
+        weight=train[WEIGHT] if job.weights is not None else None,
         enable_categorical=True,
     )
     dvalid = dxgb.DaskQuantileDMatrix(

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from evenflow.assess import explain_plots as explain
 from evenflow.assess.attribution import BIAS, OTHER, sample_rows
 from evenflow.assess.explain import (
     GROUP_PLOT_NAME,
@@ -20,14 +19,14 @@ from evenflow.assess.explain import (
     explanation_summary,
     read_explanations,
     shap_values,
-    write_explanations,
 )
-from evenflow.assess.explain_plots import group_importance_plot, summary_plot
 from evenflow.assess.predictions import MISSING
 from evenflow.assess.proxy import proxy_check
 from evenflow.data.features import typed_features
 from evenflow.errors import DataError
 from evenflow.records import FeatureSpec
+from evenflow.reports import explanations as explain
+from evenflow.reports.explanations import group_importance_plot, summary_plot, write_explanations
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FEATURES = (
