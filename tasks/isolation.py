@@ -49,6 +49,15 @@ def exclusive(shared: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def project_lock(settings: EvenflowSettings, name: str) -> Iterator[None]:
+    """Hold a named lock of the project (e.g. registering one model: look up, then register)."""
+    folder = settings.state_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / f"{name}.lock"):
+        yield
+
+
 def published(shared: Path, kind: type[_R]) -> _R | None:
     """The result a run published in ``shared``, or None if none did."""
     record = shared / RESULT_FILE

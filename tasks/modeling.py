@@ -31,7 +31,7 @@ from evenflow.training.failures import is_infrastructure_failure
 from evenflow.usecases import register
 from evenflow.usecases import train as pipeline
 from tasks.caching import ContentCache, code_parts, digest, stage_dir
-from tasks.isolation import exclusive, publish, published, run_work_dir
+from tasks.isolation import exclusive, project_lock, publish, published, run_work_dir
 from tasks.progress import stage
 
 # The core module each cached stage calls: its import closure is the code in the stage's key.
@@ -355,7 +355,11 @@ def register_model(
     (and a version that failed its gates fails this run the same way). ``force`` registers anyway.
     """
     manifest = evidence[0]
-    with stage("register", f"model '{params.dataset.name}'") as done:
+    # One registration of a model at a time in a project: two runs of one build register once.
+    with (
+        stage("register", f"model '{params.dataset.name}'") as done,
+        project_lock(settings, f"register-{params.dataset.name}"),
+    ):
         code = lineage.code_version(settings.code_root)
         tags = lineage.lineage_tags(
             manifest.data_md5, code, params.params_hash(), str(flow_run.get_id())
