@@ -1,7 +1,7 @@
 """What explanations are made of: SHAP's bias column, a feature's importance, a seeded row sample.
 
 Shared by the SHAP summary (:mod:`evenflow.assess.explain`), the proxy check
-(:mod:`evenflow.assess.proxy`) and the plots (:mod:`evenflow.assess.explain_plots`).
+(:mod:`evenflow.assess.proxy`) and the plots (:mod:`evenflow.reports.explanations`).
 """
 
 from __future__ import annotations

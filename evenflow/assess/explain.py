@@ -3,15 +3,13 @@
 SHAP values come from ``Booster.predict(..., pred_contribs=True)``: the same numbers as the
 ``shap`` package's TreeExplainer at the same cost, without its import. They are in margin units
 (log-odds for a logistic objective), and each row's values plus ``bias`` sum to the row's margin.
-The proxy check lives in :mod:`evenflow.assess.proxy`, the plots in
-:mod:`evenflow.assess.explain_plots`.
+The proxy check lives in :mod:`evenflow.assess.proxy`; the files (JSON and plots) are written by
+:mod:`evenflow.reports.explanations`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,14 +19,10 @@ import xgboost as xgb
 from pydantic import Field
 
 from evenflow.assess.attribution import BIAS, OTHER, FeatureImportance
-from evenflow.assess.explain_plots import group_importance_plot, summary_plot
 from evenflow.assess.predictions import MISSING
 from evenflow.assess.proxy import ProxyResult
 from evenflow.errors import DataError
-from evenflow.io import write_json_atomic
 from evenflow.records import Record
-
-logger = logging.getLogger(__name__)
 
 JSON_NAME = "explanations.json"
 SUMMARY_PLOT_NAME = "shap_summary.png"
@@ -196,43 +190,6 @@ def _group_importance(column: str, values: pd.DataFrame, keys: pd.Series) -> lis
     ]
 
 
-# --- files ----------------------------------------------------------------------------------
-
-
-def write_explanations(
-    shap: pd.DataFrame,
-    features: pd.DataFrame,
-    summary: ExplanationSummary,
-    proxies: Mapping[str, ProxyResult],
-    out_dir: Path,
-    *,
-    top_k: int = 15,
-    seed: int = 0,
-) -> ExplanationFiles:
-    """Write ``explanations.json`` (summary + proxy check) and the two PNGs, each atomically.
-
-    Args:
-        shap: Output of :func:`shap_values` (drawn in the summary plot, not written).
-        features: The explained rows.
-        summary: Output of :func:`explanation_summary`.
-        proxies: Output of :func:`proxy_check`.
-        out_dir: Folder for the three files (created if missing).
-        top_k: Features drawn in the plots.
-        seed: Seed of the plot's row subsample.
-
-    Returns:
-        Where the files are.
-    """
-    document = Explanations(summary=summary, proxies=dict(proxies))
-    json_path = write_json_atomic(out_dir / JSON_NAME, document.model_dump(mode="json"))
-    summary_path = summary_plot(shap, features, out_dir / SUMMARY_PLOT_NAME, top_k, seed)
-    group_path = group_importance_plot(summary, out_dir / GROUP_PLOT_NAME, min(top_k, 10))
-    logger.info("explanations written to %s", out_dir)
-    return ExplanationFiles(
-        json_path=json_path, summary_plot_path=summary_path, group_plot_path=group_path
-    )
-
-
 def read_explanations(path: Path) -> Explanations:
-    """Read back an ``explanations.json`` written by :func:`write_explanations`."""
+    """Read back an ``explanations.json`` (written by ``evenflow.reports.explanations``)."""
     return Explanations.model_validate(json.loads(path.read_text(encoding="utf-8")))

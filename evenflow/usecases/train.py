@@ -39,6 +39,7 @@ from evenflow.io import write_json_atomic, write_parquet_atomic, write_text_atom
 from evenflow.records import EvalReport, ShardManifest, TrainingResult
 from evenflow.registry import layout
 from evenflow.registry import store as registry
+from evenflow.reports.explanations import write_explanations
 from evenflow.reports.fairness_html import write_fairness_report
 from evenflow.reports.mitigation_html import TradeoffFiles, write_tradeoff
 from evenflow.serving import load_booster
@@ -220,7 +221,7 @@ def explain_model(
     train = sample_split(manifest, "train", params.explain.proxy_rows, columns, seed)
     others = [f for f in manifest.features if f.name not in manifest.sensitive]
     proxies = proxy.proxy_check(typed_features(train, others), train[sensitive], seed)
-    return explain.write_explanations(
+    return write_explanations(
         shap, features, summary, proxies, out_dir / layout.EXPLANATIONS_DIR, seed=seed
     )
 
