@@ -15,7 +15,7 @@ import httpx
 import pytest
 from distributed import Client
 from mlflow import MlflowClient
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
@@ -56,7 +56,11 @@ def test_flow_runs_against_the_server_stack(
     # One local worker if the external cluster were ignored; the stack has two.
     params = sample_params(adult_sample_path, cluster__n_workers=1)
 
-    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+    prefect_api = {
+        PREFECT_API_URL: env["PREFECT_API_URL"],
+        PREFECT_API_AUTH_STRING: env["PREFECT_API_AUTH_STRING"],
+    }
+    with temporary_settings(updates=prefect_api):
         version = train_and_register(params)
 
     # Through the authenticated MLflow server (artifacts proxied by it)
@@ -107,10 +111,16 @@ def test_flow_runs_against_the_server_stack(
 
     # The flow run lives in the Prefect server, on PostgreSQL
     flow_run_id = run.data.tags["evenflow.flow_run_id"]
-    response = httpx.get(f"{env['PREFECT_API_URL']}/flow_runs/{flow_run_id}", timeout=10)
+    user, password = env["PREFECT_API_AUTH_STRING"].split(":", 1)
+    admin = (user, password)
+    response = httpx.get(
+        f"{env['PREFECT_API_URL']}/flow_runs/{flow_run_id}", auth=admin, timeout=10
+    )
     assert response.status_code == 200, response.text
     assert response.json()["state_type"] == "COMPLETED"
-    flow = httpx.get(f"{env['PREFECT_API_URL']}/flows/{response.json()['flow_id']}", timeout=10)
+    flow = httpx.get(
+        f"{env['PREFECT_API_URL']}/flows/{response.json()['flow_id']}", auth=admin, timeout=10
+    )
     assert flow.json()["name"] == "train-and-register"
     [(state_type,)] = _query(
         server_stack,
