@@ -103,7 +103,7 @@ def get_run_logger_safe() -> logging.Logger | logging.LoggerAdapter[logging.Logg
     ),
     persist_result=True,
     retries=TRAIN_RETRIES,
-    retry_delay_seconds=1,
+    retry_delay_seconds=[2, 10],  # backoff: a loaded machine gets time to settle
     retry_condition_fn=retry_on_infrastructure,
 )
 def train_model(

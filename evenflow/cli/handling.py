@@ -54,11 +54,23 @@ def handled(command: Callable[_P, None]) -> Callable[_P, None]:
         except Exception as exc:  # the last line of defence: one line, and a log file
             log = _keep_traceback(exc)
             first = (str(exc).splitlines() or [""])[0][:300]
-            typer.echo(f"error: unexpected {type(exc).__name__}: {first}", err=True)
+            typer.echo(f"error: {_what_failed(exc)} {type(exc).__name__}: {first}", err=True)
             typer.echo(f"  - the traceback is in {log}; --verbose prints it here", err=True)
             raise typer.Exit(code=PLATFORM_FAILED_EXIT) from None
 
     return run
+
+
+def _what_failed(exc: Exception) -> str:
+    """Name a failure of the cluster as such (retried already), anything else as unexpected."""
+    from evenflow.training.failures import is_infrastructure_failure  # Dask: on failure only
+
+    if is_infrastructure_failure(exc):
+        return (
+            "the Dask cluster failed after retries (a lost worker or peer; the machine may be "
+            "overloaded: run again, or with fewer workers, --workers 1):"
+        )
+    return "unexpected"
 
 
 def report(exc: EvenflowError) -> None:
