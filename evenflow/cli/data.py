@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evenflow.cli.environment import run_flow, settings
+from evenflow.cli.environment import run_flow, servers_answer, settings
 from evenflow.cli.options import (
     FLAGS_SOURCE,
     ModelRefOption,
@@ -84,6 +84,7 @@ def score(
         **({} if chunk_rows is None else {"chunk_rows": chunk_rows}),
     }
     params = ScoreParams.from_mapping(flags, FLAGS_SOURCE)
+    servers_answer()
     from flows.score import score_batch
 
     result = run_flow(score_batch, params)
@@ -127,6 +128,7 @@ def monitor(
         if config
         else MonitorParams.from_mapping(given, source=FLAGS_SOURCE)
     )
+    servers_answer()
     from flows.monitor import monitor_batch
 
     report = run_flow(monitor_batch, params)

@@ -18,6 +18,7 @@ import typer
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError
 from evenflow.ops.leftovers import sweep
+from evenflow.ops.servers import check_servers
 
 #: The logger of the cache policy (tasks/caching.py): one line per cached stage saying why it re-ran.
 CACHE_LOGGER = "evenflow.cache"
@@ -55,6 +56,15 @@ def prepare(settings: EvenflowSettings) -> None:
 def settings() -> EvenflowSettings:
     """The settings a command runs with: from the environment prepared by :func:`prepare`."""
     return EvenflowSettings()
+
+
+def servers_answer() -> None:
+    """The servers named in the settings answer: asked before a flow is imported (seconds).
+
+    Importing a flow loads the whole stack (tens of seconds on a busy machine); a server that is
+    down should be named before that, not after minutes of its client's retries.
+    """
+    check_servers(settings())
 
 
 def run_flow(flow: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:

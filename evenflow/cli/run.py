@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evenflow.cli.environment import run_flow, settings
+from evenflow.cli.environment import run_flow, servers_answer, settings
 from evenflow.cli.options import (
     FLAGS_SOURCE,
     DataOption,
@@ -63,6 +63,7 @@ def run(
     flags = {"target": target, "positive_label": positive_label, "sensitive": sensitive}
     params = _run_params(config, data, {**flags, "name": name}, overrides)
     preflight.check_run(params)
+    servers_answer()
     from flows.train_and_register import train_and_register
 
     version = run_flow(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import xgboost as xgb
 from typer.testing import CliRunner
 
 from evenflow.cli.handling import VERBOSE_ENV, handled
+from evenflow.cli.main import app
 from evenflow.errors import DataError, InfrastructureError
 
 RUNNER = CliRunner()
@@ -63,3 +66,38 @@ def test_an_unexpected_error_keeps_its_traceback_in_a_log_file(
     monkeypatch.setenv(VERBOSE_ENV, "1")
     verbose = RUNNER.invoke(app_raising(RuntimeError("boom")), [])
     assert "Traceback" in verbose.output and "RuntimeError: boom" in verbose.output
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("EVENFLOW_TRACKING_URI", "http://127.0.0.1:{port}", "the MLflow tracking server"),
+        ("PREFECT_API_URL", "http://127.0.0.1:{port}/api", "the Prefect API"),
+        ("EVENFLOW_DASK_ADDRESS", "tcp://127.0.0.1:{port}", "the Dask scheduler"),
+    ],
+)
+def test_a_server_that_does_not_answer_is_named_in_seconds(
+    variable: str,
+    value: str,
+    named: str,
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = tmp_path / "t.csv"
+    data.write_text("x,y,s\n" + "".join(f"{i},{i % 2},{'ab'[i % 4 // 2]}\n" for i in range(40)))
+    monkeypatch.setenv(variable, value.format(port=closed_port()))
+    flags = ["--target", "y", "--positive-label", "1", "--sensitive", "s"]
+    started = time.perf_counter()
+    result = RUNNER.invoke(app, ["run", "--data", str(data), *flags])
+    assert result.exit_code == 3, result.output
+    [line] = errors(result.output)
+    assert named in line and variable in line
+    assert time.perf_counter() - started < 10
+    assert not (project / "mlruns").exists()
