@@ -15,6 +15,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
+from evenflow.cli.handling import VERBOSE_ENV
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError
 from evenflow.ops.leftovers import sweep
@@ -68,16 +69,18 @@ def servers_answer() -> None:
 
 
 def run_flow(flow: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    """Run a flow with the engine's tracebacks of our own errors hidden: the CLI states them.
+    """Run a flow with the engine's failure reports cut to one line: the CLI states the error.
 
-    The local Prefect API is started first, one process at a time per project. Prefect configures logging when it is imported, that is once the
-    command imports its flow; the filter goes on the handlers it installed.
+    The local Prefect API is started first, one process at a time per project. Prefect configures
+    logging when it is imported, that is once the command imports its flow; the filter goes on the
+    handlers it installed. The whole traceback goes to the log file the CLI names.
     """
     from evenflow.cli.local_api import ensure_local_api
 
     ensure_local_api(settings())
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_NoTracebackForKnownErrors())
+    if os.environ.get(VERBOSE_ENV) != "1":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_OneLineFailures())
     return flow(*args, **kwargs)
 
 
@@ -91,8 +94,23 @@ def _show_cache_reasons() -> None:
     logging.getLogger(CACHE_LOGGER).setLevel(logging.INFO)
 
 
-class _NoTracebackForKnownErrors(logging.Filter):
-    """Drop the engine's traceback records for our own errors: the CLI states them in plain words."""
+class _OneLineFailures(logging.Filter):
+    """The engine's failure records without tracebacks, each cut to its first line.
+
+    Our own errors are dropped (the CLI states them in plain words); any other failure keeps one
+    line on the console, the CLI's error line names the log file with the whole traceback.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], EvenflowError))
+        if record.exc_info and isinstance(record.exc_info[1], EvenflowError):
+            return False
+        record.exc_info, record.exc_text = None, None
+        message = record.getMessage()
+        first = message.splitlines()[0] if message else message
+        if len(first) > _LINE_LIMIT or first != message:
+            record.msg, record.args = first[:_LINE_LIMIT] + " …", None
+        return True
+
+
+#: A console line of a failure, at most (an exception's text can run to pages).
+_LINE_LIMIT = 200

@@ -10,8 +10,10 @@ names it and the log file that holds its traceback; ``--verbose`` prints the tra
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -31,6 +33,7 @@ CHECK_FAILED = {"evenflow.usecases.monitor": "DriftDetected"}
 BAD_INPUT_EXIT = 2
 CHECK_FAILED_EXIT = 1
 PLATFORM_FAILED_EXIT = 3
+_FIRST_LINE = 300  # characters of an unexpected error's message on the console
 #: Set by ``evenflow --verbose``: tracebacks are printed as well as kept.
 VERBOSE_ENV = "EVENFLOW_VERBOSE"
 
@@ -53,8 +56,7 @@ def handled(command: Callable[_P, None]) -> Callable[_P, None]:
             raise
         except Exception as exc:  # the last line of defence: one line, and a log file
             log = _keep_traceback(exc)
-            first = (str(exc).splitlines() or [""])[0][:300]
-            typer.echo(f"error: {_what_failed(exc)} {type(exc).__name__}: {first}", err=True)
+            typer.echo(f"error: {_what_failed(exc)}", err=True)
             typer.echo(f"  - the traceback is in {log}; --verbose prints it here", err=True)
             raise typer.Exit(code=PLATFORM_FAILED_EXIT) from None
 
@@ -62,15 +64,37 @@ def handled(command: Callable[_P, None]) -> Callable[_P, None]:
 
 
 def _what_failed(exc: Exception) -> str:
-    """Name a failure of the cluster as such (retried already), anything else as unexpected."""
+    """Name a full disk and a failure of the cluster (retried already); the rest is unexpected."""
     from evenflow.training.failures import is_infrastructure_failure  # Dask: on failure only
 
+    full = _disk_full(exc)
+    if full is not None:
+        return (
+            f"no space left on device writing {full}: free some (`df -h {full.parent}`) and run "
+            "again; nothing half-written was kept"
+        )
+    first = (str(exc).splitlines() or [""])[0][:_FIRST_LINE]
     if is_infrastructure_failure(exc):
         return (
             "the Dask cluster failed after retries (a lost worker or peer; the machine may be "
-            "overloaded: run again, or with fewer workers, --workers 1):"
+            f"overloaded: run again, or with fewer workers, --workers 1): {first}"
         )
-    return "unexpected"
+    return f"unexpected {type(exc).__name__}: {first}"
+
+
+def _disk_full(exc: BaseException) -> Path | None:
+    """Where the disk filled up, if it did: ENOSPC anywhere in the chain.
+
+    ``shutil.copytree`` gathers its failures as ``(source, destination, message)`` triples.
+    """
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, shutil.Error) and f"[Errno {errno.ENOSPC}]" in str(current):
+            return Path(current.args[0][0][1]).parent
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return Path(str(current.filename or "."))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def report(exc: EvenflowError) -> None:
