@@ -12,13 +12,12 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from evenflow.config.settings import EvenflowSettings
 from evenflow.ops import owners
 from evenflow.ops.leftovers import END_REASON_TAG
-from tests.conftest import sample_params
+from tests.flows.conftest import run_config
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +37,13 @@ def _wait_for(predicate: object, log: Path, what: str) -> None:
 def test_a_run_killed_mid_training_is_closed_by_the_next_command(
     project: Path, adult_sample_path: Path, tmp_path: Path
 ) -> None:
-    params = sample_params(
+    config = run_config(
+        tmp_path,
         adult_sample_path,
         model__num_boost_round=10000,
         model__early_stopping_rounds=10000,
         model__learning_rate=0.001,
     )
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(params.model_dump(mode="json")), encoding="utf-8")
     log = tmp_path / "run.log"
     settings = EvenflowSettings()
     with log.open("wb") as out:

@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from evenflow.config.settings import EvenflowSettings
-from tests.conftest import sample_params
+from tests.flows.conftest import run_config
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +28,14 @@ def test_three_runs_of_the_same_data_at_once(
     project: Path, adult_sample_path: Path, tmp_path: Path
 ) -> None:
     # Long enough (hundreds of rounds) that the three trainings overlap; checkpoints often.
-    params = sample_params(
+    config = run_config(
+        tmp_path,
         adult_sample_path,
         model__num_boost_round=600,
         model__early_stopping_rounds=600,
         model__learning_rate=0.02,
         model__checkpoint_every=5,
     )
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(params.model_dump(mode="json")), encoding="utf-8")
     logs = [tmp_path / f"run-{i}.log" for i in range(RUNS)]
     runs = []
     for log in logs:
@@ -61,8 +59,8 @@ def test_three_runs_of_the_same_data_at_once(
     registered = [out for out in outputs if "registered adult version 1 as 'candidate'" in out]
     said_so = [out for out in outputs if "nothing new: adult version 1 already holds" in out]
     assert (len(registered), len(said_so)) == (1, RUNS - 1), "\n\n".join(outputs)
-    runs_logged = client.search_runs(
-        [client.get_experiment_by_name("adult").experiment_id], "attributes.status = 'FINISHED'"
-    )
+    experiment = client.get_experiment_by_name("adult")
+    assert experiment is not None
+    runs_logged = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
     assert len(runs_logged) == RUNS
     assert len({r.data.metrics["valid_auc"] for r in runs_logged}) == 1

@@ -59,6 +59,8 @@ def test_a_full_disk_is_named_in_one_line_and_nothing_half_written_is_kept(
     assert max(len(text) for text in result.stderr.splitlines()) < 400
     assert not [p for p in tiny_data_folder.rglob("*") if ".tmp" in p.name]
     client = MlflowClient(EvenflowSettings().tracking_uri)
-    [run] = client.search_runs([client.get_experiment_by_name("adult_sample").experiment_id])
+    experiment = client.get_experiment_by_name("adult_sample")
+    assert experiment is not None
+    [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FAILED"
     assert client.search_registered_models() == []

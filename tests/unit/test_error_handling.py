@@ -74,22 +74,19 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "named"),
-    [
-        ("EVENFLOW_TRACKING_URI", "http://127.0.0.1:{port}", "the MLflow tracking server"),
-        ("PREFECT_API_URL", "http://127.0.0.1:{port}/api", "the Prefect API"),
-        ("EVENFLOW_DASK_ADDRESS", "tcp://127.0.0.1:{port}", "the Dask scheduler"),
-    ],
-)
+#: A server variable → the address it is pointed at (a closed port) and how the error names it.
+SERVERS = {
+    "EVENFLOW_TRACKING_URI": ("http://127.0.0.1:{port}", "the MLflow tracking server"),
+    "PREFECT_API_URL": ("http://127.0.0.1:{port}/api", "the Prefect API"),
+    "EVENFLOW_DASK_ADDRESS": ("tcp://127.0.0.1:{port}", "the Dask scheduler"),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(SERVERS))
 def test_a_server_that_does_not_answer_is_named_in_seconds(
-    variable: str,
-    value: str,
-    named: str,
-    project: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    variable: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    value, named = SERVERS[variable]
     data = tmp_path / "t.csv"
     data.write_text("x,y,s\n" + "".join(f"{i},{i % 2},{'ab'[i % 4 // 2]}\n" for i in range(40)))
     monkeypatch.setenv(variable, value.format(port=closed_port()))
