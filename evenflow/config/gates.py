@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from evenflow.config.fairness import JOIN, refuse_retired_key
+from evenflow.config.fairness import JOIN
+from evenflow.config.fields import Share, ShareOrNone, refuse_retired_key
+from evenflow.records import Record
 
 MAX_SUMMARIES = (
     "demographic_parity_difference",
@@ -32,25 +34,17 @@ RegressionMetric = Literal["recall", "precision"]
 REGRESSION_METRICS: tuple[RegressionMetric, ...] = ("recall", "precision")
 
 
-class GatePolicy(BaseModel):
+class GatePolicy(Record):
     """What a model must meet to become a candidate."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_auc: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="Lowest acceptable overall ROC AUC on test."
-    )
-    min_auc_lower_bound: float | None = Field(
+    min_auc: Share = Field(default=0.5, description="Lowest acceptable overall ROC AUC on test.")
+    min_auc_lower_bound: ShareOrNone = Field(
         default=0.5,
-        ge=0.0,
-        le=1.0,
         description="The lower bound of the AUC's bootstrap interval must exceed this; None "
         "disables the clause.",
     )
-    max_auc_below_baseline: float | None = Field(
+    max_auc_below_baseline: ShareOrNone = Field(
         default=0.01,
-        ge=0.0,
-        le=1.0,
         description="Largest margin by which the AUC may fall below the logistic-regression "
         "baseline's (fitted on the same rows); None disables the clause.",
     )
@@ -82,10 +76,8 @@ class GatePolicy(BaseModel):
             "'race*sex'. None: every single sensitive column of the report."
         ),
     )
-    non_regression_margin: float = Field(
+    non_regression_margin: Share = Field(
         default=0.02,
-        ge=0.0,
-        le=1.0,
         description="Largest drop of a group's metric below the champion's that is accepted.",
     )
     non_regression_metrics: tuple[RegressionMetric, ...] = Field(

@@ -6,14 +6,14 @@ constraints; an unsupported choice is refused here, in words that name the suppo
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
+from evenflow.config.fields import Parallelism, PositiveShare, RngSeed
 from evenflow.records import Record
 
 # Fairness mitigations and what Fairlearn 0.15 supports for each.
-METHODS = ("none", "reweighing", "threshold", "reductions")
 Method = Literal["none", "reweighing", "threshold", "reductions"]
 Constraint = Literal[
     "demographic_parity",
@@ -31,26 +31,11 @@ Objective = Literal[
     "true_positive_rate",
     "true_negative_rate",
 ]
-# What Fairlearn 0.15 supports: ThresholdOptimizer's constraints, ExponentiatedGradient's moments.
-THRESHOLD_CONSTRAINTS = frozenset(
-    {
-        "demographic_parity",
-        "equalized_odds",
-        "true_positive_rate_parity",
-        "false_positive_rate_parity",
-        "true_negative_rate_parity",
-        "false_negative_rate_parity",
-    }
-)
-REDUCTIONS_CONSTRAINTS = frozenset(
-    {
-        "demographic_parity",
-        "equalized_odds",
-        "true_positive_rate_parity",
-        "false_positive_rate_parity",
-        "error_rate_parity",
-    }
-)
+# What Fairlearn 0.15 supports: ThresholdOptimizer's constraints (all but error_rate_parity),
+# ExponentiatedGradient's moments (no negative-rate parities).
+CONSTRAINTS: frozenset[str] = frozenset(get_args(Constraint))
+THRESHOLD_CONSTRAINTS = CONSTRAINTS - {"error_rate_parity"}
+REDUCTIONS_CONSTRAINTS = CONSTRAINTS - {"true_negative_rate_parity", "false_negative_rate_parity"}
 EQUALIZED_ODDS_OBJECTIVES = frozenset({"accuracy_score", "balanced_accuracy_score"})
 
 
@@ -81,44 +66,30 @@ class MitigationParams(Record):
             "accuracy_score and balanced_accuracy_score."
         ),
     )
-    threshold_grid_size: int = Field(
+    threshold_grid_size: Annotated[int, Field(ge=10, le=100_000)] = Field(
         default=1000,
-        ge=10,
-        le=100_000,
         description="Grid over the constraint metric that ThresholdOptimizer searches.",
     )
-    reductions_max_rows: int = Field(
+    reductions_max_rows: Annotated[int, Field(ge=100, le=2_000_000)] = Field(
         default=20_000,
-        ge=100,
-        le=2_000_000,
         description="Training rows sampled for ExponentiatedGradient (it runs on one node).",
     )
-    reductions_eps: float = Field(
-        default=0.01,
-        gt=0.0,
-        le=1.0,
-        description="ExponentiatedGradient's allowed constraint violation (eps).",
+    reductions_eps: PositiveShare = Field(
+        default=0.01, description="ExponentiatedGradient's allowed constraint violation (eps)."
     )
     reductions_max_iter: int = Field(
         default=50, ge=1, le=1000, description="ExponentiatedGradient iterations at most."
     )
-    reductions_n_estimators: int = Field(
+    reductions_n_estimators: Annotated[int, Field(ge=1, le=5000)] = Field(
         default=100,
-        ge=1,
-        le=5000,
         description="Boosting rounds of each inner XGBClassifier (one is trained per iteration).",
     )
-    reductions_threads: int = Field(
+    reductions_threads: Parallelism = Field(
         default=1,
-        ge=1,
-        le=256,
         description="Threads per inner XGBClassifier fit; more only pays on large row samples.",
     )
-    seed: int = Field(
-        default=0,
-        ge=0,
-        le=2**32 - 1,
-        description="Seed of the reductions row sample and of randomised decisions.",
+    seed: RngSeed = Field(
+        default=0, description="Seed of the reductions row sample and of randomised decisions."
     )
 
     @model_validator(mode="after")

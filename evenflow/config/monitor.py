@@ -16,15 +16,15 @@ or above its threshold, as Evidently decides it:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from evenflow.config.run import _deep_merge, _describe_validation_error, _read_yaml
+from evenflow.config.fields import Distance, Name, Seed, Share
+from evenflow.config.loading import YamlParams, canonical_hash
 from evenflow.errors import ConfigError
+from evenflow.records import Record
 
 Statistic = Literal["wasserstein", "psi", "jensenshannon"]
 CategoricalStatistic = Literal["psi", "jensenshannon"]
@@ -32,22 +32,13 @@ CategoricalStatistic = Literal["psi", "jensenshannon"]
 DEFAULT_ALIAS = "champion"
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DriftThresholds(_Params):
+class DriftThresholds(Record):
     """The threshold of each statistic: a column whose value reaches it has drifted."""
 
-    wasserstein: float = Field(
-        default=0.1,
-        gt=0.0,
-        le=10.0,
-        description="Normed Wasserstein distance (in reference standard deviations).",
+    wasserstein: Distance = Field(
+        default=0.1, description="Normed Wasserstein distance (in reference standard deviations)."
     )
-    psi: float = Field(
-        default=0.2, gt=0.0, le=10.0, description="Population stability index (0.2: significant)."
-    )
+    psi: Distance = Field(default=0.2, description="Population stability index (0.2: significant).")
     jensenshannon: float = Field(
         default=0.1, gt=0.0, le=1.0, description="Jensen-Shannon distance (natural log)."
     )
@@ -58,7 +49,7 @@ class DriftThresholds(_Params):
         return value
 
 
-class DriftPolicy(_Params):
+class DriftPolicy(Record):
     """How drift is measured and how much of it a batch may show before the run fails."""
 
     numeric_statistic: Statistic = Field(
@@ -78,20 +69,16 @@ class DriftPolicy(_Params):
         default=(),
         description="Feature columns left out of the drift checks (named in the report).",
     )
-    max_drifted_share: float = Field(
+    max_drifted_share: Share = Field(
         default=0.1,
-        ge=0.0,
-        le=1.0,
         description="Largest share of checked columns that may drift; above it the run fails "
         "(0 fails on any drifted column).",
     )
     prediction_statistic: Statistic = Field(
         default="psi", description="Statistic comparing the model's scores on batch and reference."
     )
-    max_prediction_drift: float = Field(
+    max_prediction_drift: Distance = Field(
         default=0.2,
-        gt=0.0,
-        le=10.0,
         description="Prediction drift at or above this value fails the run "
         "(in units of prediction_statistic).",
     )
@@ -102,7 +89,7 @@ class DriftPolicy(_Params):
         description="Rows sampled from each side (batch, reference) before drift and scoring; "
         "None uses every row.",
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the row samples.")
+    seed: Seed = Field(default=0, description="Seed of the row samples.")
 
     @model_validator(mode="after")
     def _positive_column_thresholds(self) -> DriftPolicy:
@@ -128,12 +115,14 @@ def parse_model_ref(text: str) -> tuple[str, str]:
     return name, alias or DEFAULT_ALIAS
 
 
-class MonitorParams(_Params):
+class MonitorParams(YamlParams):
     """Everything that defines a monitoring run of one batch against one registered model."""
 
-    dataset: str = Field(
-        description="Dataset name: names the expectation suite and the monitoring experiment.",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    WHAT: ClassVar[str] = "monitoring configuration"
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("data", "retrain_config")
+
+    dataset: Name = Field(
+        description="Dataset name: names the expectation suite and the monitoring experiment."
     )
     data: Path = Field(description="The new batch: CSV (optionally compressed) or Parquet.")
     model: str | None = Field(
@@ -167,25 +156,4 @@ class MonitorParams(_Params):
         """Hash of the canonical JSON of these parameters (the batch path is not part of it)."""
         payload = self.model_dump(mode="json")
         payload.pop("data")
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    @classmethod
-    def from_yaml(cls, path: Path, overrides: dict[str, Any] | None = None) -> MonitorParams:
-        """Load from YAML; relative ``data`` and ``retrain_config`` resolve against its folder."""
-        raw = _read_yaml(path)
-        for key in ("data", "retrain_config"):
-            if isinstance(raw.get(key), str):
-                raw[key] = str((path.parent / raw[key]).resolve())
-        return cls.from_mapping(_deep_merge(raw, overrides or {}), source=str(path))
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], source: str = "parameters") -> MonitorParams:
-        """Validate a nested mapping, turning pydantic's errors into one readable message."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            message = _describe_validation_error(exc, source)
-            raise ConfigError(
-                message.replace("run configuration", "monitoring configuration")
-            ) from None
+        return canonical_hash(payload)

@@ -6,18 +6,27 @@ A run is described by one YAML file (``RunParams.from_yaml``) and can be overrid
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from evenflow.config.fairness import FairnessParams, refuse_retired_key
+from evenflow.config.fairness import FairnessParams
+from evenflow.config.fields import (
+    BatchRows,
+    ColumnName,
+    ColumnNames,
+    Name,
+    NonNegative,
+    Parallelism,
+    PositiveShare,
+    ScoreCut,
+    Seed,
+    refuse_retired_key,
+)
 from evenflow.config.gates import GatePolicy
+from evenflow.config.loading import YamlParams, canonical_hash, deep_merge
 from evenflow.config.mitigation import MitigationParams
-from evenflow.errors import ConfigError
 from evenflow.records import Record
 
 BUILTIN_EXAMPLE = Path(__file__).parents[1] / "examples" / "adult" / "adult.yaml"
@@ -26,14 +35,13 @@ BUILTIN_EXAMPLE = Path(__file__).parents[1] / "examples" / "adult" / "adult.yaml
 class DatasetSpec(Record):
     """What the data is: where it lives, what to predict and which columns are sensitive."""
 
-    name: str = Field(
-        description="Dataset name: names the expectation suite, MLflow experiment and model.",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+    name: Name = Field(
+        description="Dataset name: names the expectation suite, MLflow experiment and model."
     )
     path: Path = Field(description="CSV (optionally gzip-compressed) or Parquet file to train on.")
-    target: str = Field(description="Column holding the label.", min_length=1)
+    target: ColumnName = Field(description="Column holding the label.")
     positive_label: str = Field(description="Value of the target column that counts as positive.")
-    sensitive: tuple[str, ...] = Field(
+    sensitive: ColumnNames = Field(
         description="Sensitive columns: fairness is reported for each and their intersections.",
         min_length=1,
     )
@@ -41,7 +49,7 @@ class DatasetSpec(Record):
         default=None,
         description="Column with the dataset's own split (train/valid/test); rows are hashed if unset.",
     )
-    drop_columns: tuple[str, ...] = Field(
+    drop_columns: ColumnNames = Field(
         default=(), description="Columns that are neither features nor label (ids, leakage)."
     )
     group_column: str | None = Field(
@@ -58,10 +66,8 @@ class DatasetSpec(Record):
         default=True,
         description="Train on the sensitive columns too. Dropping them does not remove their signal.",
     )
-    chunk_rows: int = Field(
+    chunk_rows: BatchRows = Field(
         default=1_000_000,
-        ge=1_000,
-        le=100_000_000,
         description="Rows of a parquet batch held at once while it is validated and sharded.",
     )
     validation_workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
@@ -69,13 +75,6 @@ class DatasetSpec(Record):
         description="Processes validating a parquet batch's chunks in parallel (1 to 64); auto: "
         "one per CPU this process may use. Each holds one chunk.",
     )
-
-    @field_validator("sensitive", "drop_columns", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @model_validator(mode="after")
     def _target_is_not_sensitive(self) -> DatasetSpec:
@@ -129,7 +128,7 @@ class SplitParams(Record):
         default=0.15, gt=0.0, lt=0.5, description="Share of rows in valid."
     )
     test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5, description="Share of rows in test.")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Salt of the row hash.")
+    seed: Seed = Field(default=0, description="Salt of the row hash.")
 
 
 class ShardParams(Record):
@@ -141,8 +140,8 @@ class ShardParams(Record):
 class ClusterParams(Record):
     """The local Dask cluster started when no scheduler address is configured."""
 
-    n_workers: int = Field(default=2, ge=1, le=256, description="Dask worker processes.")
-    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Threads per worker.")
+    n_workers: Parallelism = Field(default=2, description="Dask worker processes.")
+    threads_per_worker: Parallelism = Field(default=1, description="Threads per worker.")
 
 
 class ModelParams(Record):
@@ -160,17 +159,17 @@ class ModelParams(Record):
     early_stopping_rounds: int = Field(
         default=50, ge=1, le=10_000, description="Stop after this many rounds without valid gain."
     )
-    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0, description="Shrinkage (eta).")
+    learning_rate: PositiveShare = Field(default=0.05, description="Shrinkage (eta).")
     max_depth: int = Field(default=6, ge=1, le=32, description="Maximum tree depth.")
-    min_child_weight: float = Field(default=1.0, ge=0.0, description="Minimum hessian in a leaf.")
-    subsample: float = Field(default=0.9, gt=0.0, le=1.0, description="Row sampling per tree.")
-    colsample_bytree: float = Field(default=0.8, gt=0.0, le=1.0, description="Column sampling.")
-    reg_lambda: float = Field(default=1.0, ge=0.0, description="L2 regularisation.")
+    min_child_weight: NonNegative = Field(default=1.0, description="Minimum hessian in a leaf.")
+    subsample: PositiveShare = Field(default=0.9, description="Row sampling per tree.")
+    colsample_bytree: PositiveShare = Field(default=0.8, description="Column sampling.")
+    reg_lambda: NonNegative = Field(default=1.0, description="L2 regularisation.")
     max_cat_to_onehot: int = Field(
         default=4, ge=1, le=1024, description="Categories at or below this use one-hot splits."
     )
     max_bin: int = Field(default=256, ge=2, le=4096, description="Histogram bins per feature.")
-    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Random seed of the booster.")
+    seed: Seed = Field(default=42, description="Random seed of the booster.")
     checkpoint_every: int = Field(
         default=50,
         ge=0,
@@ -185,7 +184,7 @@ class ModelParams(Record):
 class EvalParams(Record):
     """How the test split is evaluated."""
 
-    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="Score cut for a positive.")
+    threshold: ScoreCut = Field(default=0.5, description="Score cut for a positive.")
 
     @model_validator(mode="before")
     @classmethod
@@ -221,7 +220,7 @@ class ExplainParams(Record):
     proxy_rows: int = Field(
         default=20_000, ge=500, le=5_000_000, description="Train rows for the proxy check."
     )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of both row samples.")
+    seed: Seed = Field(default=0, description="Seed of both row samples.")
 
 
 class ModelCardParams(Record):
@@ -237,8 +236,10 @@ class ModelCardParams(Record):
     )
 
 
-class RunParams(Record):
+class RunParams(YamlParams):
     """Everything that defines a training run; its hash is the run's ``params_hash``."""
+
+    PATH_KEYS: ClassVar[tuple[str, ...]] = ("dataset.path",)
 
     dataset: DatasetSpec = Field(description="The data to train on.")
     split: SplitParams = Field(default_factory=SplitParams, description="Row split.")
@@ -302,75 +303,20 @@ class RunParams(Record):
             data = {**data, "fairness": {**fairness, "threshold": threshold}}
         return data
 
-    @classmethod
-    def from_yaml(cls, path: Path, overrides: dict[str, Any] | None = None) -> RunParams:
-        """Load a run from YAML; relative data paths are resolved against the YAML's folder."""
-        raw = _read_yaml(path)
-        dataset = raw.get("dataset")
-        if isinstance(dataset, dict) and "path" in dataset:
-            dataset["path"] = str((path.parent / str(dataset["path"])).resolve())
-        return cls.from_mapping(_deep_merge(raw, overrides or {}), source=str(path))
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], source: str = "parameters") -> RunParams:
-        """Validate a nested mapping, turning pydantic's errors into one readable message."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError(_describe_validation_error(exc, source)) from None
-
     def with_overrides(self, overrides: dict[str, Any]) -> RunParams:
         """Return a copy with nested overrides (e.g. from CLI flags) applied and validated."""
         current = self.model_dump(mode="json")
         current["fairness"].pop("threshold")  # derived from evaluation.threshold
-        merged = _deep_merge(current, overrides)
+        merged = deep_merge(current, overrides)
         return RunParams.from_mapping(merged, source="command-line flags")
 
     def params_hash(self) -> str:
         """Hash of the canonical JSON of these parameters (the data path is not part of it)."""
         payload = self.model_dump(mode="json")
         payload["dataset"].pop("path")
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(payload)
 
 
 def builtin_example() -> RunParams:
     """The run that ``evenflow run`` makes with no arguments: UCI Adult, as shipped."""
     return RunParams.from_yaml(BUILTIN_EXAMPLE)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: run configuration file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping at the top level, got {type(loaded).__name__}"
-        )
-    return loaded
-
-
-def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _describe_validation_error(exc: ValidationError, source: str) -> str:
-    problems = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{key}'")
-        elif error["type"] == "missing":
-            problems.append(f"missing key '{key}'")
-        else:
-            problems.append(f"'{key}': {error['msg']}")
-    return f"{source}: invalid run configuration: " + "; ".join(problems)

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from evenflow.config.fields import NAME_PATTERN, BatchRows
+from evenflow.config.loading import canonical_hash
 from evenflow.config.monitor import DEFAULT_ALIAS
 from evenflow.errors import ConfigError
+from evenflow.records import Record
 
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _OUTPUT_SUFFIXES = (".csv.gz", ".csv", ".parquet", ".pq")
 
 
-class ScoreParams(BaseModel):
+class ScoreParams(Record):
     """One batch scoring run: which file, which model (by alias) and where the predictions go."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     data: Path = Field(description="CSV (optionally gzip-compressed) or Parquet file to score.")
     out: Path = Field(
@@ -28,18 +26,16 @@ class ScoreParams(BaseModel):
     )
     name: str = Field(
         default="",
-        pattern=rf"^({_NAME})?$",
+        pattern=rf"^({NAME_PATTERN})?$",
         description="Dataset name: its contract (expectations/NAME.json); default: data file stem.",
     )
     model: str = Field(
         default="",
-        pattern=rf"^({_NAME}(@[A-Za-z0-9_-]{{1,64}})?)?$",
+        pattern=rf"^({NAME_PATTERN}(@[A-Za-z0-9_-]{{1,64}})?)?$",
         description="Registered model as NAME or NAME@ALIAS; default: the dataset name @champion.",
     )
-    chunk_rows: int = Field(
+    chunk_rows: BatchRows = Field(
         default=1_000_000,
-        ge=1_000,
-        le=100_000_000,
         description="Rows read, checked and scored at a time; the results do not depend on it.",
     )
 
@@ -96,8 +92,7 @@ class ScoreParams(BaseModel):
         Paths are left out, as for training runs, and so is the chunk size: it changes no result.
         """
         payload = {"name": self.name, "model": self.model_name, "alias": self.alias}
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(payload)
 
 
 def output_format(out: Path) -> Literal["csv", "parquet"]:

@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from evenflow.config.fields import Name
+from evenflow.config.loading import read_yaml
 from evenflow.errors import ConfigError
+from evenflow.records import Record
 
 CODE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = CODE_ROOT / "infra" / "prefect.yaml"
@@ -29,10 +31,8 @@ DEFAULT_FILE = CODE_ROOT / "infra" / "prefect.yaml"
 ScheduleCheck = Callable[[str, str | None], None]
 
 
-class ScheduleSpec(BaseModel):
+class ScheduleSpec(Record):
     """One cron schedule of a deployment (Prefect 3's ``schedules:`` entry)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     cron: str = Field(description="Cron string, e.g. '0 3 * * 1' (Mondays at 03:00).")
     timezone: str | None = Field(default=None, description="IANA time zone (default: UTC).")
@@ -40,12 +40,10 @@ class ScheduleSpec(BaseModel):
     active: bool = Field(default=True, description="Whether the schedule creates runs.")
 
 
-class DeploymentSpec(BaseModel):
+class DeploymentSpec(Record):
     """One entry of ``deployments:`` as serving reads it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Deployment name.")
+    name: Name = Field(description="Deployment name.")
     entrypoint: str = Field(description="path/to/file.py:flow_function, relative to the checkout.")
     description: str | None = None
     version: str | None = None
@@ -71,10 +69,10 @@ class DeploymentSpec(BaseModel):
         return split_entrypoint(self.entrypoint)[1]
 
 
-class ProjectFile(BaseModel):
+class ProjectFile(Record):
     """The ``prefect.yaml`` file: project name, Prefect version, steps and deployments."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     name: str
     prefect_version: str | None = Field(default=None, alias="prefect-version")
@@ -91,12 +89,7 @@ def read_project(path: Path, check_schedule: ScheduleCheck | None = None) -> Pro
         ConfigError: the file is missing, not YAML, or an entry is invalid; the message names
             the file, the deployment and the key.
     """
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: deployments file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path, "deployments file")
     try:
         project = ProjectFile.model_validate(raw)
     except ValidationError as exc:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from evenflow.config.fields import Parallelism
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import StackError
+from evenflow.records import Record
 
 #: Service names, shared with ``infra/docker-compose.yml`` (PostgreSQL is external here).
 SERVICES = ("postgres", "mlflow", "prefect", "dask-scheduler", "dask-worker")
@@ -21,11 +24,11 @@ ARTIFACTS_DIR = "mlartifacts"
 #: Experiments' artifacts go through the tracking server (``--serve-artifacts``).
 PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 
+Port = Annotated[int, Field(ge=1, le=65535)]
 
-class StackConfig(BaseModel):
+
+class StackConfig(Record):
     """Where the stack keeps its state, which PostgreSQL backs it and which ports it listens on."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     state_dir: Path = Field(description="Logs, pid files, env and artifacts (.evenflow/stack).")
     postgres_url: str = Field(
@@ -39,17 +42,17 @@ class StackConfig(BaseModel):
         description="Databases PREFIX_mlflow, PREFIX_mlflow_auth and PREFIX_prefect.",
     )
     host: str = Field(default="127.0.0.1", description="Interface the services bind to.")
-    mlflow_port: int = Field(default=5000, ge=1, le=65535, description="MLflow tracking server.")
-    prefect_port: int = Field(default=4200, ge=1, le=65535, description="Prefect server API.")
-    dask_port: int = Field(default=8786, ge=1, le=65535, description="Dask scheduler.")
-    dask_http_port: int = Field(
-        default=8787, ge=1, le=65535, description="Dask scheduler's HTTP server (/health, metrics)."
+    mlflow_port: Port = Field(default=5000, description="MLflow tracking server.")
+    prefect_port: Port = Field(default=4200, description="Prefect server API.")
+    dask_port: Port = Field(default=8786, description="Dask scheduler.")
+    dask_http_port: Port = Field(
+        default=8787, description="Dask scheduler's HTTP server (/health, metrics)."
     )
-    worker_port: int = Field(
-        default=8790, ge=1, le=65535, description="First Dask worker; worker i uses this + i - 1."
+    worker_port: Port = Field(
+        default=8790, description="First Dask worker; worker i uses this + i - 1."
     )
     n_workers: int = Field(default=2, ge=1, le=64, description="Dask worker processes.")
-    threads_per_worker: int = Field(default=1, ge=1, le=256, description="Threads per worker.")
+    threads_per_worker: Parallelism = Field(default=1, description="Threads per worker.")
     health_timeout_s: float = Field(
         default=180.0, gt=0, le=3600, description="How long to wait for every service."
     )
