@@ -62,7 +62,13 @@ def run(
     )
     flags = {"target": target, "positive_label": positive_label, "sensitive": sensitive}
     params = _run_params(config, data, {**flags, "name": name}, overrides)
-    preflight.check_run(params)
+    columns = preflight.check_run(params)
+    for column in preflight.unmarked_personal(params, columns):
+        typer.echo(
+            f"warning: column '{column}' looks like personal data: list it in "
+            "dataset.personal_columns to keep it out of features, shards, predictions and logs",
+            err=True,
+        )
     servers_answer()
     from flows.train_and_register import train_and_register
 

@@ -52,6 +52,12 @@ class DatasetSpec(Record):
     drop_columns: ColumnNames = Field(
         default=(), description="Columns that are neither features nor label (ids, leakage)."
     )
+    personal_columns: ColumnNames = Field(
+        default=(),
+        description="Columns holding personal data (names, national ids, contact details): never "
+        "features, never in the shards, the contract's value checks, predictions or logs; only "
+        "their presence is checked.",
+    )
     group_column: str | None = Field(
         default=None,
         description="Column naming the person or entity behind each row: all rows of one entity "
@@ -106,9 +112,21 @@ class DatasetSpec(Record):
             )
         return self
 
+    @model_validator(mode="after")
+    def _personal_is_not_a_role(self) -> DatasetSpec:
+        roles = {self.target, *self.sensitive}
+        roles.update(c for c in (self.split_column, self.group_column, self.time_column) if c)
+        clash = roles & set(self.personal_columns)
+        if clash:
+            raise ValueError(
+                f"column(s) {sorted(clash)} cannot be personal columns: the run needs their "
+                "values (target, sensitive, split, group or time column)"
+            )
+        return self
+
     def not_features(self) -> set[str]:
         """Columns that never feed the model: target, split, group and time columns, drops."""
-        excluded = {self.target, *self.drop_columns}
+        excluded = {self.target, *self.drop_columns, *self.personal_columns}
         excluded.update(c for c in (self.split_column, self.group_column, self.time_column) if c)
         if not self.sensitive_as_features:
             excluded.update(self.sensitive)
@@ -314,6 +332,8 @@ class RunParams(YamlParams):
         """Hash of the canonical JSON of these parameters (the data path is not part of it)."""
         payload = self.model_dump(mode="json")
         payload["dataset"].pop("path")
+        if not payload["dataset"]["personal_columns"]:  # added later: old runs keep their hash
+            payload["dataset"].pop("personal_columns")
         return canonical_hash(payload)
 
 

@@ -7,6 +7,7 @@ are read here; the contract check proper is Great Expectations' job later.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +59,40 @@ def check_dataset(spec: DatasetSpec) -> tuple[str, ...]:
     return columns
 
 
+#: Column names that usually hold personal data, as whole words of a column's name.
+_PERSONAL_WORDS = frozenset(
+    {
+        "ssn",
+        "email",
+        "mail",
+        "phone",
+        "mobile",
+        "name",
+        "firstname",
+        "lastname",
+        "surname",
+        "address",
+        "street",
+        "zip",
+        "postcode",
+        "passport",
+        "iban",
+        "dob",
+        "birthdate",
+    }
+)
+
+
+def personal_suspects(spec: DatasetSpec, columns: tuple[str, ...]) -> list[str]:
+    """Columns whose name suggests personal data but that the run does not mark as such."""
+    marked = {*spec.personal_columns, *spec.drop_columns}
+    return [
+        name
+        for name in columns
+        if name not in marked and _PERSONAL_WORDS & set(re.split(r"[^a-z]+", name.lower()))
+    ]
+
+
 def _check_roles(spec: DatasetSpec, columns: tuple[str, ...]) -> None:
     roles = {
         "target": (spec.target,),
@@ -66,6 +101,7 @@ def _check_roles(spec: DatasetSpec, columns: tuple[str, ...]) -> None:
         "group_column": (spec.group_column,) if spec.group_column else (),
         "time_column": (spec.time_column,) if spec.time_column else (),
         "drop_columns": spec.drop_columns,
+        "personal_columns": spec.personal_columns,
     }
     present = set(columns)
     for role, names in roles.items():

@@ -77,6 +77,10 @@ def infer_suite_from_chunks(chunks: Iterable[pd.DataFrame], spec: DatasetSpec) -
     _require_positive_label(labels, spec)
     expectations = [*_table_expectations(table)]
     for name, facts in table.columns.items():
+        if name in spec.personal_columns:
+            # Personal data: its presence is checked, its values are never written down.
+            expectations.append(_expectation("expect_column_to_exist", column=str(name)))
+            continue
         expectations.extend(_column_expectations(facts, is_target=name == spec.target))
     expectations.extend(_label_expectations(spec, labels))
     draft = {"name": spec.name, "expectations": expectations, "meta": _suite_meta(table, spec)}
@@ -396,6 +400,7 @@ def _suite_meta(table: _TableFacts, spec: DatasetSpec) -> dict[str, Any]:
             "target": spec.target,
             "positive_label": spec.positive_label,
             "sensitive": list(spec.sensitive),
+            "personal_columns": list(spec.personal_columns),
             "inferred_from_rows": table.rows,
             "note": "Starter suite inferred by evenflow.contracts.suite.infer_suite: edit it to state "
             "the data contract.",

@@ -8,7 +8,7 @@ stays cheap: it reads only the file's header (CSV) or schema (Parquet).
 from __future__ import annotations
 
 from evenflow.config.run import RunParams
-from evenflow.contracts.preflight import check_dataset
+from evenflow.contracts.preflight import check_dataset, personal_suspects
 
 
 def check_run(params: RunParams) -> tuple[str, ...]:
@@ -18,3 +18,8 @@ def check_run(params: RunParams) -> tuple[str, ...]:
         DataError: naming the file, the role and the missing columns.
     """
     return check_dataset(params.dataset)
+
+
+def unmarked_personal(params: RunParams, columns: tuple[str, ...]) -> list[str]:
+    """Columns named like personal data (ssn, email, phone, name, address...) left unmarked."""
+    return personal_suspects(params.dataset, columns)

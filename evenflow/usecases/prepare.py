@@ -108,8 +108,9 @@ def shard_and_version(
     plan = plan_split(spec, params.evaluation, batch.n_rows, cuts)
     shard_dir = shard_directory(settings, params, batch)
     # Streamed: one chunk of rows is held at a time (a CSV arrives as one chunk).
+    personal = list(spec.personal_columns)  # never written to the shards
     written = write_shard_chunks(
-        iter_chunks(spec.path, spec.chunk_rows),
+        (chunk.drop(columns=personal) for chunk in iter_chunks(spec.path, spec.chunk_rows)),
         spec,
         params.split,
         params.shards,
