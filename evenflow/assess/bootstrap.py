@@ -10,12 +10,11 @@ import warnings
 from collections.abc import Iterator
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from evenflow.assess.arrays import FloatArray, UInt8Array
 
 
-def _poisson_table(bits: int = 16) -> npt.NDArray[np.uint8]:
+def _poisson_table(bits: int = 16) -> UInt8Array:
     """Poisson(1) by inverse CDF on a ``bits``-bit grid.
 
     A uniform draw ``u`` has weight ``table[u]``, the number of CDF points (rounded to the grid)
@@ -40,7 +39,7 @@ def block_sizes(total: int, block: int) -> Iterator[int]:
         yield min(block, total - start)
 
 
-def poisson_weights(rng: np.random.Generator, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+def poisson_weights(rng: np.random.Generator, shape: tuple[int, int]) -> UInt8Array:
     """Poisson(1) weights by a 16-bit inverse-CDF table (many times faster than ``rng.poisson``).
 
     Each 64-bit draw gives four weights, one table lookup each.

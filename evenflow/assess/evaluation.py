@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from evenflow.assess.arrays import BoolArray, FloatArray, IntArray, UInt8Array
 from evenflow.assess.bootstrap import block_sizes, percentile_interval, poisson_weights
+from evenflow.assess.fairness import BootstrapInfo
 from evenflow.assess.group_metrics import (
     group_metrics,
     outcome_counts,
@@ -57,20 +59,11 @@ GROUPS_FILE = "groups.json"
 # The metrics reported with a bootstrap interval, as <name>, <name>_low, <name>_high.
 HEADLINE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "brier", "log_loss", "ece")
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-
 
 def confusion_counts(
     label: ArrayLike, score: ArrayLike, threshold: float, decision: ArrayLike | None = None
 ) -> dict[str, int]:
-    """Count true/false positives/negatives at ``threshold``.
-
-    Args:
-        label: True labels, 0 or 1.
-        score: Probability of the positive class.
-        threshold: Scores at or above it are predicted positive.
-        decision: The 0/1 decisions actually made, when they are not ``score >= threshold``.
+    """Count true/false positives/negatives at ``threshold`` (arguments as :func:`binary_metrics`).
 
     Returns:
         ``{"tp", "fp", "tn", "fn"}`` as Python ints (JSON- and pydantic-friendly).
@@ -149,21 +142,19 @@ def evaluate(
     predictions: pd.DataFrame,
     sensitive: Sequence[str],
     params: EvalParams,
-    fairness: FairnessParams | None = None,
+    fairness: FairnessParams,
 ) -> tuple[dict[str, float], dict[str, int], pd.DataFrame]:
     """Overall metrics (headline ones with intervals), confusion counts and group table (no files).
 
-    ``fairness`` gives the small-group rule and the bootstrap; None uses ``FairnessParams``'
-    defaults at ``params.threshold`` (and says so in the log).
+    ``fairness`` (the run's) gives the small-group rule and the bootstrap of the intervals.
     """
     require_columns(predictions, [LABEL_COLUMN, SCORE_COLUMN, *sensitive])
-    rule = _rule(params, fairness)
     label, score = predictions[LABEL_COLUMN], predictions[SCORE_COLUMN]
     decision = predictions.get(DECISION_COLUMN)
     metrics = binary_metrics(label, score, params.threshold, decision)
-    metrics.update(headline_metrics(label, score, decision, params.threshold, rule))
+    metrics.update(headline_metrics(label, score, decision, params.threshold, fairness))
     confusion = confusion_counts(label, score, params.threshold, decision)
-    groups = group_metrics(predictions, sensitive, params.threshold, rule)
+    groups = group_metrics(predictions, sensitive, params.threshold, fairness)
     return metrics, confusion, groups
 
 
@@ -174,8 +165,8 @@ def write_evaluation(
     out_dir: Path,
     *,
     predictions_path: Path,
+    fairness: FairnessParams,
     report_dir: Path | None = None,
-    fairness: FairnessParams | None = None,
 ) -> EvalReport:
     """Evaluate the test predictions and write ``metrics.json`` and ``groups.json`` atomically.
 
@@ -185,37 +176,29 @@ def write_evaluation(
         params: The decision threshold.
         out_dir: Folder for the two JSON files (created if missing).
         predictions_path: Where ``predictions`` was read from; recorded for lineage.
-        report_dir: Folder of reports to log with the run; ``out_dir`` if not given.
         fairness: The run's fairness parameters: the small-group rule and the bootstrap of the
-            headline intervals. None uses their defaults (pass the run's own).
+            headline intervals.
+        report_dir: Folder of reports to log with the run; ``out_dir`` if not given.
 
     Returns:
         The ``EvalReport`` record pointing at the files; its ``metrics`` hold each headline
         metric with ``<name>_low`` / ``<name>_high``.
     """
-    rule = _rule(params, fairness)
-    metrics, confusion, groups = evaluate(predictions, sensitive, params, rule)
+    metrics, confusion, groups = evaluate(predictions, sensitive, params, fairness)
     write_json_atomic(
         out_dir / METRICS_FILE,
         {
             "threshold": params.threshold,
-            "small_groups": {
-                "min_cell": rule.min_cell,
-                "min_positives": rule.min_positives,
-                "min_negatives": rule.min_negatives,
-            },
-            "bootstrap": {
-                "replicates": rule.n_bootstrap,
-                "confidence_level": rule.confidence_level,
-                "seed": rule.seed,
-                "method": "Poisson(1) row weights, percentile intervals",
-            },
+            "small_groups": fairness.model_dump(
+                include={"min_cell", "min_positives", "min_negatives"}
+            ),
+            "bootstrap": BootstrapInfo.of(fairness).model_dump(mode="json"),
             "metrics": json_safe(metrics),
             "confusion_matrix": confusion,
         },
     )
     groups_path = write_json_atomic(out_dir / GROUPS_FILE, groups_to_records(groups))
-    _log_left_out(groups, rule)
+    _log_left_out(groups, fairness)
     return EvalReport(
         metrics=metrics,
         confusion_matrix=confusion,
@@ -262,17 +245,6 @@ def _log_left_out(groups: pd.DataFrame, rule: FairnessParams) -> None:
         logger.info("group %s=%s (%d rows): %s", row.column, row.group, row.n, reason)
 
 
-def _rule(params: EvalParams, fairness: FairnessParams | None) -> FairnessParams:
-    """The fairness parameters to use; their defaults (at the evaluation threshold) if not given."""
-    if fairness is not None:
-        return fairness
-    logger.warning(
-        "evaluation without fairness parameters: the small-group rule and the headline intervals "
-        "use FairnessParams' defaults"
-    )
-    return FairnessParams(threshold=params.threshold)
-
-
 # --- headline intervals ----------------------------------------------------------------------
 
 # Weights held in memory at once (replicates x rows); results depend on it only through the order
@@ -283,7 +255,7 @@ _ROW_CHUNK = 1 << 16
 _TP, _FP, _FN, _TN, _SQ_ERR, _LOSS, _RESIDUAL = range(7)
 
 
-def _row_losses(label: NDArray[np.int64], score: FloatArray) -> FloatArray:
+def _row_losses(label: IntArray, score: FloatArray) -> FloatArray:
     """Per-row log loss, clipped as scikit-learn clips (each class probability to [eps, 1-eps])."""
     eps = np.finfo(np.float64).eps
     positive = np.log(np.clip(score, eps, 1 - eps))
@@ -291,7 +263,7 @@ def _row_losses(label: NDArray[np.int64], score: FloatArray) -> FloatArray:
     return -np.where(label == 1, positive, negative)
 
 
-def _ece(label: NDArray[np.int64], score: FloatArray, n_bins: int) -> float:
+def _ece(label: IntArray, score: FloatArray, n_bins: int) -> float:
     """Expected calibration error over equal-width bins (as the fairness report computes it)."""
     bins = bin_index(score, n_bins)
     residual = np.bincount(bins, weights=score - label, minlength=n_bins)
@@ -299,7 +271,7 @@ def _ece(label: NDArray[np.int64], score: FloatArray, n_bins: int) -> float:
 
 
 def _headline_points(
-    label: NDArray[np.int64], score: FloatArray, predicted: NDArray[np.bool_], n_bins: int
+    label: IntArray, score: FloatArray, predicted: BoolArray, n_bins: int
 ) -> dict[str, float]:
     counts = outcome_counts(label, predicted)
     points = rates_of(counts)
@@ -325,7 +297,7 @@ def _row_chunks(score: FloatArray, bins: IntArray, target: int) -> list[tuple[in
 
 def _weight_blocks(
     chunks: Sequence[tuple[int, int]], params: FairnessParams
-) -> Iterator[tuple[int, int, int, NDArray[np.uint8]]]:
+) -> Iterator[tuple[int, int, int, UInt8Array]]:
     """Poisson(1) weights, block by block: (first replicate, rows start, rows stop, weights).
 
     The seeded stream is cut the same way for the same chunks, so a replicate's weights can be
@@ -342,9 +314,9 @@ def _weight_blocks(
 
 
 def _headline_replicates(
-    label: NDArray[np.int64],
+    label: IntArray,
     score: FloatArray,
-    predicted: NDArray[np.bool_],
+    predicted: BoolArray,
     params: FairnessParams,
 ) -> dict[str, FloatArray]:
     """Every headline metric per bootstrap replicate, shape (n_bootstrap,) each.
@@ -389,9 +361,7 @@ def _headline_replicates(
     return _headline_from_sums(sums, residual, auc_sum)
 
 
-def _pairs_below(
-    weights: NDArray[np.uint8], is_positive: NDArray[np.uint8], score: FloatArray
-) -> FloatArray:
+def _pairs_below(weights: UInt8Array, is_positive: UInt8Array, score: FloatArray) -> FloatArray:
     """Weighted pairs (positive above negative) within sorted rows, per replicate.
 
     Sum over positives of weight x (weight of lower-scored negatives + half the weight of tied

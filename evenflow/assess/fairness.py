@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from pydantic import Field
 
+from evenflow.assess.arrays import FloatArray, IntArray, ObjectArray
 from evenflow.assess.bootstrap import percentile_interval
 from evenflow.assess.fairness_tally import (
     GROUP_METRICS,
@@ -52,9 +52,6 @@ from evenflow.config.fairness import FairnessParams
 from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 class Estimate(Record):
@@ -125,6 +122,11 @@ class LeftOut(Record):
     rows: int
 
 
+def _between(definition: str) -> Any:
+    """An optional between-group summary field; its definition goes into the JSON schema."""
+    return Field(default=None, description=definition)
+
+
 class SliceSummary(Record):
     """Between-group summaries over the reported groups of a slice (max - min, or min/max)."""
 
@@ -135,14 +137,14 @@ class SliceSummary(Record):
         description="Per status (private, insufficient): groups and rows left out of summaries."
     )
     note: str | None = None
-    demographic_parity_difference: Disparity | None = None
-    demographic_parity_ratio: Disparity | None = None
-    equalized_odds_difference: Disparity | None = None
-    equal_opportunity_difference: Disparity | None = None
-    false_positive_rate_difference: Disparity | None = None
-    predictive_parity_difference: Disparity | None = None
-    calibration_gap: Disparity | None = None
-    base_rate_difference: Disparity | None = None
+    demographic_parity_difference: Disparity | None = _between("Max - min selection rate.")
+    demographic_parity_ratio: Disparity | None = _between("Min / max selection rate.")
+    equalized_odds_difference: Disparity | None = _between("The larger of the TPR, FPR gaps.")
+    equal_opportunity_difference: Disparity | None = _between("Max - min true positive rate.")
+    false_positive_rate_difference: Disparity | None = _between("Max - min false positive rate.")
+    predictive_parity_difference: Disparity | None = _between("Max - min precision.")
+    calibration_gap: Disparity | None = _between("Max - min expected calibration error.")
+    base_rate_difference: Disparity | None = _between("Max - min base rate (of the data).")
 
 
 class SliceReport(Record):
@@ -166,6 +168,14 @@ class LeftOutCell(Record):
     n_neg: int | None
     reason: str
 
+    @classmethod
+    def of(cls, slice_name: str, group: GroupMetrics) -> LeftOutCell:
+        """The group's values, status and counts as it reported them, named with its slice."""
+        shared = group.model_dump(include={"values", "status", "n", "n_pos", "n_neg"})
+        return cls(
+            slice=slice_name, group=group.name, reason=group.reason or group.status, **shared
+        )
+
 
 class BootstrapInfo(Record):
     """How the intervals were made."""
@@ -174,6 +184,15 @@ class BootstrapInfo(Record):
     confidence_level: float
     seed: int
     method: str = "Poisson(1) row weights, percentile intervals"
+
+    @classmethod
+    def of(cls, params: FairnessParams) -> BootstrapInfo:
+        """The bootstrap that ``params`` asks for."""
+        return cls(
+            replicates=params.n_bootstrap,
+            confidence_level=params.confidence_level,
+            seed=params.seed,
+        )
 
 
 class FairnessReport(Record):
@@ -246,11 +265,7 @@ def fairness_report(
         n_neg=int(data.keys.size) - n_pos,
         calibration_edges=bin_edges(params.calibration_bins),
         histogram_edges=bin_edges(params.histogram_bins),
-        bootstrap=BootstrapInfo(
-            replicates=params.n_bootstrap,
-            confidence_level=params.confidence_level,
-            seed=params.seed,
-        ),
+        bootstrap=BootstrapInfo.of(params),
         overall=reports[0].groups[0],
         slices=tuple(reports[1:]),
         left_out=tuple(_left_out_cells(reports)),
@@ -265,9 +280,7 @@ def report_to_json(report: FairnessReport) -> dict[str, Any]:
 # --- summaries ------------------------------------------------------------------------------
 
 
-def _left_out_counts(
-    point: dict[str, FloatArray], status: npt.NDArray[np.object_]
-) -> dict[str, Any]:
+def _left_out_counts(point: dict[str, FloatArray], status: ObjectArray) -> dict[str, Any]:
     """Groups and rows compared, and left out per status: nothing disappears uncounted."""
     rows = point["n"][0]
     left_out = tuple(
@@ -286,7 +299,7 @@ def _summary(
     item: Slice,
     point: dict[str, FloatArray],
     replicates: dict[str, FloatArray] | None,
-    status: npt.NDArray[np.object_],
+    status: ObjectArray,
     level: float,
 ) -> SliceSummary:
     kept = np.asarray(status == REPORTED, dtype=np.bool_)
@@ -342,7 +355,7 @@ class _SliceResult:
     item: Slice
     point: dict[str, FloatArray]
     intervals: dict[str, tuple[FloatArray, FloatArray]] | None
-    status: npt.NDArray[np.object_]
+    status: ObjectArray
     histograms: IntArray
     quantiles: FloatArray
 
@@ -455,13 +468,4 @@ def _left_out_cells(slices: list[SliceReport]) -> Iterator[LeftOutCell]:
     for item in slices[1:]:
         for group in item.groups:
             if group.status != REPORTED:
-                yield LeftOutCell(
-                    slice=item.name,
-                    group=group.name,
-                    values=group.values,
-                    status=group.status,
-                    n=group.n,
-                    n_pos=group.n_pos,
-                    n_neg=group.n_neg,
-                    reason=group.reason or group.status,
-                )
+                yield LeftOutCell.of(item.name, group)

@@ -12,9 +12,9 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from evenflow.assess.arrays import BoolArray, FloatArray, IntArray
 from evenflow.assess.bootstrap import block_sizes, poisson_weights
 from evenflow.assess.group_rates import RATE_METRICS, bin_index, rates_from_counts, ratio
 from evenflow.assess.predictions import (
@@ -26,9 +26,6 @@ from evenflow.assess.predictions import (
 )
 from evenflow.config.fairness import JOIN, FairnessParams
 from evenflow.errors import DataError
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 GROUP_METRICS = (*RATE_METRICS, "ece", "mean_score")
 _REPLICATED = (*GROUP_METRICS, "bin_observed")
@@ -307,9 +304,7 @@ SPREADS = {
 }
 
 
-def summary_values(
-    stats: dict[str, FloatArray], kept: npt.NDArray[np.bool_]
-) -> dict[str, FloatArray]:
+def summary_values(stats: dict[str, FloatArray], kept: BoolArray) -> dict[str, FloatArray]:
     """Every between-group summary from (replicates, groups) statistics of the kept groups."""
     out = {name: _spread(stats[metric][:, kept]) for name, metric in SPREADS.items()}
     out["demographic_parity_ratio"] = _min_over_max(stats["selection_rate"][:, kept])

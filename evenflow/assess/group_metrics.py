@@ -17,6 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from sklearn.metrics import log_loss, roc_auc_score
 
+from evenflow.assess.arrays import BoolArray, FloatArray, IntArray
 from evenflow.assess.group_rates import rates_from_counts
 from evenflow.assess.predictions import (
     DECISION_COLUMN,
@@ -29,8 +30,6 @@ from evenflow.assess.predictions import (
 )
 from evenflow.assess.small_groups import PRIVATE, cell_statuses
 from evenflow.config.fairness import FairnessParams
-
-FloatArray = NDArray[np.float64]
 
 RATE_COLUMNS = (
     "accuracy",
@@ -99,7 +98,7 @@ def group_metrics(
     return pd.concat(frames, ignore_index=True)
 
 
-def outcome_counts(label: NDArray[np.int64], predicted: NDArray[np.bool_]) -> dict[str, int]:
+def outcome_counts(label: IntArray, predicted: BoolArray) -> dict[str, int]:
     """True/false positives/negatives as Python ints (JSON- and pydantic-friendly)."""
     positive = label == 1
     return {
@@ -110,7 +109,7 @@ def outcome_counts(label: NDArray[np.int64], predicted: NDArray[np.bool_]) -> di
     }
 
 
-def score_metrics(label: NDArray[np.int64], score: FloatArray) -> dict[str, float]:
+def score_metrics(label: IntArray, score: FloatArray) -> dict[str, float]:
     """Threshold-free metrics; AUC is NaN for a single class rather than sklearn's error."""
     single_class = bool(label.min() == label.max())
     auc = math.nan if single_class else float(roc_auc_score(label, score))
@@ -124,9 +123,9 @@ def score_metrics(label: NDArray[np.int64], score: FloatArray) -> dict[str, floa
 
 def _column_group_metrics(
     values: pd.Series,
-    label: NDArray[np.int64],
+    label: IntArray,
     score: FloatArray,
-    predicted: NDArray[np.bool_],
+    predicted: BoolArray,
     rule: FairnessParams,
 ) -> pd.DataFrame:
     """One row per group of one sensitive column; counts come from a single groupby."""
@@ -183,9 +182,9 @@ def _column_group_metrics(
 def _ranking_by_group(
     indices: Mapping[Any, NDArray[np.intp]],
     groups: pd.Index,
-    label: NDArray[np.int64],
+    label: IntArray,
     score: FloatArray,
-    private: NDArray[np.bool_],
+    private: BoolArray,
 ) -> tuple[FloatArray, FloatArray]:
     """AUC and log loss per shown group (a loop over groups: neither is a sum of counts)."""
     auc = np.full(len(groups), np.nan)

@@ -8,10 +8,8 @@ counts (groups, replicates) at once.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from evenflow.assess.arrays import FloatArray, IntArray
 
 RATE_METRICS = ("base_rate", "selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy")
 """The per-group rates of the fairness report, in its order."""

@@ -31,12 +31,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from pydantic import ConfigDict, Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
+from evenflow.assess.arrays import BoolArray, FloatArray, IntArray, ObjectArray
 from evenflow.assess.fairness import (
     Disparity,
     Estimate,
@@ -62,8 +62,6 @@ from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 TRADEOFF_JSON = "mitigations.json"
 TRADEOFF_HTML = "mitigations.html"
@@ -102,7 +100,7 @@ class ThresholdRule(_PolicyRecord):
     operator: Literal[">", "<"]
     threshold: float = Field(description="May be -inf (always positive for '>').")
 
-    def apply(self, scores: FloatArray) -> npt.NDArray[np.bool_]:
+    def apply(self, scores: FloatArray) -> BoolArray:
         """Evaluate the rule on scores, exactly as ``ThresholdOperation.__call__`` does."""
         return scores > self.threshold if self.operator == ">" else scores < self.threshold
 
@@ -314,7 +312,7 @@ def fit_threshold_policy(
     return policy
 
 
-def _single_label_groups(labels: IntArray, groups: npt.NDArray[np.object_]) -> list[str]:
+def _single_label_groups(labels: IntArray, groups: ObjectArray) -> list[str]:
     frame = pd.DataFrame({"g": groups, "y": labels})
     distinct = frame.groupby("g", sort=True)["y"].nunique()
     return [str(g) for g in distinct.index[distinct.to_numpy() < 2]]  # noqa: PLR2004

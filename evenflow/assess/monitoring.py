@@ -52,9 +52,9 @@ class DriftResult(Record):
 
     columns: tuple[ColumnCheck, ...]
     drifted_columns: tuple[str, ...]
-    drifted_share: float
-    max_drifted_share: float
-    prediction: ColumnCheck
+    drifted_share: float = Field(description="Drifted columns / checked columns (0 if none).")
+    max_drifted_share: float = Field(description="The policy's limit on drifted_share.")
+    prediction: ColumnCheck = Field(description="Drift of the model's scores on the two sides.")
     mean_score_reference: float
     mean_score_batch: float
     ignored_columns: tuple[str, ...] = ()

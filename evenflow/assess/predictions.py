@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from evenflow.assess.arrays import BoolArray, FloatArray, IntArray
 from evenflow.errors import DataError
 
 LABEL_COLUMN = "label"
@@ -31,7 +32,7 @@ def group_labels(values: pd.Series) -> pd.Series:
     return text.fillna(MISSING)
 
 
-def validated(label: ArrayLike, score: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+def validated(label: ArrayLike, score: ArrayLike) -> tuple[IntArray, FloatArray]:
     """Labels as int64 0/1 and scores as float64 in [0, 1], or a ``DataError`` saying why not."""
     y_raw = np.asarray(label)
     s = np.asarray(score, dtype=np.float64)
@@ -55,9 +56,7 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
         raise DataError(f"predictions lack column(s) {missing}; found {list(frame.columns)}")
 
 
-def decided(
-    score: NDArray[np.float64], threshold: float, decision: ArrayLike | None
-) -> NDArray[np.bool_]:
+def decided(score: FloatArray, threshold: float, decision: ArrayLike | None) -> BoolArray:
     """The decisions: a given 0/1 ``decision`` array, else ``score >= threshold``."""
     if decision is None:
         return np.asarray(score >= threshold)

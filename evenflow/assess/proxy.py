@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import xgboost as xgb
 from pydantic import Field
 
+from evenflow.assess.arrays import FloatArray, IntArray
 from evenflow.assess.attribution import OTHER, FeatureImportance, sample_rows
 from evenflow.assess.predictions import MISSING
 from evenflow.errors import DataError
@@ -24,7 +24,6 @@ from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float64]
 
 _PROXY_PARAMS: dict[str, Any] = {
     "tree_method": "hist",
@@ -166,7 +165,7 @@ def _proxy_labels(target: pd.Series, n_folds: int) -> tuple[pd.Series, tuple[str
 
 def _out_of_fold(
     predictors: pd.DataFrame,
-    codes: npt.NDArray[np.int64],
+    codes: IntArray,
     params: Mapping[str, Any],
     folds: int,
     seed: int,
@@ -208,7 +207,7 @@ def _objective(n_classes: int) -> dict[str, Any]:
 
 
 def _proxy_auc(
-    codes: npt.NDArray[np.int64], proba: FloatArray, classes: Sequence[str]
+    codes: IntArray, proba: FloatArray, classes: Sequence[str]
 ) -> tuple[float, dict[str, float]]:
     from sklearn.metrics import roc_auc_score  # noqa: PLC0415
 

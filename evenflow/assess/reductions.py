@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from evenflow.assess.arrays import FloatArray, IntArray
 from evenflow.assess.mitigation import target_column
 from evenflow.assess.predictions import LABEL_COLUMN, require_columns
 from evenflow.assess.reweighing import binary_labels, group_keys
@@ -29,9 +29,6 @@ from evenflow.records import FeatureSpec
 from evenflow.training.boosters import tree_settings
 
 logger = logging.getLogger(__name__)
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 class ReductionsModel:

@@ -10,18 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from evenflow.assess.arrays import FloatArray, IntArray, ObjectArray
 from evenflow.assess.predictions import group_labels
 from evenflow.errors import DataError
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 CellKey = tuple[str, int]
 
 
-def group_keys(values: Any) -> npt.NDArray[np.object_]:
+def group_keys(values: Any) -> ObjectArray:
     """Group labels as Python strings, missing values as their own ``(missing)`` group.
 
     The same convention as the fairness report, so a mitigation and its report see the same groups.

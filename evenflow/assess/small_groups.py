@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from evenflow.assess.arrays import ObjectArray
 from evenflow.config.fairness import FairnessParams
 from evenflow.numbers import finite_int
 
@@ -48,7 +49,7 @@ def cell_status(n: int, n_pos: int, n_neg: int, params: FairnessParams) -> CellS
 
 def cell_statuses(
     n: npt.ArrayLike, n_pos: npt.ArrayLike, n_neg: npt.ArrayLike, params: FairnessParams
-) -> npt.NDArray[np.object_]:
+) -> ObjectArray:
     """:func:`cell_status` of many cells at once (elementwise over equal-shaped arrays)."""
     rows, pos, neg = (np.asarray(a) for a in (n, n_pos, n_neg))
     status = np.full(rows.shape, REPORTED, dtype=object)
