@@ -31,6 +31,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.monitor import DriftPolicy
+from evenflow.config.run import DatasetSpec
 from evenflow.data.planted_parquet import (
     POSITIVE_LABEL,
     SENSITIVE,
@@ -40,13 +41,22 @@ from evenflow.data.planted_parquet import (
 )
 from evenflow.data.synth import PlantedEffects as Effects
 from evenflow.data.synth import plan_planted
-from evenflow.govern.monitoring import ChampionEvaluation, MonitoredModel
+from evenflow.govern.monitoring import ChampionEvaluation
 from evenflow.records import FeatureSpec, RawBatch
 from evenflow.usecases.monitor import assess
+from tests.monitoring_inputs import unregistered_model
 
 N_FEATURES = 15
 CHUNK = 250_000
 MOVED_SHARE = 0.4
+# The planted data as a dataset: its label, its sensitive columns and no split column.
+DATASET = DatasetSpec(
+    name="synth",
+    path=Path("batch.parquet"),
+    target=TARGET,
+    positive_label=POSITIVE_LABEL,
+    sensitive=SENSITIVE,
+)
 
 
 def synth_frame(n_rows: int, seed: int) -> pd.DataFrame:
@@ -116,22 +126,9 @@ def run(
     batch = plant_drift(synth_frame(rows, seed=1))
     specs = feature_specs(reference)
     scorer = quick_scorer(reference, specs)
-    model = MonitoredModel(
-        name="synth",
-        version="1",
-        alias="champion",
-        run_id="benchmark",
-        data_md5="benchmark.dir",
-        features=specs,
-        target=TARGET,
-        positive_label=POSITIVE_LABEL,
-        sensitive=tuple(SENSITIVE),
-        split_column=None,
-        threshold=0.5,
-        fairness=FairnessParams(n_bootstrap=bootstrap),
-    )
+    model = unregistered_model(DATASET, specs, FairnessParams(n_bootstrap=bootstrap))
     policy = DriftPolicy(max_rows=max_rows)
-    raw = RawBatch(dataset="synth", path=Path("batch.parquet"), md5="-", n_rows=rows, columns=())
+    raw = RawBatch(dataset=DATASET.name, path=DATASET.path, md5="-", n_rows=rows, columns=())
     with tempfile.TemporaryDirectory(prefix="bench-monitor-") as out:
         tracemalloc.start()
         started = time.perf_counter()

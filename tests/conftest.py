@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +27,12 @@ for key, value in {
 def adult_frame() -> pd.DataFrame:
     """The built-in example as shipped (48,842 rows)."""
     return pd.read_csv(BUILTIN_EXAMPLE.parent / "adult.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def adult_rows(adult_frame: pd.DataFrame) -> pd.DataFrame:
+    """2,000 rows of Adult, raw columns and its split column, as read from CSV."""
+    return adult_frame.sample(2000, random_state=11).reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +70,17 @@ def sample_params(path: Path, **overrides: object) -> RunParams:
         section, key = dotted.split("__")
         base.setdefault(section, {})[key] = value
     return RunParams.model_validate(base)
+
+
+def assert_lineage_tags(params: RunParams, data_md5: str, *tag_sets: Mapping[str, str]) -> None:
+    """Each tag set (a run's, its registered version's) names the data, this checkout and params."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for tags in tag_sets:
+        assert tags["evenflow.data_md5"] == data_md5
+        assert tags["evenflow.git_commit"] == head
+        assert tags["evenflow.params_hash"] == params.params_hash()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -20,6 +19,7 @@ from evenflow.records import ModelVersionRef
 from flows.monitor import monitor_batch
 from flows.train_and_register import train_and_register
 from tests.conftest import sample_params
+from tests.monitoring_inputs import plant_adult_drift
 
 pytestmark = pytest.mark.slow
 
@@ -55,15 +55,6 @@ def _new_rows(adult_frame: pd.DataFrame, sample_path: Path) -> pd.DataFrame:
     return unseen.drop(columns="_merge").sample(n=BATCH_ROWS, random_state=5)
 
 
-def _plant_drift(rows: pd.DataFrame) -> pd.DataFrame:
-    """Older people (age + 10, capped at the contract's 90) and a new employer mix."""
-    drifted = rows.copy()
-    drifted["age"] = np.minimum(drifted["age"] + 10, 90)
-    moved = np.random.default_rng(3).random(len(drifted)) < 0.4
-    drifted.loc[moved, "workclass"] = "Self-emp-inc"
-    return drifted
-
-
 def test_monitoring_passes_a_clean_batch_and_fails_a_drifted_one(
     project: Path, adult_sample_path: Path, adult_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -95,7 +86,7 @@ def test_monitoring_passes_a_clean_batch_and_fails_a_drifted_one(
 
     # (b) a labelled batch with two planted shifts fails, through the CLI, with exit code 1.
     path = tmp_path / "drifted.csv"
-    _plant_drift(rows).to_csv(path, index=False)
+    plant_adult_drift(rows).to_csv(path, index=False)
 
     result = CliRunner().invoke(app, ["monitor", "--data", str(path), "--name", "adult"])
 

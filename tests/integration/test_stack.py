@@ -8,7 +8,6 @@ and directly in their PostgreSQL tables.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ from evenflow.cli.main import app
 from evenflow.errors import PortBusy, ServiceUnhealthy, StackError
 from evenflow.ops import stack
 from flows.train_and_register import train_and_register
-from tests.conftest import REPO_ROOT, sample_params
+from tests.conftest import assert_lineage_tags, sample_params
 from tests.integration.conftest import RunningStack, free_stack_config
 
 pytestmark = pytest.mark.slow
@@ -72,13 +71,7 @@ def test_flow_runs_against_the_server_stack(
     assert run.info.artifact_uri == f"mlflow-artifacts:/adult/{version.run_id}/artifacts"
     manifest_file = client.download_artifacts(version.run_id, "data/manifest.json", str(project))
     data_md5 = json.loads(Path(manifest_file).read_text())["data_md5"]
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    for tags in (run.data.tags, model_version.tags):
-        assert tags["evenflow.data_md5"] == data_md5
-        assert tags["evenflow.git_commit"] == head
-        assert tags["evenflow.params_hash"] == params.params_hash()
+    assert_lineage_tags(params, data_md5, run.data.tags, model_version.tags)
     assert 0.8 < run.data.metrics["test_roc_auc"] <= 1.0
     stored = server_stack.config.state_dir / stack.ARTIFACTS_DIR / "adult" / version.run_id
     assert (stored / "artifacts" / "data" / "manifest.json").is_file()

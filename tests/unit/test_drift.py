@@ -62,14 +62,6 @@ def shifted(
     return data_drift_report(samples["reference"], samples["shifted"], NUMERICAL, CATEGORICAL, out)
 
 
-@pytest.fixture(scope="module")
-def resampled(
-    samples: dict[str, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
-) -> DriftSummary:
-    out = tmp_path_factory.mktemp("resample")
-    return data_drift_report(samples["reference"], samples["resample"], NUMERICAL, CATEGORICAL, out)
-
-
 def test_planted_shift_is_flagged_for_exactly_those_columns(shifted: DriftSummary) -> None:
     assert set(shifted.drifted_columns) == {"income", "region"}
     assert shifted.drifted_count == 2
@@ -81,7 +73,10 @@ def test_planted_shift_is_flagged_for_exactly_those_columns(shifted: DriftSummar
     assert by_column["income"].score > by_column["age"].score
 
 
-def test_unshifted_resample_flags_nothing(resampled: DriftSummary) -> None:
+def test_unshifted_resample_flags_nothing(samples: dict[str, pd.DataFrame], tmp_path: Path) -> None:
+    resampled = data_drift_report(
+        samples["reference"], samples["resample"], NUMERICAL, CATEGORICAL, tmp_path
+    )
     assert resampled.drifted_columns == ()
     assert resampled.drifted_count == 0
     assert not any(c.drifted for c in resampled.columns)

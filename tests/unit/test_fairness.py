@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,10 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import (
     MetricFrame,
-    count,
     demographic_parity_difference,
     demographic_parity_ratio,
     equalized_odds_difference,
-    false_negative_rate,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
 )
-from sklearn.metrics import accuracy_score, precision_score
 
 from evenflow.assess.bootstrap import poisson_weights
 from evenflow.assess.fairness import (
@@ -39,17 +32,9 @@ from evenflow.assess.small_groups import cell_reason, cell_status, cell_statuses
 from evenflow.config.fairness import FairnessParams
 from evenflow.data.synth import PlantedTruth, make_planted
 from evenflow.errors import DataError
+from tests.realdata.oracle import metric_frame
 
 SENSITIVE = ("sex", "race")
-FAIRLEARN_METRICS = {
-    "selection_rate": selection_rate,
-    "tpr": true_positive_rate,
-    "fpr": false_positive_rate,
-    "fnr": false_negative_rate,
-    "precision": partial(precision_score, zero_division=np.nan),
-    "accuracy": accuracy_score,
-    "n": count,
-}
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +71,8 @@ def _predicted(frame: pd.DataFrame, threshold: float = 0.5) -> pd.Series:
 
 
 def _metric_frame(frame: pd.DataFrame, columns: tuple[str, ...]) -> MetricFrame:
-    return MetricFrame(
-        metrics=FAIRLEARN_METRICS,
-        y_true=frame["label"],
-        y_pred=_predicted(frame),
-        sensitive_features=frame[list(columns)],
-    )
+    """Fairlearn's figures per group of ``columns`` (the realdata oracle's), decided at 0.5."""
+    return metric_frame(frame, columns, threshold=0.5, calibration_bins=10)
 
 
 def _kept_rows(frame: pd.DataFrame, item: SliceReport) -> pd.DataFrame:

@@ -30,14 +30,8 @@ from evenflow.usecases.handoff import (
 
 
 @pytest.fixture(scope="module")
-def frame(adult_frame: pd.DataFrame) -> pd.DataFrame:
-    """2,000 rows of Adult, raw columns and its split column, as read from CSV."""
-    return adult_frame.sample(2000, random_state=11).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def reference(frame: pd.DataFrame) -> DataProfile:
-    return profile(frame)
+def reference(adult_rows: pd.DataFrame) -> DataProfile:
+    return profile(adult_rows)
 
 
 def only(diff: DataDiff, column: str, change: str) -> DiffItem:
@@ -48,8 +42,10 @@ def only(diff: DataDiff, column: str, change: str) -> DiffItem:
 # ------------------------------------------------------------------------------ profile and diff
 
 
-def test_identical_data_gives_an_empty_diff(frame: pd.DataFrame, reference: DataProfile) -> None:
-    diff = diff_profiles(reference, profile(frame.copy()))
+def test_identical_data_gives_an_empty_diff(
+    adult_rows: pd.DataFrame, reference: DataProfile
+) -> None:
+    diff = diff_profiles(reference, profile(adult_rows.copy()))
 
     assert diff.is_empty
     assert "no schema or statistics changes" in render_diff(diff)
@@ -67,9 +63,9 @@ def test_profile_describes_each_column(reference: DataProfile) -> None:
 
 
 def test_renamed_column_is_one_missing_and_one_new(
-    frame: pd.DataFrame, reference: DataProfile
+    adult_rows: pd.DataFrame, reference: DataProfile
 ) -> None:
-    diff = diff_profiles(reference, profile(frame.rename(columns={"fnlwgt": "weight"})))
+    diff = diff_profiles(reference, profile(adult_rows.rename(columns={"fnlwgt": "weight"})))
 
     missing = only(diff, "fnlwgt", "missing_column")
     new = only(diff, "weight", "new_column")
@@ -80,9 +76,9 @@ def test_renamed_column_is_one_missing_and_one_new(
 
 
 def test_numeric_column_as_strings_is_a_type_change(
-    frame: pd.DataFrame, reference: DataProfile
+    adult_rows: pd.DataFrame, reference: DataProfile
 ) -> None:
-    diff = diff_profiles(reference, profile(frame.assign(age=frame["age"].astype(str))))
+    diff = diff_profiles(reference, profile(adult_rows.assign(age=adult_rows["age"].astype(str))))
 
     item = only(diff, "age", "type_changed")
     assert (item.reference, item.candidate) == ("numeric (int64)", "text (object)")
@@ -91,13 +87,16 @@ def test_numeric_column_as_strings_is_a_type_change(
 
 
 def test_shifted_range_names_bounds_and_mean_shift(
-    frame: pd.DataFrame, reference: DataProfile
+    adult_rows: pd.DataFrame, reference: DataProfile
 ) -> None:
-    diff = diff_profiles(reference, profile(frame.assign(age=frame["age"] + 30)))
+    diff = diff_profiles(reference, profile(adult_rows.assign(age=adult_rows["age"] + 30)))
 
     above = only(diff, "age", "max_above_range")
     shift = only(diff, "age", "mean_shift")
-    assert (above.reference, above.candidate) == (frame["age"].max(), frame["age"].max() + 30)
+    assert (above.reference, above.candidate) == (
+        adult_rows["age"].max(),
+        adult_rows["age"].max() + 30,
+    )
     assert shift.candidate == pytest.approx(float(shift.reference) + 30)  # type: ignore[arg-type]
     assert "reference std" in shift.note
     assert "min_below_range" not in {i.change for i in diff.for_column("age")}  # 47 is in range
@@ -106,31 +105,35 @@ def test_shifted_range_names_bounds_and_mean_shift(
 
 
 def test_small_shift_within_threshold_is_not_reported(
-    frame: pd.DataFrame, reference: DataProfile
+    adult_rows: pd.DataFrame, reference: DataProfile
 ) -> None:
-    nudged = frame.assign(**{"hours-per-week": frame["hours-per-week"].clip(upper=80) + 0.5})
+    nudged = adult_rows.assign(
+        **{"hours-per-week": adult_rows["hours-per-week"].clip(upper=80) + 0.5}
+    )
 
     diff = diff_profiles(reference, profile(nudged), shift_threshold=0.5)
 
     assert [item.change for item in diff.for_column("hours-per-week")] == []
 
 
-def test_new_and_removed_categories_are_named(frame: pd.DataFrame, reference: DataProfile) -> None:
-    candidate = frame.assign(workclass=frame["workclass"].replace("Private", "Robot"))
+def test_new_and_removed_categories_are_named(
+    adult_rows: pd.DataFrame, reference: DataProfile
+) -> None:
+    candidate = adult_rows.assign(workclass=adult_rows["workclass"].replace("Private", "Robot"))
 
     diff = diff_profiles(reference, profile(candidate))
 
     added = only(diff, "workclass", "categories_added")
     removed = only(diff, "workclass", "categories_removed")
     assert added.values == ("Robot",) and removed.values == ("Private",)
-    n_categories = frame["workclass"].nunique()
+    n_categories = adult_rows["workclass"].nunique()
     assert (added.reference, added.candidate) == (n_categories, n_categories)
     assert "categories added: 'Robot'" in render_diff(diff)
 
 
-def test_null_fraction_change_is_detected(frame: pd.DataFrame, reference: DataProfile) -> None:
-    candidate = frame.copy()
-    candidate.loc[: len(frame) // 10 - 1, "education"] = None
+def test_null_fraction_change_is_detected(adult_rows: pd.DataFrame, reference: DataProfile) -> None:
+    candidate = adult_rows.copy()
+    candidate.loc[: len(adult_rows) // 10 - 1, "education"] = None
 
     diff = diff_profiles(reference, profile(candidate))
 
@@ -138,21 +141,25 @@ def test_null_fraction_change_is_detected(frame: pd.DataFrame, reference: DataPr
     assert (item.reference, item.candidate) == (0.0, 0.1)
 
 
-def test_profile_holds_aggregates_not_rows(frame: pd.DataFrame) -> None:
-    people = frame.assign(name=[f"person-{i:05d}" for i in range(len(frame))])
+def test_profile_holds_aggregates_not_rows(adult_rows: pd.DataFrame) -> None:
+    people = adult_rows.assign(name=[f"person-{i:05d}" for i in range(len(adult_rows))])
 
     small, large = profile(people.head(200)), profile(people)
 
     text = large.model_dump_json()
     assert "person-" not in text
     name = large.column("name")
-    assert name is not None and name.categories is None and name.n_distinct == len(frame)
+    assert name is not None and name.categories is None and name.n_distinct == len(adult_rows)
     # Bounded: ten times the rows adds only a few more category values, not rows.
     assert len(text) < 1.5 * len(small.model_dump_json())
 
 
-def test_merged_shard_profiles_match_the_whole(frame: pd.DataFrame, reference: DataProfile) -> None:
-    merged = merge_profiles([profile(part) for part in (frame.iloc[:600], frame.iloc[600:])])
+def test_merged_shard_profiles_match_the_whole(
+    adult_rows: pd.DataFrame, reference: DataProfile
+) -> None:
+    merged = merge_profiles(
+        [profile(part) for part in (adult_rows.iloc[:600], adult_rows.iloc[600:])]
+    )
 
     assert merged.n_rows == reference.n_rows
     for whole in reference.columns:
@@ -164,7 +171,7 @@ def test_merged_shard_profiles_match_the_whole(frame: pd.DataFrame, reference: D
             assert (part.numeric.min, part.numeric.max) == (whole.numeric.min, whole.numeric.max)
             assert part.numeric.mean == pytest.approx(whole.numeric.mean)
             assert part.numeric.std == pytest.approx(whole.numeric.std)
-            assert_rank_error(frame[whole.name], part.numeric.quantiles, 0.02)
+            assert_rank_error(adult_rows[whole.name], part.numeric.quantiles, 0.02)
     assert diff_profiles(reference, merged).is_empty
 
 
@@ -180,8 +187,8 @@ def assert_rank_error(values: pd.Series, quantiles: dict[str, float], tolerance:
 
 
 @pytest.fixture(scope="module")
-def suite(frame: pd.DataFrame) -> dict[str, Any]:
-    return infer_suite(frame, builtin_example().dataset)
+def suite(adult_rows: pd.DataFrame) -> dict[str, Any]:
+    return infer_suite(adult_rows, builtin_example().dataset)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -191,13 +198,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def failing(
-    frame: pd.DataFrame,
+    adult_rows: pd.DataFrame,
     suite: dict[str, Any],
     reference: DataProfile,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[HandoffReport, Path, bytes]:
-    broken = frame.assign(
-        age=frame["age"] + 30, workclass=frame["workclass"].replace("Private", "Robot")
+    broken = adult_rows.assign(
+        age=adult_rows["age"] + 30, workclass=adult_rows["workclass"].replace("Private", "Robot")
     )
     folder = tmp_path_factory.mktemp("failing")
     path = write_csv(broken, folder / "batch.csv")
@@ -238,11 +245,11 @@ def test_failing_batch_lists_fail_lines_and_leaves_the_file(
 
 
 def test_passing_batch_is_all_pass(
-    frame: pd.DataFrame, suite: dict[str, Any], tmp_path: Path
+    adult_rows: pd.DataFrame, suite: dict[str, Any], tmp_path: Path
 ) -> None:
-    path = write_csv(frame, tmp_path / "batch.csv")
+    path = write_csv(adult_rows, tmp_path / "batch.csv")
     # The reference lacks nothing the batch has, but has one column the batch lacks.
-    reference = profile(frame.assign(extra=1.0))
+    reference = profile(adult_rows.assign(extra=1.0))
 
     report = check_handoff(
         path,
@@ -285,15 +292,15 @@ def test_no_reference_gives_no_diff_with_a_reason(
 
 @pytest.fixture(scope="module")
 def champion_project(
-    frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+    adult_rows: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[EvenflowSettings, str]:
-    """A project whose 'adult' champion was trained on ``frame``'s shards, data folder deleted."""
+    """A project whose 'adult' champion was trained on ``adult_rows``'s shards, data folder deleted."""
     root = tmp_path_factory.mktemp("project")
     settings = EvenflowSettings(project_root=root, dvc_remote=str(root.parent / "dvc-remote"))
     spec = builtin_example().dataset
     versioning.ensure_repo(root, settings.dvc_remote)
     shard_dir = settings.data_root / "adult" / "batch" / "shards"
-    write_shards(frame, spec, SplitParams(), ShardParams(n_shards=3), shard_dir)
+    write_shards(adult_rows, spec, SplitParams(), ShardParams(n_shards=3), shard_dir)
     data_md5 = versioning.version_directory(root, settings.data_root, shard_dir)
 
     client = registry.client_for(settings)
@@ -311,12 +318,12 @@ def champion_project(
 
 
 def test_champion_reference_rebuilds_the_train_profile_from_dvc(
-    champion_project: tuple[EvenflowSettings, str], frame: pd.DataFrame, tmp_path: Path
+    champion_project: tuple[EvenflowSettings, str], adult_rows: pd.DataFrame, tmp_path: Path
 ) -> None:
     settings, data_md5 = champion_project
-    train = frame[assign_splits(frame, builtin_example().dataset, SplitParams()) == "train"].drop(
-        columns=["split"]
-    )
+    train = adult_rows[
+        assign_splits(adult_rows, builtin_example().dataset, SplitParams()) == "train"
+    ].drop(columns=["split"])
 
     found = champion_reference(settings, "adult", tmp_path / "from-cache", rows_per_shard=10_000)
 
@@ -328,7 +335,7 @@ def test_champion_reference_rebuilds_the_train_profile_from_dvc(
     assert ROW_ID not in ref.column_names and ref.dropped_columns == ("split",)
     assert diff_profiles(profile(train), ref).is_empty
     # The raw batch still carries the split column: that is not a new column.
-    assert diff_profiles(ref, profile(frame)).for_column("split") == ()
+    assert diff_profiles(ref, profile(adult_rows)).for_column("split") == ()
 
 
 def test_champion_reference_fetches_from_the_remote_and_samples(
@@ -356,13 +363,13 @@ def test_no_champion_gives_none(
 
 def test_validate_candidate_checks_a_file_against_the_champion(
     champion_project: tuple[EvenflowSettings, str],
-    frame: pd.DataFrame,
+    adult_rows: pd.DataFrame,
     suite: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     settings, data_md5 = champion_project
     write_suite(suite, settings.expectations_dir / "adult.json")
-    path = write_csv(frame.assign(age=frame["age"] + 30), tmp_path / "batch.csv")
+    path = write_csv(adult_rows.assign(age=adult_rows["age"] + 30), tmp_path / "batch.csv")
 
     report = validate_candidate(settings, path, "adult")
 

@@ -21,6 +21,7 @@ from evenflow.govern.monitoring import ChampionEvaluation, MonitoredModel
 from evenflow.records import FeatureSpec
 from evenflow.reports.monitoring_html import render_monitoring_html
 from evenflow.usecases.monitor import assess_performance, monitoring_suite
+from tests.monitoring_inputs import plant_adult_drift, unregistered_model
 
 BATCH_ROWS = 48_842  # the size of the built-in example
 
@@ -46,11 +47,7 @@ def undrifted(adult_frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def drifted(undrifted: pd.DataFrame) -> pd.DataFrame:
     """The same batch with two planted changes: older people, and a new employer mix."""
-    frame = undrifted.copy()
-    frame["age"] = np.minimum(frame["age"] + 10, 90)
-    moved = np.random.default_rng(3).random(len(frame)) < 0.4
-    frame.loc[moved, "workclass"] = "Self-emp-inc"
-    return frame
+    return plant_adult_drift(undrifted)
 
 
 def _scorer(frame: pd.DataFrame) -> np.ndarray:
@@ -196,21 +193,7 @@ def test_label_expectations_are_skipped_when_the_label_is_absent(
 
 
 def _model(features: tuple[FeatureSpec, ...]) -> MonitoredModel:
-    spec = builtin_example().dataset
-    return MonitoredModel(
-        name="adult",
-        version="1",
-        alias="champion",
-        run_id="r",
-        data_md5="abc.dir",
-        features=features,
-        target=spec.target,
-        positive_label=spec.positive_label,
-        sensitive=spec.sensitive,
-        split_column=spec.split_column,
-        threshold=0.5,
-        fairness=FairnessParams(n_bootstrap=50),
-    )
+    return unregistered_model(builtin_example().dataset, features, FairnessParams(n_bootstrap=50))
 
 
 def test_performance_deltas_match_a_direct_computation(

@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from evenflow.assess.fairness import (
     BootstrapInfo,
     Disparity,
-    FairnessParams,
     FairnessReport,
     GroupMetrics,
     SliceReport,
     SliceSummary,
 )
+from evenflow.assess.small_groups import CellStatus
+from evenflow.config.fairness import FairnessParams
 from evenflow.config.gates import (
     MAX_SUMMARIES,
     MIN_SUMMARIES,
@@ -164,12 +165,8 @@ def test_auc_passes_at_the_limit_and_fails_below(report: FairnessReport) -> None
     assert not below.passed
     assert _names(below) == ["min_auc"]
     clause = below.failed[0]
-    assert (clause.observed, clause.compared, clause.limit, clause.comparison) == (
-        0.7999,
-        0.7999,
-        0.8,
-        ">=",
-    )
+    assert (clause.observed, clause.compared) == (0.7999, 0.7999)
+    assert (clause.comparison, clause.limit) == (">=", 0.8)
 
 
 def test_auc_undefined_fails(report: FairnessReport) -> None:
@@ -210,12 +207,8 @@ def test_auc_lower_bound_must_exceed_its_minimum(report: FairnessReport) -> None
     assert _names(decision) == ["min_auc_lower_bound"]
     clause = decision.failed[0]
     assert (clause.observed, clause.low, clause.high) == (0.58, 0.5, 0.66)
-    assert (clause.bound, clause.compared, clause.comparison, clause.limit) == (
-        "lower",
-        0.5,
-        ">",
-        0.5,
-    )
+    assert (clause.bound, clause.compared) == ("lower", 0.5)
+    assert (clause.comparison, clause.limit) == (">", 0.5)
     assert describe_failures(decision) == [
         "min_auc_lower_bound: lower bound 0.5 does not meet > 0.5 (point 0.58, interval [0.5, 0.66])"
     ]
@@ -237,12 +230,8 @@ def test_auc_may_not_fall_below_the_logistic_baseline_by_more_than_the_margin(
     decision = gate_failures(policy, model, report, None, [], baseline_metrics=baseline)
     assert _names(decision) == ["auc_vs_baseline"]
     clause = decision.failed[0]
-    assert (clause.observed, clause.compared, clause.reference, clause.margin) == (
-        0.696,
-        0.696,
-        0.73,
-        0.01,
-    )
+    assert (clause.observed, clause.compared) == (0.696, 0.696)
+    assert (clause.reference, clause.margin) == (0.73, 0.01)
     assert clause.limit == pytest.approx(0.72)
     assert describe_failures(decision) == [
         "auc_vs_baseline: model AUC 0.6960 < logistic baseline 0.7300 - 0.01"
@@ -280,37 +269,39 @@ def test_baseline_clause_without_a_baseline_is_recorded_not_failed(
     ]
 
 
+def _sex_group(
+    value: str,
+    n: int,
+    counts: tuple[int, int, int] | None,
+    status: CellStatus,
+    reason: str | None = None,
+) -> GroupMetrics:
+    """One group of the ``sex`` slice; ``counts`` (positives, negatives, predicted positives)
+    is None for a private group, which shows only its size."""
+    n_pos, n_neg, n_pred_pos = counts or (None, None, None)
+    return GroupMetrics(
+        name=value,
+        values={"sex": value},
+        n=n,
+        n_pos=n_pos,
+        n_neg=n_neg,
+        n_pred_pos=n_pred_pos,
+        status=status,
+        reason=reason,
+    )
+
+
 def test_fairness_clauses_record_the_groups_they_left_out(report: FairnessReport) -> None:
     groups = (
-        GroupMetrics(
-            name="F",
-            values={"sex": "F"},
-            n=600,
-            n_pos=200,
-            n_neg=400,
-            n_pred_pos=150,
-            status="reported",
+        _sex_group("F", 600, (200, 400, 150), "reported"),
+        _sex_group(
+            "X",
+            45,
+            (19, 26, 10),
+            "insufficient",
+            "insufficient evidence: 19 positives < min_positives=20",
         ),
-        GroupMetrics(
-            name="X",
-            values={"sex": "X"},
-            n=45,
-            n_pos=19,
-            n_neg=26,
-            n_pred_pos=10,
-            status="insufficient",
-            reason="insufficient evidence: 19 positives < min_positives=20",
-        ),
-        GroupMetrics(
-            name="Y",
-            values={"sex": "Y"},
-            n=6,
-            n_pos=None,
-            n_neg=None,
-            n_pred_pos=None,
-            status="private",
-            reason="6 rows < min_cell=10 (private: only n is shown)",
-        ),
+        _sex_group("Y", 6, None, "private", "6 rows < min_cell=10 (private: only n is shown)"),
     )
     item = report.slice("sex").model_copy(update={"groups": groups})
     crafted = report.model_copy(update={"slices": (item, *report.slices[1:])})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evenflow.config.run import DatasetSpec, ShardParams, SplitParams
+from evenflow.config.run import ShardParams, SplitParams, builtin_example
 from evenflow.data import sharding, versioning
 from evenflow.data.datasets import float_columns, iter_chunks
 from evenflow.data.features import feature_specs
@@ -25,14 +26,7 @@ from evenflow.data.sharding import (
 from evenflow.errors import DataError, VersioningError
 from evenflow.records import ShardInfo
 
-SPEC = DatasetSpec(
-    name="adult",
-    path=Path("unused.csv"),
-    target="income",
-    positive_label=">50K",
-    sensitive=("sex", "race"),
-    split_column="split",
-)
+SPEC = builtin_example().dataset  # Adult: income, sex and race, its own split column
 
 
 def test_shipped_split_is_kept_and_valid_is_carved_from_train(adult_frame: pd.DataFrame) -> None:
@@ -67,6 +61,15 @@ def test_features_exclude_target_and_split_and_type_categoricals(adult_frame: pd
     assert {"sex", "race"}.isdisjoint(f.name for f in excluded)
 
 
+def _versioned_shards(
+    project: Path, name: str, frame: pd.DataFrame, n_shards: int = 2
+) -> tuple[list[ShardInfo], str]:
+    """Shards of ``frame`` written to data/<name> and versioned by DVC: their infos and md5."""
+    shard_dir = project / "data" / name
+    infos = write_shards(frame, SPEC, SplitParams(), ShardParams(n_shards=n_shards), shard_dir)
+    return infos, versioning.version_directory(project, project / "data", shard_dir)
+
+
 def test_same_input_gives_same_shards_and_same_dvc_hash(
     tmp_path: Path, adult_frame: pd.DataFrame
 ) -> None:
@@ -74,47 +77,25 @@ def test_same_input_gives_same_shards_and_same_dvc_hash(
     versioning.ensure_repo(tmp_path, str(tmp_path / "remote"))
     hashes = []
     for name in ("first", "second"):
-        shard_dir = tmp_path / "data" / name
-        infos = write_shards(sample, SPEC, SplitParams(), ShardParams(n_shards=3), shard_dir)
+        infos, data_md5 = _versioned_shards(tmp_path, name, sample, n_shards=3)
         assert sum(i.n_rows for i in infos) == len(sample)
-        hashes.append(versioning.version_directory(tmp_path, tmp_path / "data", shard_dir))
+        hashes.append(data_md5)
     assert hashes[0] == hashes[1]
     assert hashes[0].endswith(".dir")
     assert (tmp_path / "data.dvc").is_file()
-    other = write_shards(
-        sample.head(1500), SPEC, SplitParams(), ShardParams(n_shards=3), tmp_path / "data" / "other"
-    )
+    other, other_md5 = _versioned_shards(tmp_path, "other", sample.head(1500), n_shards=3)
     assert other != infos
-    assert (
-        versioning.version_directory(tmp_path, tmp_path / "data", tmp_path / "data" / "other")
-        != hashes[0]
-    )
+    assert other_md5 != hashes[0]
 
 
 def test_restore_by_hash_from_remote_after_cache_loss_and_newer_data(
     tmp_path: Path, adult_frame: pd.DataFrame
 ) -> None:
     versioning.ensure_repo(tmp_path, str(tmp_path / "remote"))
-    original = tmp_path / "data" / "v1"
-    write_shards(
-        adult_frame.sample(1500, random_state=2),
-        SPEC,
-        SplitParams(),
-        ShardParams(n_shards=2),
-        original,
-    )
-    data_md5 = versioning.version_directory(tmp_path, tmp_path / "data", original)
-    newer = tmp_path / "data" / "v2"
-    write_shards(
-        adult_frame.sample(1500, random_state=3),
-        SPEC,
-        SplitParams(),
-        ShardParams(n_shards=2),
-        newer,
-    )
-    versioning.version_directory(tmp_path, tmp_path / "data", newer)
+    _, data_md5 = _versioned_shards(tmp_path, "v1", adult_frame.sample(1500, random_state=2))
+    _versioned_shards(tmp_path, "v2", adult_frame.sample(1500, random_state=3))
     kept = tmp_path / "kept"
-    shutil.copytree(original, kept)
+    shutil.copytree(tmp_path / "data" / "v1", kept)
     shutil.rmtree(tmp_path / "data")
     shutil.rmtree(tmp_path / ".dvc" / "cache")
 
@@ -135,7 +116,7 @@ def test_restore_of_unknown_hash_says_where_it_looked(tmp_path: Path) -> None:
         versioning.restore_directory(tmp_path, "0" * 32 + ".dir", tmp_path / "out")
 
 
-def _md5s(infos: list[ShardInfo]) -> list[tuple[str, str, int]]:
+def _md5s(infos: Sequence[ShardInfo]) -> list[tuple[str, str, int]]:
     return [(i.path, i.md5, i.n_rows) for i in infos]
 
 

@@ -29,21 +29,8 @@ from evenflow.data.synth import (
     planted_chunk,
 )
 
-COLUMNS = [
-    "_row_id",
-    "age",
-    "workclass",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "capital-gain",
-    "hours-per-week",
-    "sex",
-    "race",
-    "label",
-    "score",
-]
+# The planted frame: a row id, the Adult-like model inputs, then the leaky label and score.
+COLUMNS = ["_row_id", *feature_names(), "label", "score"]
 
 
 @pytest.fixture(scope="module")

@@ -27,26 +27,21 @@ from evenflow.records import ExpectationFailure, ValidationReport
 
 
 @pytest.fixture(scope="module")
-def frame(adult_frame: pd.DataFrame) -> pd.DataFrame:
-    return adult_frame.sample(2000, random_state=5).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def suite(frame: pd.DataFrame) -> dict[str, Any]:
-    return infer_suite(frame, builtin_example().dataset)
+def suite(adult_rows: pd.DataFrame) -> dict[str, Any]:
+    return infer_suite(adult_rows, builtin_example().dataset)
 
 
 @pytest.fixture(scope="module")
 def clean(
-    frame: pd.DataFrame, suite: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    adult_rows: pd.DataFrame, suite: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> ValidationReport:
-    return validate_frame(frame, suite, tmp_path_factory.mktemp("clean"), dataset="adult")
+    return validate_frame(adult_rows, suite, tmp_path_factory.mktemp("clean"), dataset="adult")
 
 
 @pytest.fixture(scope="module")
-def broken_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def broken_frame(adult_rows: pd.DataFrame) -> pd.DataFrame:
     """One short batch with independent faults, each in its own column."""
-    broken = frame.head(150).drop(columns=["race"])
+    broken = adult_rows.head(150).drop(columns=["race"])
     broken["extra"] = 1
     broken["age"] = broken["age"].astype(str)
     broken.loc[3:5, "education"] = None
@@ -68,7 +63,7 @@ def broken(
     return report, before
 
 
-def failure(report: ValidationReport, kind: str, column: str) -> ExpectationFailure:
+def failure(report: ValidationReport, kind: str, column: str | None) -> ExpectationFailure:
     found = [f for f in report.failures if f.expectation == kind and f.column == column]
     assert found, f"no {kind} failure on {column}: {[f.describe() for f in report.failures]}"
     return found[0]
@@ -99,13 +94,13 @@ def test_result_json_and_data_docs_are_written(clean: ValidationReport) -> None:
 
 
 def test_compatible_dtypes_pass_quietly(
-    frame: pd.DataFrame,
+    adult_rows: pd.DataFrame,
     suite: dict[str, Any],
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    retyped = frame.astype({"age": "Int64", "hours-per-week": "float64", "sex": "string"})
+    retyped = adult_rows.astype({"age": "Int64", "hours-per-week": "float64", "sex": "string"})
     with caplog.at_level(logging.INFO):
         report = validate_frame(retyped, suite, tmp_path, dataset="adult")
     assert report.success, failure_summary(report)
@@ -113,48 +108,64 @@ def test_compatible_dtypes_pass_quietly(
     assert not [r for r in caplog.records if r.name.startswith("great_expectations")]
 
 
-def test_missing_column_is_named(broken: tuple[ValidationReport, pd.DataFrame]) -> None:
-    report, _ = broken
-    assert not report.success
-    missing = failure(report, "expect_column_to_exist", "race")
-    assert missing.observed == "column missing"
-    (column_set,) = [f for f in report.failures if f.expectation.endswith("columns_to_match_set")]
-    assert column_set.observed == "missing ['race']; unexpected ['extra']"
+# Each fault of the broken batch: (expectation, column or None for the table, what its failure
+# says it observed, and whether that is the whole text or only its start).
+BROKEN_BATCH_FAULTS = [
+    ("expect_column_to_exist", "race", "column missing", True),
+    ("expect_table_columns_to_match_set", None, "missing ['race']; unexpected ['extra']", True),
+    (
+        "expect_column_values_to_be_in_type_list",
+        "age",
+        "dtype object; 150 of 150 values of another type",
+        False,
+    ),
+    (
+        "expect_column_values_to_be_between",
+        "hours-per-week",
+        "1 of 150 values out of range, e.g. 500",
+        False,
+    ),
+    (
+        "expect_column_values_to_be_in_set",
+        "income",
+        "1 of 150 values not in the set, e.g. 'maybe'",
+        True,
+    ),
+    (
+        "expect_column_distinct_values_to_contain_set",
+        "income",
+        "['>50K'] absent; values seen: '<=50K', 'maybe'",
+        True,
+    ),
+    ("expect_column_values_to_not_be_null", "education", "3 of 150 values null (2.00%)", True),
+    ("expect_table_row_count_to_be_between", None, "150 rows", True),
+]
 
 
-def test_wrong_type_reports_the_observed_dtype(
+@pytest.mark.parametrize(("kind", "column", "observed", "whole"), BROKEN_BATCH_FAULTS)
+def test_each_fault_is_named_with_what_was_observed(
     broken: tuple[ValidationReport, pd.DataFrame],
+    kind: str,
+    column: str | None,
+    observed: str,
+    whole: bool,
 ) -> None:
     report, _ = broken
-    wrong = failure(report, "expect_column_values_to_be_in_type_list", "age")
-    assert wrong.observed.startswith("dtype object; 150 of 150 values of another type")
+    assert not report.success
+    (found,) = [f for f in report.failures if f.expectation == kind and f.column == column]
+    if whole:
+        assert found.observed == observed
+    else:
+        assert found.observed.startswith(observed)
 
 
-def test_out_of_range_reports_count_and_values(
+def test_out_of_range_and_short_batch_failures_name_their_limits(
     broken: tuple[ValidationReport, pd.DataFrame],
 ) -> None:
     report, _ = broken
     out = failure(report, "expect_column_values_to_be_between", "hours-per-week")
-    assert out.observed.startswith("1 of 150 values out of range, e.g. 500")
     assert "max 500" in out.observed
-
-
-def test_unknown_label_is_listed(broken: tuple[ValidationReport, pd.DataFrame]) -> None:
-    report, _ = broken
-    unknown = failure(report, "expect_column_values_to_be_in_set", "income")
-    assert unknown.observed == "1 of 150 values not in the set, e.g. 'maybe'"
-    absent = failure(report, "expect_column_distinct_values_to_contain_set", "income")
-    assert absent.observed == "['>50K'] absent; values seen: '<=50K', 'maybe'"
-
-
-def test_nulls_and_short_batches_are_counted(
-    broken: tuple[ValidationReport, pd.DataFrame],
-) -> None:
-    report, _ = broken
-    nulls = failure(report, "expect_column_values_to_not_be_null", "education")
-    assert nulls.observed == "3 of 150 values null (2.00%)"
-    (rows,) = [f for f in report.failures if f.expectation.endswith("row_count_to_be_between")]
-    assert rows.observed == "150 rows"
+    rows = failure(report, "expect_table_row_count_to_be_between", None)
     assert rows.kwargs == {"min_value": 200}
 
 
@@ -188,10 +199,10 @@ def test_failures_follow_suite_order(
     assert order == sorted(order)
 
 
-def test_invalid_suite_is_a_config_error(frame: pd.DataFrame, tmp_path: Path) -> None:
+def test_invalid_suite_is_a_config_error(adult_rows: pd.DataFrame, tmp_path: Path) -> None:
     suite = {"name": "adult", "expectations": [{"type": "expect_bogus", "kwargs": {}}]}
     with pytest.raises(ConfigError, match=r"suite 'adult': expectation #0 \(expect_bogus\)"):
-        validate_frame(frame, suite, tmp_path, dataset="adult")
+        validate_frame(adult_rows, suite, tmp_path, dataset="adult")
     assert not any(tmp_path.iterdir())
 
 
@@ -205,9 +216,9 @@ def _parts(frame: pd.DataFrame, folder: Path, rows: int) -> Path:
 
 
 def test_streamed_validation_of_a_clean_batch_matches_the_frame(
-    frame: pd.DataFrame, suite: dict[str, Any], clean: ValidationReport, tmp_path: Path
+    adult_rows: pd.DataFrame, suite: dict[str, Any], clean: ValidationReport, tmp_path: Path
 ) -> None:
-    folder = _parts(frame, tmp_path / "parts", 300)
+    folder = _parts(adult_rows, tmp_path / "parts", 300)
     report = validate_parquet(folder, suite, tmp_path / "out", dataset="adult", chunk_rows=700)
     assert report.success, failure_summary(report)
     assert (report.n_rows, report.n_expectations) == (clean.n_rows, clean.n_expectations)
@@ -217,21 +228,34 @@ def test_streamed_validation_of_a_clean_batch_matches_the_frame(
     assert (tmp_path / "out" / DOCS_DIR / "index.html").is_file()
 
 
+@pytest.fixture(scope="module")
+def broken_parts(broken_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The broken batch as 40-row parquet parts, so that 50-row chunks straddle them."""
+    return _parts(broken_frame, tmp_path_factory.mktemp("broken") / "parts", 40)
+
+
+@pytest.fixture(scope="module")
+def broken_streamed(
+    broken_parts: Path, suite: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> ValidationReport:
+    """The broken parts validated in one process, 50 rows at a time."""
+    out = tmp_path_factory.mktemp("streamed")
+    return validate_parquet(broken_parts, suite, out, dataset="adult", chunk_rows=50)
+
+
 def test_streamed_validation_says_what_the_frame_says(
-    broken: tuple[ValidationReport, pd.DataFrame], suite: dict[str, Any], tmp_path: Path
+    broken: tuple[ValidationReport, pd.DataFrame], broken_streamed: ValidationReport
 ) -> None:
     report, broken_frame = broken
-    folder = _parts(broken_frame, tmp_path / "parts", 40)
-    streamed = validate_parquet(folder, suite, tmp_path / "out", dataset="adult", chunk_rows=50)
-    assert failure_summary(streamed)[0] == failure_summary(report)[0]
-    assert [(f.expectation, f.column, f.kwargs) for f in streamed.failures] == [
+    assert failure_summary(broken_streamed)[0] == failure_summary(report)[0]
+    assert [(f.expectation, f.column, f.kwargs) for f in broken_streamed.failures] == [
         (f.expectation, f.column, f.kwargs) for f in report.failures
     ]
     # Word for word, but for which equally frequent values are quoted as examples.
-    assert [_without_examples(f) for f in streamed.failures] == [
+    assert [_without_examples(f) for f in broken_streamed.failures] == [
         _without_examples(f) for f in report.failures
     ]
-    typed = failure(streamed, "expect_column_values_to_be_in_type_list", "age")
+    typed = failure(broken_streamed, "expect_column_values_to_be_in_type_list", "age")
     examples = typed.observed.split("e.g. ")[1].removesuffix(", ...").split(", ")
     assert {e.strip("'") for e in examples} <= set(broken_frame["age"])
 
@@ -241,10 +265,10 @@ def _without_examples(failure: ExpectationFailure) -> str:
 
 
 def test_mostly_and_aggregates_combine_over_chunks_exactly(
-    frame: pd.DataFrame, tmp_path: Path
+    adult_rows: pd.DataFrame, tmp_path: Path
 ) -> None:
     """Nulls all in one chunk: that chunk alone fails ``mostly``, the batch passes (and v.v.)."""
-    data = frame[["age", "education"]].copy()
+    data = adult_rows[["age", "education"]].copy()
     data.loc[:199, "education"] = None  # 10% of 2,000 rows, all in the first chunk
     suite = {
         "name": "adult",
@@ -275,24 +299,23 @@ def test_mostly_and_aggregates_combine_over_chunks_exactly(
     assert "200 of 2000 values null (10.00%)" in streamed.failures[0].observed
 
 
-def test_narrow_numbers_are_widened_only_for_gx(frame: pd.DataFrame) -> None:
-    narrow = frame.astype({"age": "int16", "fnlwgt": "float32"})
+def test_narrow_numbers_are_widened_only_for_gx(adult_rows: pd.DataFrame) -> None:
+    narrow = adult_rows.astype({"age": "int16", "fnlwgt": "float32"})
     ready = gx_ready(narrow)
     assert (ready["age"].dtype, ready["fnlwgt"].dtype) == ("int64", "float64")
     assert (narrow["age"].dtype, narrow["fnlwgt"].dtype) == ("int16", "float32")
-    pd.testing.assert_frame_equal(gx_ready(frame), frame)
+    pd.testing.assert_frame_equal(gx_ready(adult_rows), adult_rows)
 
 
 def test_parallel_validation_says_what_one_process_says(
-    broken: tuple[ValidationReport, pd.DataFrame], suite: dict[str, Any], tmp_path: Path
+    broken_parts: Path,
+    broken_streamed: ValidationReport,
+    suite: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     """Two processes, each folding a contiguous range of chunks, give the one-process report."""
-    _, broken_frame = broken
-    folder = _parts(broken_frame, tmp_path / "parts", 40)
-    one = validate_parquet(folder, suite, tmp_path / "one", dataset="adult", chunk_rows=50)
-    two = validate_parquet(
-        folder, suite, tmp_path / "two", dataset="adult", chunk_rows=50, workers=2
-    )
+    one = broken_streamed
+    two = validate_parquet(broken_parts, suite, tmp_path, dataset="adult", chunk_rows=50, workers=2)
     assert not one.success
     assert [f.describe() for f in two.failures] == [f.describe() for f in one.failures]
     assert (two.n_rows, two.n_expectations) == (one.n_rows, one.n_expectations)
@@ -303,9 +326,9 @@ def test_auto_workers_follow_the_cpus_this_process_may_use() -> None:
     assert worker_count(3) == 3
 
 
-def test_gx_sees_one_block_per_dtype(frame: pd.DataFrame) -> None:
-    """A frame assembled column by column reaches GX consolidated (GX copies it per expectation)."""
-    scattered = pd.DataFrame({column: frame[column] for column in frame.columns})
+def test_gx_sees_one_block_per_dtype(adult_rows: pd.DataFrame) -> None:
+    """A adult_rows assembled column by column reaches GX consolidated (GX copies it per expectation)."""
+    scattered = pd.DataFrame({column: adult_rows[column] for column in adult_rows.columns})
     scattered["extra"] = 1.0  # a late column is a block of its own
     ready = gx_ready(scattered)
     assert ready._mgr.nblocks == ready.dtypes.nunique()
