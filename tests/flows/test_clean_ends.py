@@ -23,6 +23,12 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 240
+#: Training that would run for minutes: the run is still training when it is killed.
+ENDLESS_TRAINING = {
+    "model__num_boost_round": 10000,
+    "model__early_stopping_rounds": 10000,
+    "model__learning_rate": 0.001,
+}
 
 
 def _wait_for(predicate: object, log: Path, what: str) -> None:
@@ -37,13 +43,7 @@ def _wait_for(predicate: object, log: Path, what: str) -> None:
 def test_a_run_killed_mid_training_is_closed_by_the_next_command(
     project: Path, adult_sample_path: Path, tmp_path: Path
 ) -> None:
-    config = run_config(
-        tmp_path,
-        adult_sample_path,
-        model__num_boost_round=10000,
-        model__early_stopping_rounds=10000,
-        model__learning_rate=0.001,
-    )
+    config = run_config(tmp_path, adult_sample_path, **ENDLESS_TRAINING)
     log = tmp_path / "run.log"
     settings = EvenflowSettings()
     with log.open("wb") as out:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -68,8 +67,9 @@ def test_a_dead_process_has_its_run_killed_and_its_server_stopped(project: Path)
         client = MlflowClient(settings.tracking_uri)
         orphan = client.get_run(run_id)
         assert orphan.info.status == "KILLED"
-        assert f"evenflow process {pid} ended without closing this run" in (
-            orphan.data.tags[leftovers.END_REASON_TAG]
+        assert (
+            f"evenflow process {pid} ended without closing this run"
+            in (orphan.data.tags[leftovers.END_REASON_TAG])
         )
         assert client.get_run(closed_id).info.status == "FINISHED"
         assert leftovers.END_REASON_TAG not in client.get_run(closed_id).data.tags
