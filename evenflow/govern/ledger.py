@@ -18,7 +18,6 @@ from mlflow import MlflowClient
 from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH, MAX_TAG_VAL_LENGTH
 from pydantic import Field, field_validator
 
-from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import PromotionRefused
 from evenflow.records import Record
 from evenflow.registry import store
@@ -115,12 +114,6 @@ def append(client: MlflowClient, model: str, **fields: Any) -> LedgerEntry:
             f"ledger entry {key} of {model} was written concurrently; check history"
         )
     return LedgerEntry.model_validate_json(value)
-
-
-def history(settings: EvenflowSettings, model: str) -> list[LedgerEntry]:
-    """The model's promotion ledger, oldest first."""
-    client = store.client_for(settings)
-    return ledger_entries(store.registered_model(client, model).tags)
 
 
 def decision_time(now: datetime | None) -> datetime:

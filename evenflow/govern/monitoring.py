@@ -116,19 +116,6 @@ class MonitoringReport(Record):
     json_path: Path | None = None
     html_path: Path | None = None
 
-    def headline(self) -> str:
-        """One line: passed, or how far beyond the policy the batch is."""
-        d = self.drift
-        checked = len(d.columns)
-        head = (
-            f"batch {self.batch.path.name} vs {self.model.name} v{self.model.version} "
-            f"({self.model.alias}; reference data {self.model.data_md5}): "
-            f"{len(d.drifted_columns)} of {checked} columns drifted "
-            f"(share {d.drifted_share:.3f}, max {d.max_drifted_share:g}), "
-            f"prediction drift {d.prediction.statistic} {d.prediction.value:.4f}"
-        )
-        return ("drift beyond the policy: " if not self.passed else "within the policy: ") + head
-
 
 def group_deltas(
     groups: Sequence[Mapping[str, Any]],

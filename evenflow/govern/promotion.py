@@ -1,33 +1,17 @@
-"""Promotion: a person makes a reviewed version champion, rejects one, or rolls back.
+"""Promotion decisions: may a version become champion, what a rollback restores, what is tagged.
 
-The decisions are pure functions (:func:`promotion_refusal`, :func:`rollback_target`); the
-functions that call MLflow (:func:`promote`, :func:`reject`, :func:`rollback`) only gather their
-inputs, append to the ledger (:mod:`evenflow.govern.ledger`) and move the ``champion`` alias.
-A promotion is bound to the evidence the reviewer saw (:mod:`evenflow.govern.evidence`).
+Pure functions only (a decision is separate from its side effect): the reviewer's story that
+reads the registry, appends to the ledger and moves the ``champion`` alias is
+:mod:`evenflow.usecases.champion`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-
-from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import PromotionRefused
-from evenflow.govern.evidence import (
-    changed_artifacts,
-    evidence_digest,
-    evidence_hashes,
-    reviewed_files,
-)
-from evenflow.govern.ledger import Action, LedgerEntry, append, decision_time, ledger_entries
-from evenflow.registry import layout, store
-
-logger = logging.getLogger(__name__)
+from evenflow.govern.ledger import Action, LedgerEntry
+from evenflow.registry import layout
 
 MAX_REVIEWER_LENGTH = 200
 
@@ -52,16 +36,11 @@ _DECISION_TAGS: dict[Action, tuple[str, str, str, str]] = {
         layout.ROLLBACK_SEQ_TAG,
     ),
 }
-
-
-@dataclass(frozen=True)
-class _Decided:
-    """Who decided, why, when, and the evidence digest the decision is bound to."""
-
-    reviewer: str
-    note: str
-    at: datetime
-    evidence_sha256: str | None
+# Per action: the version tag holding the evidence digest the decision was bound to.
+_EVIDENCE_TAGS: dict[Action, str] = {
+    "promote": layout.PROMOTED_SHA_TAG,
+    "reject": layout.REJECTED_SHA_TAG,
+}
 
 
 def promotion_refusal(
@@ -103,12 +82,28 @@ def promotion_refusal(
 
 
 def decision_tags(entry: LedgerEntry) -> dict[str, str]:
-    """Who decided, when, why and the ledger entry: tagged on the version the decision is about.
+    """Who decided, when, why, the ledger entry, the evidence digest and any override reason.
 
-    A rollback's tags go on the demoted champion, not on the version it restores.
+    They are tagged on :func:`tagged_version`: a rollback's (without a digest) on the demoted
+    champion, not on the version it restores.
     """
     by, at, note, seq = _DECISION_TAGS[entry.action]
-    return {by: entry.reviewer, at: entry.at.isoformat(), note: entry.note, seq: str(entry.seq)}
+    tags = {by: entry.reviewer, at: entry.at.isoformat(), note: entry.note, seq: str(entry.seq)}
+    evidence = _EVIDENCE_TAGS.get(entry.action)
+    if evidence is not None and entry.evidence_sha256 is not None:
+        tags[evidence] = entry.evidence_sha256
+    if entry.override is not None:
+        tags[layout.PROMOTION_OVERRIDE_TAG] = entry.override
+    return tags
+
+
+def tagged_version(entry: LedgerEntry) -> str:
+    """The version a decision's tags go on: a rollback's on the champion it demoted."""
+    if entry.action != "rollback":
+        return entry.version
+    if entry.previous_champion is None:
+        raise ValueError(f"ledger entry {entry.seq} rolls back from no champion")
+    return entry.previous_champion
 
 
 def rollback_target(entries: Sequence[LedgerEntry], champion: str) -> str | None:
@@ -123,157 +118,9 @@ def rollback_target(entries: Sequence[LedgerEntry], champion: str) -> str | None
     return None
 
 
-def promote(
-    settings: EvenflowSettings,
-    model: str,
-    version: str,
-    reviewer: str,
-    note: str,
-    *,
-    override: str | None = None,
-    now: datetime | None = None,
-) -> LedgerEntry:
-    """Make a reviewed version champion, bound to the evidence digest the reviewer saw.
-
-    Raises:
-        PromotionRefused: The version failed its gates (without ``override``), was never
-            reviewed, its evidence changed since the review, or it already is the champion.
-    """
-    _check_reviewer(reviewer)
-    client = store.client_for(settings)
-    target = store.model_version(client, model, version)
-    champion = store.find_alias(client, model, layout.CHAMPION)
-    files = evidence_hashes(client, str(target.run_id))
-    current = evidence_digest(files)
-    reason = promotion_refusal(
-        target.tags.get(layout.GATE_TAG),
-        target.tags.get(layout.REVIEWED_SHA_TAG),
-        current,
-        override,
-        changed=changed_artifacts(reviewed_files(target), files),
-        is_champion=_version_of(champion) == version,
-    )
-    if reason is not None:
-        raise PromotionRefused(f"{model} version {version} cannot be promoted: {reason}")
-    decided = _Decided(reviewer, note, decision_time(now), current)
-    entry = _append(
-        client,
-        model,
-        decided,
-        action="promote",
-        version=version,
-        previous=_version_of(champion),
-        override=override,
-    )
-    client.set_registered_model_alias(model, layout.CHAMPION, version)
-    tags = {**decision_tags(entry), layout.PROMOTED_SHA_TAG: current}
-    if override is not None:
-        tags[layout.PROMOTION_OVERRIDE_TAG] = entry.override or override
-    store.tag_version(client, model, version, tags)
-    logger.info("%s v%s is champion (ledger %d, by %s)", model, version, entry.seq, reviewer)
-    return entry
-
-
-def reject(
-    settings: EvenflowSettings,
-    model: str,
-    version: str,
-    reviewer: str,
-    note: str,
-    *,
-    now: datetime | None = None,
-) -> LedgerEntry:
-    """Record that a person rejected a version, with the evidence digest as it is now.
-
-    Removes nothing and leaves ``champion`` alone: a rejection is a record, not a deletion.
-    """
-    _check_reviewer(reviewer)
-    client = store.client_for(settings)
-    target = store.model_version(client, model, version)
-    champion = store.find_alias(client, model, layout.CHAMPION)
-    if _version_of(champion) == version:
-        logger.warning("%s v%s is the champion; rejecting it does not demote it", model, version)
-    current = evidence_digest(evidence_hashes(client, str(target.run_id)))
-    decided = _Decided(reviewer, note, decision_time(now), current)
-    entry = _append(
-        client, model, decided, action="reject", version=version, previous=_version_of(champion)
-    )
-    tags = {**decision_tags(entry), layout.REJECTED_SHA_TAG: current}
-    store.tag_version(client, model, version, tags)
-    logger.info("%s v%s rejected (ledger %d, by %s)", model, version, entry.seq, reviewer)
-    return entry
-
-
-def rollback(
-    settings: EvenflowSettings,
-    model: str,
-    reviewer: str,
-    note: str,
-    *,
-    now: datetime | None = None,
-) -> LedgerEntry:
-    """Give ``champion`` back to the version the current champion replaced, per the ledger.
-
-    Raises:
-        PromotionRefused: There is no champion, or the ledger names no previous champion.
-    """
-    _check_reviewer(reviewer)
-    client = store.client_for(settings)
-    champion = store.find_alias(client, model, layout.CHAMPION)
-    if champion is None:
-        store.registered_model(client, model)
-        raise PromotionRefused(f"{model} has no champion to roll back")
-    current = str(champion.version)
-    entries = ledger_entries(store.registered_model(client, model).tags)
-    target = rollback_target(entries, current)
-    if target is None:
-        raise PromotionRefused(
-            f"{model}: no previous champion to roll back to; the ledger records none before "
-            f"version {current}"
-        )
-    restored = store.model_version(client, model, target)
-    evidence = restored.tags.get(layout.PROMOTED_SHA_TAG)
-    decided = _Decided(reviewer, note, decision_time(now), evidence)
-    entry = _append(client, model, decided, action="rollback", version=target, previous=current)
-    client.set_registered_model_alias(model, layout.CHAMPION, target)
-    store.tag_version(client, model, current, decision_tags(entry))
-    store.tag_version(client, model, target, {layout.RESTORED_SEQ_TAG: str(entry.seq)})
-    logger.info("%s champion rolled back from v%s to v%s", model, current, target)
-    return entry
-
-
-def _check_reviewer(reviewer: str) -> None:
+def check_reviewer(reviewer: str) -> None:
     """A decision names who made it, in a name that fits a tag."""
     if not reviewer.strip():
         raise PromotionRefused("a decision needs the reviewer's name")
     if len(reviewer) > MAX_REVIEWER_LENGTH:
         raise PromotionRefused(f"a reviewer name is at most {MAX_REVIEWER_LENGTH} characters")
-
-
-def _version_of(version: ModelVersion | None) -> str | None:
-    return None if version is None else str(version.version)
-
-
-def _append(
-    client: MlflowClient,
-    model: str,
-    decided: _Decided,
-    *,
-    action: Action,
-    version: str,
-    previous: str | None,
-    override: str | None = None,
-) -> LedgerEntry:
-    """Append the decision to the model's ledger."""
-    return append(
-        client,
-        model,
-        action=action,
-        version=version,
-        previous_champion=previous,
-        reviewer=decided.reviewer,
-        at=decided.at,
-        note=decided.note,
-        evidence_sha256=decided.evidence_sha256,
-        override=override,
-    )

@@ -58,6 +58,7 @@ from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.fairness_html import write_fairness_report
+from evenflow.reports.summaries import monitoring_headline
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class DriftDetected(EvenflowError):
 
 
 # --- the model and its evidence -------------------------------------------------------------
+
+
+FROM_MANIFEST = ("features", "target", "positive_label", "sensitive")
+"""What a monitored model takes, as is, from its training data's shard manifest."""
 
 
 def resolve_model(settings: EvenflowSettings, name: str, alias: str) -> MonitoredModel:
@@ -111,13 +116,10 @@ def resolve_model(settings: EvenflowSettings, name: str, alias: str) -> Monitore
         alias=alias,
         run_id=run_id,
         data_md5=data_md5,
-        features=manifest.features,
-        target=manifest.target,
-        positive_label=manifest.positive_label,
-        sensitive=manifest.sensitive,
         split_column=params.dataset.split_column,
         threshold=params.evaluation.threshold,
         fairness=params.fairness,
+        **{field: getattr(manifest, field) for field in FROM_MANIFEST},
     )
 
 
@@ -413,11 +415,11 @@ def assess(
         json_path=out_dir / layout.MONITORING_FILE,
     )
     write_json_atomic(out_dir / layout.MONITORING_FILE, report.model_dump(mode="json"))
-    logger.info("%s", report.headline())
+    logger.info("%s", monitoring_headline(report))
     return report
 
 
 def breach_error(report: MonitoringReport, retraining: str | None = None) -> DriftDetected:
     """The error that fails the run: headline, one line per breach, and any retraining."""
     lines = [*report.breaches, *([f"retraining triggered: {retraining}"] if retraining else [])]
-    return DriftDetected(report.headline(), lines)
+    return DriftDetected(monitoring_headline(report), lines)

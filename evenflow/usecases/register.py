@@ -1,7 +1,8 @@
-"""Registering a trained model: the MLflow version with its lineage and gate, its card, its description.
+"""Registering a trained model: the MLflow version with its lineage and gate, and its card.
 
 Only a model that passed its gates gets the ``candidate`` alias; the card is written from the run's
-own records, so what a reviewer reads is what the run measured.
+own records, so what a reviewer reads is what the run measured. The version's description is
+worded by :func:`evenflow.reports.summaries.version_description`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from evenflow.assess import drift, explain
 from evenflow.assess.fairness import Estimate, FairnessReport
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
-from evenflow.govern.gates import GateDecision, describe_failures
+from evenflow.govern.gates import GateDecision
 from evenflow.records import (
     EvalReport,
     ModelVersionRef,
@@ -200,27 +201,3 @@ def _tradeoff_rows(tradeoff: TradeoffFiles | None) -> list[dict[str, object]] | 
         "rows"
     ]
     return rows
-
-
-def version_description(
-    version: ModelVersionRef,
-    report: EvalReport,
-    decision: GateDecision,
-    card_artifact: str,
-    *,
-    cross_fitted: bool = False,
-) -> str:
-    """What a reviewer sees first in the MLflow UI: the gate outcome, key figures, the card."""
-    outcome = "passed its gates" if decision.passed else "FAILED its gates (not a candidate)"
-    lines = [
-        f"**{version.name} v{version.version} {outcome}.**",
-        "",
-        f"{'Out-of-fold' if cross_fitted else 'Test'} ROC AUC {report.metrics['roc_auc']:.4f}, "
-        f"accuracy {report.metrics['accuracy']:.4f}.",
-        "",
-        *[f"- failed: {line}" for line in describe_failures(decision)],
-        "",
-        f"Model card: artifact `{card_artifact}` of run `{version.run_id}` "
-        "(HTML and Markdown; fairness by group with intervals, SHAP, proxy check, lineage).",
-    ]
-    return "\n".join(lines)

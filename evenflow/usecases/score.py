@@ -43,6 +43,7 @@ from evenflow.registry import store as registry
 from evenflow.usecases.score_engine import (
     Scorer,
     ScoringModel,
+    ScoringTotals,
     Totals,
     load_pyfunc,
     one_draw_stream,
@@ -70,13 +71,9 @@ class ScoringResult(Record):
     out_path: Path
     rejects_path: Path
     summary_path: Path = Field(description="Sidecar JSON beside the predictions (<out>.json).")
-    n_input: int
-    n_scored: int
-    n_rejected: int
+    totals: ScoringTotals
     rejected_by_rule: dict[str, int] = Field(description="Rows failing each rule.")
     threshold: str = Field(description="How decisions were made: the policy or the threshold.")
-    positive_rate: float
-    mean_score: float
     warnings: tuple[str, ...] = ()
 
 
@@ -236,13 +233,9 @@ class _Run:
             out_path=out_file,
             rejects_path=reject_file,
             summary_path=sidecar,
-            n_input=totals.n_input,
-            n_scored=totals.n_scored,
-            n_rejected=totals.n_rejected,
+            totals=totals.record(),
             rejected_by_rule=check.counts,
             threshold=self.threshold,
-            positive_rate=totals.positive_rate,
-            mean_score=totals.mean_score,
             warnings=check.warnings,
         )
 
@@ -280,16 +273,17 @@ def scoring_tags(
 
 def log_scoring(settings: EvenflowSettings, run_id: str, result: ScoringResult) -> None:
     """Log counts, the sidecar and the rejects with the scoring run."""
+    totals = result.totals
     registry.log_metrics(
         settings,
         run_id,
         {
-            "input_rows": result.n_input,
-            "scored_rows": result.n_scored,
-            "rejected_rows": result.n_rejected,
-            "rejected_fraction": result.n_rejected / result.n_input,
-            "positive_rate": result.positive_rate,
-            "mean_score": result.mean_score,
+            "input_rows": totals.n_input,
+            "scored_rows": totals.n_scored,
+            "rejected_rows": totals.n_rejected,
+            "rejected_fraction": totals.n_rejected / totals.n_input,
+            "positive_rate": totals.positive_rate,
+            "mean_score": totals.mean_score,
         },
     )
     registry.set_tags(

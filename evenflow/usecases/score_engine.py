@@ -178,6 +178,16 @@ class Scorer:
         )
 
 
+class ScoringTotals(Record):
+    """What the chunks added up to; the same whatever the chunk size."""
+
+    n_input: int
+    n_scored: int
+    n_rejected: int
+    positive_rate: float = Field(description="Share of scored rows decided positive.")
+    mean_score: float = Field(description="Mean score of the scored rows.")
+
+
 @dataclass
 class Totals:
     """Running figures over the chunks scored so far."""
@@ -207,6 +217,10 @@ class Totals:
     def mean_score(self) -> float:
         """Mean score of the scored rows."""
         return self.score_sum / self.n_scored
+
+    def record(self) -> ScoringTotals:
+        """The figures as they stand, as an immutable record."""
+        return ScoringTotals.model_validate(self, from_attributes=True)
 
 
 def score_chunks(
