@@ -16,8 +16,8 @@ from tasks.data import (
     shard_dataset,
     validate_batch,
 )
-from tasks.modeling import compare_mitigations as compare_mitigations_task
 from tasks.modeling import (
+    RunEvidence,
     evaluate_model,
     explain_model,
     gate_model,
@@ -27,6 +27,7 @@ from tasks.modeling import (
     register_model,
     train_model,
 )
+from tasks.modeling import compare_mitigations as compare_mitigations_task
 from tasks.tracking import finish_tracking, start_tracking
 
 
@@ -71,17 +72,10 @@ def train_and_register(
         )
         # Gate, then register (a failed model is registered too, without the candidate alias)
         decision = gate_model(params, settings, report, run_id)
-        evidence = (manifest, training, report, validation_report)
-        version = register_model(
-            params,
-            settings,
-            run_id,
-            evidence=evidence,
-            explanations=explanations,
-            decision=decision,
-            tradeoff=tradeoff,
-            force=force,
+        evidence = RunEvidence(
+            manifest, training, report, validation_report, explanations, decision, tradeoff
         )
+        version = register_model(params, settings, run_id, evidence, force=force)
         if not decision.passed:
             raise GateFailed(
                 f"{version.name} version {version.version} failed its gates and is not a candidate",

@@ -1,11 +1,12 @@
 """Content-hash caching: a stage re-runs only when its data, parameters or code changed, and says why.
 
-Each cached stage names the parts of its key (data md5, the parameters it reads, where its outputs
-live) and the one core module it calls (its entry point). The policy adds the code: a hash of every
-project module the entry point imports, directly or not, one part per module, and the hash of
-``uv.lock`` (the third-party environment). The key is a hash of all parts. Before Prefect looks the
-key up, the policy compares the parts with the previous run's and logs what changed, naming the
-changed modules (``cache train: miss, code changed: evenflow/training/boosters.py``).
+Each cached stage is one :class:`StageCache`: the parts of its key read from its inputs (data md5,
+the parameters it reads), the one core module it calls (its entry point) and where its outputs live.
+The key adds the code: a hash of every project module the entry point imports, directly or not, one
+part per module, and the hash of ``uv.lock`` (the third-party environment). The key is a hash of
+all parts. Before Prefect looks the key up, the policy compares the parts with the previous run's
+and logs what changed, naming the changed modules
+(``cache train: miss, code changed: evenflow/training/boosters.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.results import get_result_store
@@ -30,8 +32,13 @@ from evenflow.io import write_json_atomic
 
 logger = logging.getLogger("evenflow.cache")
 
-KeyParts = Callable[[Mapping[str, Any]], dict[str, str]]
-Marker = Callable[[Mapping[str, Any]], Path]
+Inputs = Mapping[str, Any]
+"""A stage task's inputs by parameter name (``settings`` among them), as Prefect passes them."""
+KeyParts = Callable[[Inputs], dict[str, str]]
+Folder = Callable[[Inputs], Path]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def digest(*values: Any) -> str:
@@ -96,15 +103,52 @@ def stage_dir(settings: EvenflowSettings, stage: str, parts: Mapping[str, str]) 
     return settings.state_dir / "stages" / stage / digest(dict(parts))[:16]
 
 
+@dataclass(frozen=True)
+class StageCache:
+    """One cached stage: what its key reads, the code it runs, where it writes, when it is done.
+
+    A stage's key changes with its inputs' parts, its code and its output folder; by default its
+    outputs live in a folder addressed by the parts and the code, so other inputs write elsewhere.
+    """
+
+    name: str
+    entry: str
+    """The core module the task body calls (its import closure is the stage's code)."""
+    key_inputs: KeyParts
+    """The parts read from the task's inputs: data hashes and the parameters the stage reads."""
+    outputs: Folder | None = None
+    """Where the stage writes, if not the content-addressed folder of :func:`stage_dir`."""
+    done: tuple[str, ...] | None = None
+    """The path, inside the outputs, written last (``()``: the folder itself); None: unchecked."""
+
+    def out_dir(self, inputs: Inputs) -> Path:
+        """The folder the stage writes for these inputs."""
+        if self.outputs is not None:
+            return self.outputs(inputs)
+        return stage_dir(inputs["settings"], self.name, self._content(inputs))
+
+    def key_parts(self, inputs: Inputs) -> dict[str, str]:
+        """The named parts of the key: inputs, code summary, lock file and output folder."""
+        return {**self._content(inputs), "outputs": str(self.out_dir(inputs))}
+
+    def outputs_missing(self, inputs: Inputs) -> bool:
+        """Whether the file written last is gone (a cached result whose outputs were deleted)."""
+        return self.done is not None and not self.out_dir(inputs).joinpath(*self.done).exists()
+
+    def task(self, name: str, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """A Prefect task cached on this stage's key, its result persisted for the next run."""
+        policy = ContentCache(stage=self)
+        return task(name=name, cache_policy=policy, persist_result=True, **options)
+
+    def _content(self, inputs: Inputs) -> dict[str, str]:
+        return {**self.key_inputs(inputs), **code_parts(self.entry, inputs["settings"])}
+
+
 @dataclass
 class ContentCache(CachePolicy):
-    """A cache key made of named content hashes, with the reason for a miss logged."""
+    """A cache key made of a stage's named content hashes, with the reason for a miss logged."""
 
-    stage: str = ""
-    parts: KeyParts | None = None
-    entry: str = ""
-    """The core module the task body calls (its import closure is the stage's code)."""
-    marker: Marker | None = None
+    stage: StageCache | None = None
 
     def compute_key(
         self,
@@ -114,35 +158,30 @@ class ContentCache(CachePolicy):
         **kwargs: Any,
     ) -> str | None:
         """Hash the stage's parts; log whether they match the previous run's and, if not, why."""
-        if self.parts is None or inputs is None:
+        if self.stage is None or inputs is None:
             return None
+        name = self.stage.name
         settings: EvenflowSettings = inputs["settings"]
-        parts = {
-            **self.parts(inputs),
-            **code_parts(self.entry, settings),
-            **module_parts(self.entry),
-        }
-        record = settings.state_dir / "cache-keys" / f"{self.stage}.json"
+        parts = {**self.stage.key_parts(inputs), **module_parts(self.stage.entry)}
+        record = settings.state_dir / "cache-keys" / f"{name}.json"
         previous = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
         write_json_atomic(record, parts)
-        key = f"{self.stage}-{digest(parts)}"
+        key = f"{name}-{digest(parts)}"
         reason = miss_reason(previous, parts)
         if not previous:
-            logger.info("cache %s: no earlier run recorded, computing", self.stage)
+            logger.info("cache %s: no earlier run recorded, computing", name)
         elif reason:
-            logger.info("cache %s: miss, %s", self.stage, reason)
-        elif self.marker is not None and not self.marker(inputs).exists():
+            logger.info("cache %s: miss, %s", name, reason)
+        elif self.stage.outputs_missing(inputs):
             if get_result_store().exists(key):
                 # A cached result whose outputs were deleted: a fresh key forces the stage to run
                 # again (into the same content-addressed folder, so the old record stays valid).
-                logger.info(
-                    "cache %s: inputs unchanged but outputs missing, recomputing", self.stage
-                )
+                logger.info("cache %s: inputs unchanged but outputs missing, recomputing", name)
                 return f"{key}-rebuild-{uuid.uuid4().hex}"
             # No result yet (a retry of a failed attempt): computed and stored under the plain key.
-            logger.info("cache %s: no finished result yet, computing", self.stage)
+            logger.info("cache %s: no finished result yet, computing", name)
         else:
             logger.info(
-                "cache %s: data, parameters and code unchanged, reusing the last result", self.stage
+                "cache %s: data, parameters and code unchanged, reusing the last result", name
             )
         return key

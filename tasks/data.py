@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -20,7 +18,8 @@ from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.usecases import prepare
-from tasks.caching import ContentCache, digest
+from tasks.caching import Inputs, StageCache, digest
+from tasks.isolation import run_dir
 from tasks.progress import stage
 
 
@@ -37,25 +36,25 @@ def prepare_contract(spec: DatasetSpec, settings: EvenflowSettings) -> str:
     return str(path)
 
 
-def _validation_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+def _validation_inputs(inputs: Inputs) -> dict[str, str]:
     spec: DatasetSpec = inputs["spec"]
-    settings: EvenflowSettings = inputs["settings"]
     return {
         "data": content_md5(spec.path),
-        "suite": file_md5(contracts.contract_path(settings, spec.name)),
-        "outputs": str(settings.data_root),
+        "suite": file_md5(contracts.contract_path(inputs["settings"], spec.name)),
     }
 
 
-@task(
-    name="validate-batch",
-    cache_policy=ContentCache(
-        stage="validate",
-        parts=_validation_key,
-        entry=prepare.__name__,
-    ),
-    persist_result=True,
+# Validation only reads the batch: its key names the project's data folder as its outputs, and
+# no file there marks it done.
+VALIDATE = StageCache(
+    "validate",
+    prepare.__name__,
+    _validation_inputs,
+    outputs=lambda inputs: inputs["settings"].data_root,
 )
+
+
+@VALIDATE.task("validate-batch")
 def validate_batch(
     spec: DatasetSpec, settings: EvenflowSettings
 ) -> tuple[RawBatch, ValidationReport]:
@@ -78,11 +77,9 @@ def record_validation(settings: EvenflowSettings, run_id: str, report: Validatio
         raise ValidationFailed(summary, failures)
 
 
-def _shard_key(inputs: Mapping[str, Any]) -> dict[str, str]:
+def _shard_inputs(inputs: Inputs) -> dict[str, str]:
     params: RunParams = inputs["params"]
-    settings: EvenflowSettings = inputs["settings"]
     batch: RawBatch = inputs["batch"]
-    shard_dir = prepare.shard_directory(settings, params, batch)
     return {
         "data": batch.md5,
         # Where the batch lies does not change its shards (its md5 is the "data" part).
@@ -93,7 +90,6 @@ def _shard_key(inputs: Mapping[str, Any]) -> dict[str, str]:
             {"cross_fit_below_rows": params.evaluation.cross_fit_below_rows},
             {"folds": params.evaluation.folds},
         ),
-        "outputs": str(shard_dir),
     }
 
 
@@ -102,20 +98,19 @@ def _without_path(spec: DatasetSpec) -> dict[str, Any]:
     return {**spec.model_dump(mode="json"), "path": None}
 
 
-def _shard_dir(inputs: Mapping[str, Any]) -> Path:
-    return Path(_shard_key(inputs)["outputs"])
-
-
-@task(
-    name="shard-dataset",
-    cache_policy=ContentCache(
-        stage="shard",
-        parts=_shard_key,
-        entry=prepare.__name__,
-        marker=_shard_dir,
+# Sharding writes one folder per batch and plan (DVC tracks it): present means done.
+SHARD = StageCache(
+    "shard",
+    prepare.__name__,
+    _shard_inputs,
+    outputs=lambda inputs: prepare.shard_directory(
+        inputs["settings"], inputs["params"], inputs["batch"]
     ),
-    persist_result=True,
+    done=(),
 )
+
+
+@SHARD.task("shard-dataset")
 def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch) -> ShardManifest:
     """Split, shard and version the batch with DVC."""
     plan = plan_split(params.dataset, params.evaluation, batch.n_rows)
@@ -135,10 +130,8 @@ def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch
 @task(name="record-shards")
 def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
     """Log the manifest with the run and tag it with the data hash."""
-    out_dir = settings.state_dir / "runs" / run_id
-    registry.log_artifact(
-        settings, run_id, prepare.write_manifest(manifest, out_dir), layout.DATA_DIR
-    )
+    manifest_path = prepare.write_manifest(manifest, run_dir(settings, run_id))
+    registry.log_artifact(settings, run_id, manifest_path, layout.DATA_DIR)
     registry.log_json(
         settings,
         run_id,

@@ -35,10 +35,14 @@ _PROCESS_RUN = uuid.uuid4().hex  # outside a flow run (a task called directly): 
 _R = TypeVar("_R", bound=BaseModel)
 
 
+def run_dir(settings: EvenflowSettings, run_id: str) -> Path:
+    """The local folder of one run (an MLflow or a flow run id): what it writes before logging."""
+    return settings.state_dir / "runs" / run_id
+
+
 def run_work_dir(settings: EvenflowSettings, stage: str) -> Path:
     """This flow run's own folder for ``stage`` (its retries share it, other runs never do)."""
-    run = flow_run.get_id() or _PROCESS_RUN
-    return settings.state_dir / "runs" / str(run) / stage
+    return run_dir(settings, str(flow_run.get_id() or _PROCESS_RUN)) / stage
 
 
 @contextmanager

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import Task, get_run_logger, task
@@ -26,23 +25,20 @@ from evenflow.records import (
 )
 from evenflow.registry import layout
 from evenflow.registry import store as registry
+from evenflow.reports import summaries
 from evenflow.reports.mitigation_html import TradeoffFiles
 from evenflow.training.failures import is_infrastructure_failure
 from evenflow.usecases import register
 from evenflow.usecases import train as pipeline
-from tasks.caching import ContentCache, code_parts, digest, stage_dir
-from tasks.isolation import exclusive, project_lock, publish, published, run_work_dir
+from tasks.caching import Inputs, StageCache, digest
+from tasks.isolation import exclusive, project_lock, publish, published, run_dir, run_work_dir
 from tasks.progress import stage
 
 # The core module each cached stage calls: its import closure is the code in the stage's key.
 ENTRY = pipeline.__name__
 
 
-def _run_dir(settings: EvenflowSettings, run_id: str) -> Path:
-    return settings.state_dir / "runs" / run_id
-
-
-def _train_base(inputs: Mapping[str, Any]) -> dict[str, str]:
+def _train_inputs(inputs: Inputs) -> dict[str, str]:
     manifest: ShardManifest = inputs["manifest"]
     params: RunParams = inputs["params"]
     settings: EvenflowSettings = inputs["settings"]
@@ -51,17 +47,25 @@ def _train_base(inputs: Mapping[str, Any]) -> dict[str, str]:
         "data": manifest.data_md5,
         "params": digest(params.model, params.cluster, weighting),
         "cluster": settings.dask_address or "local",
-        **code_parts(ENTRY, settings),
     }
 
 
-def _train_key(inputs: Mapping[str, Any]) -> dict[str, str]:
-    return {**_train_base(inputs), "outputs": str(_train_dir(inputs))}
+def _evaluate_inputs(inputs: Inputs) -> dict[str, str]:
+    params: RunParams = inputs["params"]
+    return {
+        "training": digest(inputs["training"]),
+        "params": digest(params.evaluation, params.fairness, params.mitigation),
+    }
 
 
-def _train_dir(inputs: Mapping[str, Any]) -> Path:
-    return stage_dir(inputs["settings"], "train", _train_base(inputs))
+def _explain_inputs(inputs: Inputs) -> dict[str, str]:
+    return {"training": digest(inputs["training"]), "params": digest(inputs["params"].explain)}
 
+
+# Each file named in ``done`` is written last by its stage: a failed attempt never counts as done.
+TRAIN = StageCache("train", ENTRY, _train_inputs, done=(layout.VALID_PREDICTIONS_FILE,))
+EVALUATE = StageCache("evaluate", ENTRY, _evaluate_inputs, done=(layout.METRICS,))
+EXPLAIN = StageCache("explain", ENTRY, _explain_inputs, done=(layout.EXPLANATIONS,))
 
 TRAIN_RETRIES = 2
 
@@ -92,16 +96,8 @@ def get_run_logger_safe() -> logging.Logger | logging.LoggerAdapter[logging.Logg
         return logging.getLogger(__name__)
 
 
-@task(
-    name="train-model",
-    cache_policy=ContentCache(
-        stage="train",
-        parts=_train_key,
-        entry=ENTRY,
-        # Written last by either trainer: a failed attempt never counts as done.
-        marker=lambda inputs: _train_dir(inputs) / layout.VALID_PREDICTIONS_FILE,
-    ),
-    persist_result=True,
+@TRAIN.task(
+    "train-model",
     retries=TRAIN_RETRIES,
     retry_delay_seconds=[2, 10],  # backoff: a loaded machine gets time to settle
     retry_condition_fn=retry_on_infrastructure,
@@ -112,7 +108,7 @@ def train_model(
     """Train XGBoost on Dask with early stopping on the valid split."""
     where = settings.dask_address or f"local cluster of {params.cluster.n_workers} workers"
     weighting = ", reweighed" if params.mitigation.method == "reweighing" else ""
-    shared = _train_dir({"manifest": manifest, "params": params, "settings": settings})
+    shared = TRAIN.out_dir({"manifest": manifest, "params": params, "settings": settings})
     with (
         stage(
             "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
@@ -179,38 +175,12 @@ def record_training(settings: EvenflowSettings, run_id: str, result: TrainingRes
         )
 
 
-def _evaluate_base(inputs: Mapping[str, Any]) -> dict[str, str]:
-    params: RunParams = inputs["params"]
-    return {
-        "training": digest(inputs["training"]),
-        "params": digest(params.evaluation, params.fairness, params.mitigation),
-        **code_parts(ENTRY, inputs["settings"]),
-    }
-
-
-def _evaluate_dir(inputs: Mapping[str, Any]) -> Path:
-    return stage_dir(inputs["settings"], "evaluate", _evaluate_base(inputs))
-
-
-def _evaluate_key(inputs: Mapping[str, Any]) -> dict[str, str]:
-    return {**_evaluate_base(inputs), "outputs": str(_evaluate_dir(inputs))}
-
-
-@task(
-    name="evaluate-model",
-    cache_policy=ContentCache(
-        stage="evaluate",
-        parts=_evaluate_key,
-        entry=ENTRY,
-        marker=lambda inputs: _evaluate_dir(inputs) / layout.METRICS,
-    ),
-    persist_result=True,
-)
+@EVALUATE.task("evaluate-model")
 def evaluate_model(
     manifest: ShardManifest, training: TrainingResult, params: RunParams, settings: EvenflowSettings
 ) -> EvalReport:
     """Evaluate on the test split: metrics, groups, fairness with intervals, drift."""
-    out_dir = _evaluate_dir({"training": training, "params": params, "settings": settings})
+    out_dir = EVALUATE.out_dir({"training": training, "params": params, "settings": settings})
     where = (
         f"{manifest.evaluated_rows:,} rows out of fold ({manifest.plan.folds}-fold cross-fitting)"
         if manifest.cross_fitted
@@ -237,38 +207,12 @@ def record_evaluation(settings: EvenflowSettings, run_id: str, report: EvalRepor
     registry.log_artifact(settings, run_id, report.predictions_path, layout.PREDICTIONS_DIR)
 
 
-def _explain_base(inputs: Mapping[str, Any]) -> dict[str, str]:
-    params: RunParams = inputs["params"]
-    return {
-        "training": digest(inputs["training"]),
-        "params": digest(params.explain),
-        **code_parts(ENTRY, inputs["settings"]),
-    }
-
-
-def _explain_dir(inputs: Mapping[str, Any]) -> Path:
-    return stage_dir(inputs["settings"], "explain", _explain_base(inputs))
-
-
-def _explain_key(inputs: Mapping[str, Any]) -> dict[str, str]:
-    return {**_explain_base(inputs), "outputs": str(_explain_dir(inputs))}
-
-
-@task(
-    name="explain-model",
-    cache_policy=ContentCache(
-        stage="explain",
-        parts=_explain_key,
-        entry=ENTRY,
-        marker=lambda inputs: _explain_dir(inputs) / layout.EXPLANATIONS_DIR / explain.JSON_NAME,
-    ),
-    persist_result=True,
-)
+@EXPLAIN.task("explain-model")
 def explain_model(
     manifest: ShardManifest, training: TrainingResult, params: RunParams, settings: EvenflowSettings
 ) -> explain.ExplanationFiles:
     """TreeSHAP summary (overall and per group) and the proxy check."""
-    out_dir = _explain_dir({"training": training, "params": params, "settings": settings})
+    out_dir = EXPLAIN.out_dir({"training": training, "params": params, "settings": settings})
     rows = "rows" if manifest.cross_fitted else "test rows"
     with stage("explain", f"TreeSHAP on up to {params.explain.shap_rows:,} {rows}") as done:
         files = pipeline.explain_model(manifest, training, params, out_dir)
@@ -298,7 +242,7 @@ def compare_mitigations(
     """Train every mitigation and log one trade-off table and plot with the run."""
     with stage("compare", "mitigations none, reweighing, threshold, reductions") as done:
         files = pipeline.compare_mitigations(
-            manifest, training, params, settings, _run_dir(settings, run_id)
+            manifest, training, params, settings, run_dir(settings, run_id)
         )
         for path in (files.json_path, files.html_path, files.png_path):
             registry.log_artifact(settings, run_id, path, layout.MITIGATIONS_DIR)
@@ -325,7 +269,7 @@ def gate_model(
 ) -> GateDecision:
     """Decide, by the configured policy, whether the model may become a candidate."""
     with stage("gate", _gate_plan(params)) as done:
-        decision = pipeline.gate(params, settings, report, _run_dir(settings, run_id))
+        decision = pipeline.gate(params, settings, report, run_dir(settings, run_id))
         registry.log_json(settings, run_id, decision.model_dump(mode="json"), layout.DECISION)
         done.summary = (
             f"passed {len(decision.clauses)} clauses"
@@ -336,16 +280,27 @@ def gate_model(
     return decision
 
 
+@dataclass(frozen=True)
+class RunEvidence:
+    """What a training run found, as registration and the model card read it."""
+
+    manifest: ShardManifest
+    training: TrainingResult
+    report: EvalReport
+    validation: ValidationReport
+    explanations: explain.ExplanationFiles
+    decision: GateDecision
+    tradeoff: TradeoffFiles | None = None
+    """The mitigation trade-off table, when the run compared mitigations."""
+
+
 @task(name="register-model")
 def register_model(
     params: RunParams,
     settings: EvenflowSettings,
     run_id: str,
+    evidence: RunEvidence,
     *,
-    evidence: tuple[ShardManifest, TrainingResult, EvalReport, ValidationReport],
-    explanations: explain.ExplanationFiles,
-    decision: GateDecision,
-    tradeoff: TradeoffFiles | None = None,
     force: bool = False,
 ) -> ModelVersionRef:
     """Register the model with lineage tags and its model card; alias ``candidate`` if it passed.
@@ -354,7 +309,7 @@ def register_model(
     environment), nothing is registered: the run is tagged with that version, which is returned
     (and a version that failed its gates fails this run the same way). ``force`` registers anyway.
     """
-    manifest = evidence[0]
+    decision = evidence.decision
     # One registration of a model at a time in a project: two runs of one build register once.
     with (
         stage("register", f"model '{params.dataset.name}'") as done,
@@ -362,7 +317,7 @@ def register_model(
     ):
         code = lineage.code_version(settings.code_root)
         tags = lineage.lineage_tags(
-            manifest.data_md5, code, params.params_hash(), str(flow_run.get_id())
+            evidence.manifest.data_md5, code, params.params_hash(), str(flow_run.get_id())
         )
         registry.set_tags(settings, run_id, tags)
         existing = None if force else _same_build(settings, params.dataset.name, tags, decision)
@@ -375,16 +330,7 @@ def register_model(
                 "data, parameters, code and environment (use --force to register anyway)"
             )
         else:
-            version = _register_new(
-                params,
-                settings,
-                run_id,
-                evidence=evidence,
-                explanations=explanations,
-                decision=decision,
-                tradeoff=tradeoff,
-                tags=tags,
-            )
+            version = _register_new(params, settings, run_id, evidence, tags)
             alias = "alias candidate" if version.aliases else "NOT a candidate: gates failed"
             done.summary = f"{version.name} version {version.version} ({alias}), run {run_id}"
     if existing is not None and held_tags.get(layout.GATE_TAG) == "failed":
@@ -400,21 +346,17 @@ def _register_new(
     params: RunParams,
     settings: EvenflowSettings,
     run_id: str,
-    *,
-    evidence: tuple[ShardManifest, TrainingResult, EvalReport, ValidationReport],
-    explanations: explain.ExplanationFiles,
-    decision: GateDecision,
-    tradeoff: TradeoffFiles | None,
+    evidence: RunEvidence,
     tags: dict[str, str],
 ) -> ModelVersionRef:
     """Register a new version, write its model card and describe it for the reviewer."""
-    manifest, training, report, validation_report = evidence
+    manifest, report, decision = evidence.manifest, evidence.report, evidence.decision
     version = register.register(
         settings,
         run_id,
         params=params,
         manifest=manifest,
-        training=training,
+        training=evidence.training,
         report=report,
         decision=decision,
         tags=tags,
@@ -423,20 +365,20 @@ def _register_new(
         params,
         version=version,
         manifest=manifest,
-        validation_report=validation_report,
+        validation_report=evidence.validation,
         report=report,
-        explanations=explanations,
+        explanations=evidence.explanations,
         decision=decision,
         tags=tags,
-        out_dir=_run_dir(settings, run_id),
-        tradeoff=tradeoff,
+        out_dir=run_dir(settings, run_id),
+        tradeoff=evidence.tradeoff,
     )
     registry.log_artifact(settings, run_id, html.parent, layout.MODEL_CARD_DIR)
     registry.describe_version(
         settings,
         version.name,
         version.version,
-        register.version_description(
+        summaries.version_description(
             version,
             report,
             decision,

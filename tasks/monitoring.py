@@ -19,6 +19,7 @@ from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.monitoring_html import write_monitoring_html
 from evenflow.usecases import monitor as monitoring
+from tasks.isolation import run_dir
 from tasks.progress import stage
 from tasks.tracking import open_run
 
@@ -29,7 +30,7 @@ def experiment_name(params: MonitorParams) -> str:
 
 
 def _out_dir(settings: EvenflowSettings, run_id: str) -> Path:
-    return settings.state_dir / "runs" / run_id / layout.MONITORING_DIR
+    return run_dir(settings, run_id) / layout.MONITORING_DIR
 
 
 @task(name="start-monitoring")

@@ -55,15 +55,16 @@ def score_rows(
         result = scoring.score_file(
             settings, params, model, scoring_run_id=run_id, flow_run_id=str(flow_run.get_id())
         )
+        totals = result.totals
         done.summary = (
-            f"{result.n_scored:,} of {result.n_input:,} rows scored, {result.n_rejected:,} "
+            f"{totals.n_scored:,} of {totals.n_input:,} rows scored, {totals.n_rejected:,} "
             f"rejected → {result.out_path}"
         )
     logger = get_run_logger()
-    if result.n_rejected:
+    if totals.n_rejected:
         logger.warning(
             "%d rows failed the contract and were not scored (%s); see %s",
-            result.n_rejected,
+            totals.n_rejected,
             scoring.describe_rejects(result.rejected_by_rule),
             result.rejects_path,
         )

@@ -25,7 +25,7 @@ def start_tracking(params: RunParams, settings: EvenflowSettings) -> str:
     registry.log_params(settings, run_id, params.model_dump(mode="json"))
     registry.log_json(settings, run_id, params.model_dump(mode="json"), layout.RUN_PARAMS)
     if code.dirty:
-        registry.log_json(settings, run_id, {"diff": code.diff}, "lineage/git_diff.json")
+        registry.log_json(settings, run_id, {"diff": code.diff}, layout.GIT_DIFF)
     return run_id
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from evenflow.cli.environment import settings
+from evenflow.registry import layout
 
 
 def reproduce(
@@ -18,7 +19,7 @@ def reproduce(
     result = rebuild(settings(), run_id)
     origin = f"commit {result.git_commit[:12]}, data {result.data_md5}"
     if result.git_dirty:
-        typer.echo(f"note: run {run_id} was made from a dirty tree (diff: lineage/git_diff.json)")
+        typer.echo(f"note: run {run_id} was made from a dirty tree (diff: {layout.GIT_DIFF})")
     if result.identical:
         typer.echo(
             f"identical: all {result.n_rows:,} test predictions match bit for bit ({origin})"

@@ -19,6 +19,8 @@ EXPLANATIONS_DIR = "explanations"
 MITIGATIONS_DIR = "mitigations"
 GATE_DIR = "gate"
 MODEL_CARD_DIR = "model_card"
+LINEAGE_DIR = "lineage"
+"""Written only for a run made from a dirty tree: its uncommitted diff."""
 MONITORING_DIR = "monitoring"
 """Artifact folder of a monitoring run."""
 SCORING_DIR = "scoring"
@@ -50,6 +52,15 @@ VALIDATION_RESULT_FILE = "validation_result.json"
 MONITORING_FILE = "monitoring.json"
 MONITORING_HTML_FILE = "monitoring.html"
 HANDOFF_FILE = "handoff.json"
+GIT_DIFF_FILE = "git_diff.json"
+DRIFT_SUMMARY_FILE = "drift_summary.json"
+"""Train-vs-test drift of the run's own splits, beside its reports (read back by the model card)."""
+EXPLANATIONS_FILE = "explanations.json"
+SHAP_SUMMARY_PLOT_FILE = "shap_summary.png"
+SHAP_BY_GROUP_PLOT_FILE = "shap_by_group.png"
+MITIGATIONS_TABLE_FILE = "mitigations.json"
+MITIGATIONS_HTML_FILE = "mitigations.html"
+MITIGATIONS_PLOT_FILE = "mitigations.png"
 
 # --- artifact paths, relative to a run's artifact root ---------------------------------------
 
@@ -66,9 +77,8 @@ CARD_MARKDOWN = f"{MODEL_CARD_DIR}/{CARD_MARKDOWN_FILE}"
 PARTITION_WORKERS = f"{TRAINING_DIR}/{PARTITION_WORKERS_FILE}"
 BOOSTER_PARAMS = f"{TRAINING_DIR}/{BOOSTER_PARAMS_FILE}"
 CROSS_FIT = f"{TRAINING_DIR}/{CROSS_FIT_FILE}"
-
-EVIDENCE_FILES = (CARD_HTML, CARD_MARKDOWN, FAIRNESS, DECISION)
-"""What a reviewer signs: the card, the fairness report and the gate decision (review hashes them)."""
+EXPLANATIONS = f"{EXPLANATIONS_DIR}/{EXPLANATIONS_FILE}"
+GIT_DIFF = f"{LINEAGE_DIR}/{GIT_DIFF_FILE}"
 
 # --- the registered model's own artifacts (inside the MLflow model) -----------------------------
 
@@ -85,8 +95,6 @@ GIT_DIRTY_TAG = "evenflow.git_dirty"
 PARAMS_HASH_TAG = "evenflow.params_hash"
 ENV_HASH_TAG = "evenflow.env_hash"
 FLOW_RUN_ID_TAG = "evenflow.flow_run_id"
-BUILD_TAGS = (DATA_MD5_TAG, PARAMS_HASH_TAG, GIT_COMMIT_TAG, ENV_HASH_TAG)
-"""What makes two builds of a model the same: data, parameters, committed code and environment."""
 
 # --- tags: training runs and model versions ----------------------------------------------------
 
@@ -144,6 +152,13 @@ ROLLBACK_SEQ_TAG = "evenflow.rollback_ledger_seq"
 RESTORED_SEQ_TAG = "evenflow.restored_ledger_seq"
 LEDGER_PREFIX = "evenflow.ledger."
 """Registered-model tags ``evenflow.ledger.000001``…: the promotion ledger, one entry per tag."""
+
+# --- groups of the names above that readers compare or hash ------------------------------------
+
+EVIDENCE_FILES = (CARD_HTML, CARD_MARKDOWN, FAIRNESS, DECISION)
+"""What a reviewer signs: the card, the fairness report and the gate decision (review hashes them)."""
+BUILD_TAGS = (DATA_MD5_TAG, PARAMS_HASH_TAG, GIT_COMMIT_TAG, ENV_HASH_TAG)
+"""What makes two builds of a model the same: data, parameters, committed code and environment."""
 
 # --- aliases ---------------------------------------------------------------------------------
 

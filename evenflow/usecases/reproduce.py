@@ -76,7 +76,7 @@ def reproduce(settings: EvenflowSettings, run_id: str) -> Reproduction:
     dirty = tags.get(layout.GIT_DIRTY_TAG) == "true"
     if dirty:
         logger.warning(
-            "run %s was made from a dirty tree; its diff is in lineage/git_diff.json", run_id
+            "run %s was made from a dirty tree; its diff is in %s", run_id, layout.GIT_DIFF
         )
     with tempfile.TemporaryDirectory(prefix="evenflow-reproduce-") as scratch:
         work = Path(scratch)

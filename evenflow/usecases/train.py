@@ -50,9 +50,6 @@ from evenflow.training.partitions import LABEL, SCORE, SampleWeights
 
 logger = logging.getLogger(__name__)
 
-DRIFT_SUMMARY_FILE = "drift_summary.json"
-"""Train-vs-test drift of the run's own splits, beside its reports (read back by the model card)."""
-
 
 def train(
     manifest: ShardManifest, params: RunParams, settings: EvenflowSettings, out_dir: Path
@@ -135,7 +132,7 @@ def evaluate(
     else:
         drift_summary = _drift(manifest, params, report_dir)
         drift_path = write_json_atomic(
-            report_dir / DRIFT_SUMMARY_FILE, drift_summary.model_dump(mode="json")
+            report_dir / layout.DRIFT_SUMMARY_FILE, drift_summary.model_dump(mode="json")
         )
     drift.classification_report(predictions, report_dir, params.evaluation.threshold)
     return report.model_copy(
