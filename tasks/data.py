@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from evenflow import layout
 from evenflow.config.run import DatasetSpec, RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
@@ -15,7 +16,6 @@ from evenflow.data.sharding import plan_split
 from evenflow.errors import ValidationFailed
 from evenflow.io import file_md5
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.usecases import prepare
 from tasks.caching import Inputs, StageCache, digest

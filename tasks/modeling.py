@@ -10,6 +10,7 @@ from prefect import Task, get_run_logger, task
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 
+from evenflow import layout
 from evenflow.assess import explain
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
@@ -23,7 +24,6 @@ from evenflow.records import (
     TrainingResult,
     ValidationReport,
 )
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports import summaries
 from evenflow.reports.mitigation_html import TradeoffFiles

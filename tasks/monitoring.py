@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
+from evenflow import layout
 from evenflow.config.monitor import MonitorParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
@@ -15,7 +16,6 @@ from evenflow.errors import DataError
 from evenflow.govern import lineage
 from evenflow.govern.monitoring import MonitoredModel, MonitoringReport, drift_metrics
 from evenflow.records import RawBatch, ValidationReport
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.monitoring_html import write_monitoring_html
 from evenflow.usecases import monitor as monitoring

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from prefect import task
 from prefect.runtime import flow_run
 
+from evenflow import layout
 from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern import lineage
 from evenflow.ops import owners
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from evenflow import layout
 from evenflow.assess.arrays import BoolArray, FloatArray, IntArray, UInt8Array
 from evenflow.assess.bootstrap import block_sizes, percentile_interval, poisson_weights
 from evenflow.assess.fairness import BootstrapInfo
@@ -53,8 +54,6 @@ from evenflow.records import EvalReport
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-GROUPS_FILE = "groups.json"
 
 # The metrics reported with a bootstrap interval, as <name>, <name>_low, <name>_high.
 HEADLINE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "brier", "log_loss", "ece")
@@ -186,7 +185,7 @@ def write_evaluation(
     """
     metrics, confusion, groups = evaluate(predictions, sensitive, params, fairness)
     write_json_atomic(
-        out_dir / METRICS_FILE,
+        out_dir / layout.METRICS_FILE,
         {
             "threshold": params.threshold,
             "small_groups": fairness.model_dump(
@@ -197,7 +196,7 @@ def write_evaluation(
             "confusion_matrix": confusion,
         },
     )
-    groups_path = write_json_atomic(out_dir / GROUPS_FILE, groups_to_records(groups))
+    groups_path = write_json_atomic(out_dir / layout.GROUPS_FILE, groups_to_records(groups))
     _log_left_out(groups, fairness)
     return EvalReport(
         metrics=metrics,

@@ -24,10 +24,6 @@ from evenflow.assess.proxy import ProxyResult
 from evenflow.errors import DataError
 from evenflow.records import Record
 
-JSON_NAME = "explanations.json"
-SUMMARY_PLOT_NAME = "shap_summary.png"
-GROUP_PLOT_NAME = "shap_by_group.png"
-
 
 class GroupImportance(Record):
     """Mean absolute SHAP value of every feature over the rows of one group."""

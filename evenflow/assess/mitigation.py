@@ -63,9 +63,6 @@ from evenflow.records import Record
 logger = logging.getLogger(__name__)
 
 
-TRADEOFF_JSON = "mitigations.json"
-TRADEOFF_HTML = "mitigations.html"
-TRADEOFF_PNG = "mitigations.png"
 AUC_DECISIONS_ONLY = "decisions only: no score ranks this method's decisions"
 POLICY_SCHEMA_VERSION = 1
 

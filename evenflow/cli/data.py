@@ -89,9 +89,10 @@ def score(
 
     result = run_flow(score_batch, params)
     typer.echo(
-        f"scored {result.n_scored:,} of {result.n_input:,} rows with {result.model.name} "
+        f"scored {result.totals.n_scored:,} of {result.totals.n_input:,} rows with {result.model.name} "
         f"version {result.model.version} (@{result.model.alias}) → {result.out_path}\n"
-        f"rejected {result.n_rejected:,} → {result.rejects_path}\nsummary: {result.summary_path}"
+        f"rejected {result.totals.n_rejected:,} → {result.rejects_path}\n"
+        f"summary: {result.summary_path}"
     )
 
 
@@ -132,7 +133,9 @@ def monitor(
     from flows.monitor import monitor_batch
 
     report = run_flow(monitor_batch, params)
-    typer.echo(f"{report.headline()}\nreport: {report.html_path}")
+    from evenflow.reports.summaries import monitoring_headline
+
+    typer.echo(f"{monitoring_headline(report)}\nreport: {report.html_path}")
 
 
 def synth(

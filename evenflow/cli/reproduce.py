@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
+from evenflow import layout
 from evenflow.cli.environment import settings
-from evenflow.registry import layout
 
 
 def reproduce(

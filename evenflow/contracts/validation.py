@@ -26,6 +26,7 @@ from great_expectations.data_context.types.resource_identifiers import (
     ValidationResultIdentifier,
 )
 
+from evenflow import layout
 from evenflow.contracts.failure_report import FrameFacts, StreamFacts, build_report
 from evenflow.contracts.gx_runtime import add_checkpoint, copy_data_docs, gx_context, gx_ready
 from evenflow.contracts.streamed import streamed_results
@@ -35,7 +36,6 @@ from evenflow.records import ValidationReport
 
 logger = logging.getLogger(__name__)
 
-RESULT_FILE = "validation_result.json"
 DOCS_DIR = "data_docs"
 
 
@@ -59,7 +59,9 @@ def validate_frame(
         ((identifier, result),) = run.run_results.items()
         # GX returns results grouped by the metrics they share; report them in suite order.
         order = {expectation.id: index for index, expectation in enumerate(gx_suite.expectations)}
-        result_path = write_json_atomic(out_dir / RESULT_FILE, result.to_json_dict())
+        result_path = write_json_atomic(
+            out_dir / layout.VALIDATION_RESULT_FILE, result.to_json_dict()
+        )
         docs_path = copy_data_docs(context, identifier, out_dir / DOCS_DIR)
     report = build_report(FrameFacts(frame), result, order, result_path, docs_path)
     logger.info(
@@ -151,7 +153,7 @@ def _write_streamed(
             "evenflow": {"validated": "chunk by chunk", "rows": facts.n_rows},
         },
     }
-    result_path = write_json_atomic(out_dir / RESULT_FILE, payload)
+    result_path = write_json_atomic(out_dir / layout.VALIDATION_RESULT_FILE, payload)
     with gx_context() as context:
         added = context.suites.add(gx_suite)
         for item, expectation in zip(items, added.expectations, strict=True):

@@ -19,9 +19,9 @@ from mlflow.entities.model_registry import ModelVersion
 from pydantic import Field
 
 from evenflow.io import file_sha256
+from evenflow.layout import EVIDENCE_FILES, REPORTS_DIR, REVIEWED_FILES_TAG
 from evenflow.records import Record
 from evenflow.registry import store
-from evenflow.registry.layout import EVIDENCE_FILES, REPORTS_DIR, REVIEWED_FILES_TAG
 
 
 class Evidence(Record):

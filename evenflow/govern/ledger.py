@@ -19,9 +19,9 @@ from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH, MAX_TAG
 from pydantic import Field, field_validator
 
 from evenflow.errors import PromotionRefused
+from evenflow.layout import LEDGER_PREFIX
 from evenflow.records import Record
 from evenflow.registry import store
-from evenflow.registry.layout import LEDGER_PREFIX
 
 logger = logging.getLogger(__name__)
 

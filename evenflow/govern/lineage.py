@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from evenflow.registry.layout import (
+from evenflow.layout import (
     BUILD_TAGS,
     DATA_MD5_TAG,
     ENV_HASH_TAG,

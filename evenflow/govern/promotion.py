@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from evenflow import layout
 from evenflow.errors import PromotionRefused
 from evenflow.govern.ledger import Action, LedgerEntry
-from evenflow.registry import layout
 
 MAX_REVIEWER_LENGTH = 200
 

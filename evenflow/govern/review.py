@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from pydantic import Field, ValidationError
 
+from evenflow import layout
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError
 from evenflow.govern.comparison import (
@@ -36,7 +37,7 @@ from evenflow.govern.gates import GateDecision, describe_failures
 from evenflow.govern.ledger import decision_time
 from evenflow.io import file_sha256
 from evenflow.records import Record
-from evenflow.registry import layout, store
+from evenflow.registry import store
 
 logger = logging.getLogger(__name__)
 

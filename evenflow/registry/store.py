@@ -29,8 +29,7 @@ from mlflow.models import infer_signature
 import evenflow
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import EvenflowError, ModelNotFound
-from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
-from evenflow.registry.layout import (
+from evenflow.layout import (
     BOOSTER_ARTIFACT,
     CANDIDATE,
     CHAMPION,
@@ -38,6 +37,7 @@ from evenflow.registry.layout import (
     MODEL_ARTIFACT,
     SCHEMA_ARTIFACT,
 )
+from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
 from evenflow.serving import EvenflowModel, write_schema
 
 logger = logging.getLogger(__name__)

@@ -16,11 +16,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from evenflow import layout
 from evenflow.assess.attribution import BIAS, sample_rows
 from evenflow.assess.explain import (
-    GROUP_PLOT_NAME,
-    JSON_NAME,
-    SUMMARY_PLOT_NAME,
     ExplanationFiles,
     Explanations,
     ExplanationSummary,
@@ -69,9 +67,15 @@ def write_explanations(
         Where the files are.
     """
     document = Explanations(summary=summary, proxies=dict(proxies))
-    json_path = write_json_atomic(out_dir / JSON_NAME, document.model_dump(mode="json"))
-    summary_path = summary_plot(shap, features, out_dir / SUMMARY_PLOT_NAME, top_k, seed)
-    group_path = group_importance_plot(summary, out_dir / GROUP_PLOT_NAME, min(top_k, 10))
+    json_path = write_json_atomic(
+        out_dir / layout.EXPLANATIONS_FILE, document.model_dump(mode="json")
+    )
+    summary_path = summary_plot(
+        shap, features, out_dir / layout.SHAP_SUMMARY_PLOT_FILE, top_k, seed
+    )
+    group_path = group_importance_plot(
+        summary, out_dir / layout.SHAP_BY_GROUP_PLOT_FILE, min(top_k, 10)
+    )
     logger.info("explanations written to %s", out_dir)
     return ExplanationFiles(
         json_path=json_path, summary_plot_path=summary_path, group_plot_path=group_path

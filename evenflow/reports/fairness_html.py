@@ -26,7 +26,7 @@ from evenflow.assess.fairness import (
     report_to_json,
 )
 from evenflow.io import write_json_atomic, write_text_atomic
-from evenflow.registry.layout import FAIRNESS_FILE, FAIRNESS_HTML_FILE
+from evenflow.layout import FAIRNESS_FILE, FAIRNESS_HTML_FILE
 from evenflow.reports.figures import group_colours, render_png
 from evenflow.reports.render import count, fixed, interval, render_html
 

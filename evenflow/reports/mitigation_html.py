@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from evenflow import layout
 from evenflow.assess.evaluation import json_safe
 from evenflow.assess.mitigation import (
     AUC_DECISIONS_ONLY,
-    TRADEOFF_HTML,
-    TRADEOFF_JSON,
-    TRADEOFF_PNG,
     dpd_column,
     eod_column,
     tradeoff_columns,
@@ -118,8 +116,8 @@ def write_tradeoff(table: pd.DataFrame, out_dir: Path) -> TradeoffFiles:
         "rows": [json_safe(_plain_keys(r)) for r in table.to_dict(orient="records")],
         "notes": list(notes),
     }
-    json_path = write_json_atomic(out_dir / TRADEOFF_JSON, payload)
-    png_path = out_dir / TRADEOFF_PNG
+    json_path = write_json_atomic(out_dir / layout.MITIGATIONS_TABLE_FILE, payload)
+    png_path = out_dir / layout.MITIGATIONS_PLOT_FILE
     with atomic_path(png_path) as tmp:
         tmp.write_bytes(png)
     sections = [
@@ -127,7 +125,7 @@ def write_tradeoff(table: pd.DataFrame, out_dir: Path) -> TradeoffFiles:
         ("Precision and recall by group", *_cells(_groups_display(table))),
     ]
     page = render_html("mitigations.html.j2", notes=notes, png=png, sections=sections)
-    html_path = write_text_atomic(out_dir / TRADEOFF_HTML, page)
+    html_path = write_text_atomic(out_dir / layout.MITIGATIONS_HTML_FILE, page)
     logger.info("mitigation trade-off written to %s", out_dir)
     return TradeoffFiles(json_path=json_path, html_path=html_path, png_path=png_path)
 

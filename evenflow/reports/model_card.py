@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evenflow import layout
 from evenflow.assess.explain import Explanations
 from evenflow.assess.fairness import Estimate, FairnessReport
 from evenflow.govern.gates import GateDecision
 from evenflow.io import write_text_atomic
 from evenflow.records import ValidationReport
-from evenflow.registry import layout
 from evenflow.reports.card_content import NOT_PROVIDED, card_content
 from evenflow.reports.fairness_html import LEFT_OUT_HEADING
 from evenflow.reports.render import render_html, render_markdown

@@ -13,7 +13,7 @@ from pathlib import Path
 from evenflow.govern.comparison import Comparison
 from evenflow.govern.monitoring import MonitoringReport, PerformanceResult
 from evenflow.io import write_text_atomic
-from evenflow.registry.layout import MONITORING_HTML_FILE
+from evenflow.layout import MONITORING_HTML_FILE
 from evenflow.reports.render import count, fixed, render_html, signed
 
 Rows = list[list[str]]

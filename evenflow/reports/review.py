@@ -14,12 +14,12 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from evenflow import layout
 from evenflow.assess.small_groups import PRIVATE, CellStatus
 from evenflow.govern.comparison import COUNTS, SPLITS, Comparison, DataChange, GroupComparison
 from evenflow.govern.ledger import TRUNCATED, LedgerEntry
 from evenflow.govern.review import GateSummary, ReviewSummary, VersionInfo
 from evenflow.numbers import finite_int
-from evenflow.registry import layout
 from evenflow.registry.store import DESCRIPTION_LIMIT
 
 PRIVATE_CELL = "private (n only)"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from distributed import Client
 
+from evenflow import layout
 from evenflow.config.run import ModelParams
 from evenflow.io import write_parquet_atomic
 from evenflow.records import ShardManifest, TrainingResult
@@ -27,8 +28,6 @@ from evenflow.training.partitions import SampleWeights
 logger = logging.getLogger(__name__)
 
 FOLD = "fold"
-PREDICTIONS_FILE = "predictions.parquet"
-VALID_PREDICTIONS_FILE = "valid_predictions.parquet"
 
 WeightsFor = Callable[[ShardManifest], SampleWeights | None]
 
@@ -85,8 +84,12 @@ def train_cross_fitted(
     valid = _gather(folds, "valid_predictions_path", manifest.row_id, tag_fold=False)
     return final.model_copy(
         update={
-            "predictions_path": write_parquet_atomic(predictions, out_dir / PREDICTIONS_FILE),
-            "valid_predictions_path": write_parquet_atomic(valid, out_dir / VALID_PREDICTIONS_FILE),
+            "predictions_path": write_parquet_atomic(
+                predictions, out_dir / layout.PREDICTIONS_FILE
+            ),
+            "valid_predictions_path": write_parquet_atomic(
+                valid, out_dir / layout.VALID_PREDICTIONS_FILE
+            ),
             "valid_auc": statistics.fmean(result.valid_auc for result in folds),
             "train_seconds": final.train_seconds + sum(r.train_seconds for r in folds),
             "resumed_from_round": final.resumed_from_round

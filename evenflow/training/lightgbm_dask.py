@@ -13,6 +13,7 @@ import pandas as pd
 from distributed import Client
 from sklearn.metrics import roc_auc_score
 
+from evenflow import layout
 from evenflow.config.run import ModelParams
 from evenflow.errors import ConfigError
 from evenflow.io import atomic_path, write_parquet_atomic
@@ -110,7 +111,7 @@ def _best_rounds(aucs: Sequence[float]) -> int:
 
 def _write_predictions(booster: Any, manifest: ShardManifest, split: str, out_dir: Path) -> Path:
     """Score ``split`` locally; write it where the XGBoost trainer writes its predictions."""
-    name = "predictions.parquet" if split == "test" else f"{split}_predictions.parquet"
+    name = layout.PREDICTIONS_FILE if split == "test" else f"{split}_{layout.PREDICTIONS_FILE}"
     return write_parquet_atomic(_predict_local(booster, manifest, split), out_dir / name)
 
 

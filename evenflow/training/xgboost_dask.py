@@ -14,6 +14,7 @@ import xgboost as xgb
 import xgboost.dask as dxgb
 from distributed import Client
 
+from evenflow import layout
 from evenflow.config.run import ModelParams
 from evenflow.io import atomic_path, write_parquet_atomic
 from evenflow.records import ShardManifest, TrainingResult
@@ -228,7 +229,7 @@ def _write_predictions(
     client: Client, booster: xgb.Booster, manifest: ShardManifest, split: str, out_dir: Path
 ) -> Path:
     """Score ``split`` on the workers into ``predictions.parquet`` (test) or ``valid_predictions``."""
-    name = "predictions.parquet" if split == "test" else f"{split}_predictions.parquet"
+    name = layout.PREDICTIONS_FILE if split == "test" else f"{split}_{layout.PREDICTIONS_FILE}"
     return write_parquet_atomic(predict_split(client, booster, manifest, split), out_dir / name)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from mlflow import MlflowClient
 
+from evenflow import layout
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import PromotionRefused
 from evenflow.govern import ledger
@@ -34,7 +35,7 @@ from evenflow.govern.promotion import (
     tagged_version,
 )
 from evenflow.govern.review import ReviewSummary
-from evenflow.registry import layout, store
+from evenflow.registry import store
 from evenflow.usecases.review import record_review
 
 logger = logging.getLogger(__name__)

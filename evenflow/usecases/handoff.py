@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evenflow import layout
 from evenflow.assess.handoff import ExpectationCheck, HandoffReport
 from evenflow.assess.profile import DataProfile, merge_profiles, profile
 from evenflow.assess.profile_diff import DataDiff, diff_profiles
@@ -33,7 +34,6 @@ from evenflow.data.sharding import ROW_ID
 from evenflow.errors import DataError
 from evenflow.io import file_md5, write_json_atomic, write_text_atomic
 from evenflow.records import ValidationReport
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.handoff import quoted, render_handoff
 

@@ -31,6 +31,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from evenflow import layout
 from evenflow.assess.evaluation import evaluate, groups_to_records, json_safe
 from evenflow.assess.fairness import fairness_report
 from evenflow.assess.monitoring import Scorer, assess_drift, drift_breaches, sample_rows
@@ -55,7 +56,6 @@ from evenflow.govern.monitoring import (
 )
 from evenflow.io import atomic_path, write_json_atomic
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.fairness_html import write_fairness_report
 from evenflow.reports.summaries import monitoring_headline

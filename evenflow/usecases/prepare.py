@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evenflow import layout
 from evenflow.config.run import DatasetSpec, RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
@@ -33,7 +34,6 @@ from evenflow.records import (
     SplitSummary,
     ValidationReport,
 )
-from evenflow.registry import layout
 
 
 def ensure_contract(spec: DatasetSpec, settings: EvenflowSettings) -> tuple[Path, bool]:

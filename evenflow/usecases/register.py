@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evenflow import layout
 from evenflow.assess import drift, explain
 from evenflow.assess.fairness import Estimate, FairnessReport
 from evenflow.config.run import RunParams
@@ -25,7 +26,6 @@ from evenflow.records import (
     TrainingResult,
     ValidationReport,
 )
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.mitigation_html import TradeoffFiles
 from evenflow.reports.model_card import (

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from evenflow import layout
 from evenflow.config.settings import EvenflowSettings
 from evenflow.data import versioning
 from evenflow.errors import EvenflowError
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 
 logger = logging.getLogger(__name__)

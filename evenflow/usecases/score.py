@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import Field
 
+from evenflow import layout
 from evenflow.config.score import ScoreParams, rejects_path, summary_path
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
@@ -38,7 +39,6 @@ from evenflow.data.datasets import content_md5
 from evenflow.errors import DataError
 from evenflow.io import file_md5, write_json_atomic
 from evenflow.records import Record
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.usecases.score_engine import (
     Scorer,

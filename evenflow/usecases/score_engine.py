@@ -29,9 +29,9 @@ from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts.row_check import RowChecker
 from evenflow.data.batch_io import StagedTable, staged_table
 from evenflow.errors import ConfigError, DataError
+from evenflow.layout import SCORING_PARQUET_KEY
 from evenflow.records import Record
 from evenflow.registry import store as registry
-from evenflow.registry.layout import SCORING_PARQUET_KEY
 from evenflow.serving import DECISION_SEED, EvenflowModel
 
 INPUT_ROW = "input_row"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evenflow import layout
 from evenflow.assess import (
     baselines,
     drift,
@@ -37,7 +38,6 @@ from evenflow.errors import ConfigError, DataError
 from evenflow.govern.gates import BASELINE, GateDecision, gate_failures
 from evenflow.io import write_json_atomic, write_parquet_atomic, write_text_atomic
 from evenflow.records import EvalReport, ShardManifest, TrainingResult
-from evenflow.registry import layout
 from evenflow.registry import store as registry
 from evenflow.reports.explanations import write_explanations
 from evenflow.reports.fairness_html import write_fairness_report

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from evenflow import layout
 from evenflow.config.settings import EvenflowSettings
-from evenflow.registry import layout
 from evenflow.usecases.reproduce import reproduce
 from flows.train_and_register import train_and_register
 from tests.conftest import REPO_ROOT, sample_params

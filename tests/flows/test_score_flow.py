@@ -88,7 +88,8 @@ def test_score_writes_predictions_with_lineage_and_rejects_with_rules(
 
     assert data.read_bytes() == before
     md5 = file_md5(data)
-    assert (result.n_input, result.n_scored, result.n_rejected) == (3000, 2997, 3)
+    totals = result.totals
+    assert (totals.n_input, totals.n_scored, totals.n_rejected) == (3000, 2997, 3)
     rejects = pd.read_parquet(result.rejects_path)
     assert list(rejects["input_row"]) == [3, 5, 8]
     assert list(rejects["customer_id"]) == ["c00003", "c00005", "c00008"]

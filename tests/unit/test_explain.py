@@ -11,11 +11,9 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from evenflow import layout
 from evenflow.assess.attribution import BIAS, OTHER, sample_rows
 from evenflow.assess.explain import (
-    GROUP_PLOT_NAME,
-    JSON_NAME,
-    SUMMARY_PLOT_NAME,
     explanation_summary,
     read_explanations,
     shap_values,
@@ -179,7 +177,9 @@ def test_write_explanations_round_trips(
     proxies = proxy_check(features, raw[["sex", "race"]], seed=0, max_rows=None)
     files = write_explanations(shap, features, summary, proxies, tmp_path / "explain")
     names = sorted(p.name for p in (tmp_path / "explain").iterdir())
-    assert names == sorted([JSON_NAME, SUMMARY_PLOT_NAME, GROUP_PLOT_NAME])  # no temp files left
+    assert names == sorted(
+        [layout.EXPLANATIONS_FILE, layout.SHAP_SUMMARY_PLOT_FILE, layout.SHAP_BY_GROUP_PLOT_FILE]
+    )  # no temp files left
     payload = json.loads(files.json_path.read_text())
     assert "NaN" not in files.json_path.read_text()
     assert set(payload) == {"summary", "proxies"}

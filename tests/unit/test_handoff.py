@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from evenflow import layout
 from evenflow.assess.handoff import HandoffReport
 from evenflow.assess.profile import DataProfile, merge_profiles, profile
 from evenflow.assess.profile_diff import DataDiff, DiffItem, diff_profiles
@@ -17,9 +18,8 @@ from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts.suite import infer_suite, write_suite
 from evenflow.data import versioning
 from evenflow.data.sharding import ROW_ID, assign_splits, write_shards
-from evenflow.registry import layout
+from evenflow.layout import DATA_MD5_TAG, HANDOFF_FILE
 from evenflow.registry import store as registry
-from evenflow.registry.layout import DATA_MD5_TAG, HANDOFF_FILE
 from evenflow.reports.handoff import render_diff, render_handoff
 from evenflow.usecases.handoff import (
     SPLIT_COLUMN_PARAM,

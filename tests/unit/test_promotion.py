@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evenflow import layout
 from evenflow.assess.evaluation import write_evaluation
 from evenflow.assess.fairness import fairness_report, report_to_json
 from evenflow.config.fairness import FairnessParams
@@ -30,18 +31,17 @@ from evenflow.govern.ledger import (
     TRUNCATED,
     LedgerEntry,
     encode_entry,
-    history,
     ledger_key,
     next_seq,
 )
-from evenflow.govern.promotion import promote, promotion_refusal, reject, rollback, rollback_target
+from evenflow.govern.promotion import promotion_refusal, rollback_target
 from evenflow.govern.review import review
 from evenflow.io import file_sha256, write_json_atomic
+from evenflow.layout import CARD_HTML, CARD_MARKDOWN, REVIEWED_SHA_TAG
 from evenflow.records import FeatureSpec, ShardInfo, ShardManifest
-from evenflow.registry import layout
 from evenflow.registry import store as registry
-from evenflow.registry.layout import CARD_HTML, CARD_MARKDOWN, REVIEWED_SHA_TAG
 from evenflow.reports.review import render_history, render_review, review_description
+from evenflow.usecases.champion import history, promote, reject, rollback
 from evenflow.usecases.review import record_review
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from evenflow import layout
 from evenflow.config.run import builtin_example
 from evenflow.contracts.gx_runtime import gx_ready
 from evenflow.contracts.suite import infer_suite
 from evenflow.contracts.validation import (
     DOCS_DIR,
-    RESULT_FILE,
     failure_summary,
     validate_frame,
     validate_parquet,
@@ -80,7 +80,7 @@ def test_inferred_suite_passes_its_own_frame(
 
 
 def test_result_json_and_data_docs_are_written(clean: ValidationReport) -> None:
-    assert clean.result_path.name == RESULT_FILE
+    assert clean.result_path.name == layout.VALIDATION_RESULT_FILE
     result = json.loads(clean.result_path.read_text(encoding="utf-8"))
     assert result["success"] is True
     assert len(result["results"]) == clean.n_expectations
