@@ -62,13 +62,7 @@ def run(
     )
     flags = {"target": target, "positive_label": positive_label, "sensitive": sensitive}
     params = _run_params(config, data, {**flags, "name": name}, overrides)
-    columns = preflight.check_run(params)
-    for column in preflight.unmarked_personal(params, columns):
-        typer.echo(
-            f"warning: column '{column}' looks like personal data: list it in "
-            "dataset.personal_columns to keep it out of features, shards, predictions and logs",
-            err=True,
-        )
+    _warn_unmarked_personal(params, preflight.check_run(params))
     servers_answer()
     from flows.train_and_register import train_and_register
 
@@ -85,6 +79,15 @@ def run(
         f"registered {version.name} version {version.version} as 'candidate' (run {version.run_id})\n"
         f"review it: {_review_hint(settings().tracking_uri)}"
     )
+
+
+def _warn_unmarked_personal(params: RunParams, columns: tuple[str, ...]) -> None:
+    for column in preflight.unmarked_personal(params, columns):
+        typer.echo(
+            f"warning: column '{column}' looks like personal data: list it in "
+            "dataset.personal_columns to keep it out of features, shards, predictions and logs",
+            err=True,
+        )
 
 
 def _run_params(

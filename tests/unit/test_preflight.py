@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from evenflow.cli.main import app
 from evenflow.config.run import DatasetSpec
-from evenflow.contracts.preflight import batch_columns, check_dataset
+from evenflow.contracts.preflight import batch_columns, check_dataset, personal_suspects
 from evenflow.errors import DataError
 
 RUNNER = CliRunner()
@@ -79,3 +79,15 @@ def test_run_with_a_missing_file_or_column_fails_before_anything_starts(
     # Nothing was started or written: no tracking database, no Prefect state, no data folder.
     assert not (project / "mlruns").exists()
     assert not (project / "data").exists()
+
+
+def test_columns_named_like_personal_data_are_pointed_out_unless_marked(tmp_path: Path) -> None:
+    columns = ("age", "email", "SSN", "customer_name", "home-address", "zipcode", "y", "s")
+    assert personal_suspects(spec(tmp_path / "t.csv"), columns) == [
+        "email",
+        "SSN",
+        "customer_name",
+        "home-address",
+    ]
+    marked = spec(tmp_path / "t.csv", personal_columns=("email",), drop_columns=("SSN",))
+    assert personal_suspects(marked, columns) == ["customer_name", "home-address"]
