@@ -24,6 +24,8 @@ LINEAGE_DIR = "lineage"
 MONITORING_DIR = "monitoring"
 """Artifact folder of a monitoring run."""
 SCORING_DIR = "scoring"
+#: Counts per failed rule and row numbers of a scoring run's rejected rows (never their values).
+REJECTS_SUMMARY = "rejects_summary.json"
 """Artifact folder of a scoring run: its summary and its rejected rows."""
 
 # --- file names inside those folders --------------------------------------------------------

@@ -28,7 +28,7 @@ def score_batch(params: ScoreParams) -> ScoringResult:
     try:
         # Check, score and write chunk by chunk (rejects, predictions, then the sidecar)
         result = score_rows(params, settings, model, run_id)
-        record_scoring(settings, run_id, result)
+        record_scoring(params, settings, run_id, result)
     except BaseException:
         finish_tracking(settings, run_id, failed=True)
         raise

@@ -74,6 +74,8 @@ def score_rows(
 
 
 @task(name="record-scoring")
-def record_scoring(settings: EvenflowSettings, run_id: str, result: ScoringResult) -> None:
-    """Log counts, the sidecar summary and the rejects with the scoring run."""
-    scoring.log_scoring(settings, run_id, result)
+def record_scoring(
+    params: ScoreParams, settings: EvenflowSettings, run_id: str, result: ScoringResult
+) -> None:
+    """Log counts, the sidecar and the rejects' summary (their rows only if asked)."""
+    scoring.log_scoring(settings, run_id, result, log_rejected_rows=params.log_rejected_rows)

@@ -72,6 +72,17 @@ def score(
         int | None,
         typer.Option(help="Rows read, checked and scored at a time (default 1,000,000)."),
     ] = None,
+    keep_columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Input columns to copy into the outputs besides the model's own "
+            "(comma-separated, e.g. an id); the others are left out."
+        ),
+    ] = None,
+    log_rejected_rows: Annotated[
+        bool,
+        typer.Option(help="Log the rejected rows to MLflow (default: counts and row numbers)."),
+    ] = False,
 ) -> None:
     """Score a batch with the model behind an alias; rows breaking the contract go to rejects."""
     from evenflow.config.score import ScoreParams
@@ -82,6 +93,8 @@ def score(
         "name": name or dataset_name(data),
         "model": model or "",
         **({} if chunk_rows is None else {"chunk_rows": chunk_rows}),
+        "keep_columns": keep_columns or (),
+        "log_rejected_rows": log_rejected_rows,
     }
     params = ScoreParams.from_mapping(flags, FLAGS_SOURCE)
     servers_answer()

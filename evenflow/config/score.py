@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from evenflow.config.fields import NAME_PATTERN, BatchRows
+from evenflow.config.fields import NAME_PATTERN, BatchRows, ColumnNames
 from evenflow.config.loading import canonical_hash
 from evenflow.config.monitor import DEFAULT_ALIAS
 from evenflow.errors import ConfigError
@@ -37,6 +37,16 @@ class ScoreParams(Record):
     chunk_rows: BatchRows = Field(
         default=1_000_000,
         description="Rows read, checked and scored at a time; the results do not depend on it.",
+    )
+    keep_columns: ColumnNames = Field(
+        default=(),
+        description="Input columns copied into the predictions and rejects besides the model's "
+        "own (an id to join on, say); every other input column is left out.",
+    )
+    log_rejected_rows: bool = Field(
+        default=False,
+        description="Also log the rejected rows themselves with the MLflow run; by default it gets "
+        "their count per rule and their row numbers, never their values.",
     )
 
     @model_validator(mode="before")

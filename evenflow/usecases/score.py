@@ -27,10 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import Field
 
 from evenflow import layout
-from evenflow.config.score import ScoreParams, rejects_path, summary_path
+from evenflow.config.score import ScoreParams, output_format, rejects_path, summary_path
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
 from evenflow.contracts.row_check import BatchCheck, RowChecker
@@ -41,12 +42,14 @@ from evenflow.io import file_md5, write_json_atomic
 from evenflow.records import Record
 from evenflow.registry import store as registry
 from evenflow.usecases.score_engine import (
+    INPUT_ROW,
     Scorer,
     ScoringModel,
     ScoringTotals,
     Totals,
     load_pyfunc,
     one_draw_stream,
+    output_columns,
     score_chunks,
     signature_types,
     staged_output,
@@ -140,8 +143,9 @@ def score_file(
         staged_output(params.out, batch.object_types) as predictions,
         one_draw_stream(pyfunc),
     ):
+        kept = output_columns(columns, signature, params.keep_columns, source=params.data)
         totals = score_chunks(
-            chunks, checker, scorer, lineage, rejects=rejects, predictions=predictions
+            chunks, checker, scorer, lineage, kept=kept, rejects=rejects, predictions=predictions
         )
         check = checker.finish()
         reject_file = rejects.commit(lineage)
@@ -271,8 +275,10 @@ def scoring_tags(
     }
 
 
-def log_scoring(settings: EvenflowSettings, run_id: str, result: ScoringResult) -> None:
-    """Log counts, the sidecar and the rejects with the scoring run."""
+def log_scoring(
+    settings: EvenflowSettings, run_id: str, result: ScoringResult, *, log_rejected_rows: bool
+) -> None:
+    """Log counts, the sidecar and a summary of the rejects (their rows only if asked)."""
     totals = result.totals
     registry.log_metrics(
         settings,
@@ -295,7 +301,29 @@ def log_scoring(settings: EvenflowSettings, run_id: str, result: ScoringResult) 
         },
     )
     registry.log_artifact(settings, run_id, result.summary_path, layout.SCORING_DIR)
-    registry.log_artifact(settings, run_id, result.rejects_path, layout.SCORING_DIR)
+    registry.log_json(
+        settings, run_id, rejects_summary(result), f"{layout.SCORING_DIR}/{layout.REJECTS_SUMMARY}"
+    )
+    if log_rejected_rows:
+        registry.log_artifact(settings, run_id, result.rejects_path, layout.SCORING_DIR)
+
+
+def rejects_summary(result: ScoringResult) -> dict[str, Any]:
+    """What the tracking server keeps of the rejected rows: counts per rule and row numbers.
+
+    The rows' values stay in the local rejects file: they may hold personal data.
+    """
+    path = result.rejects_path
+    rows = (
+        pd.read_csv(path, usecols=[INPUT_ROW])
+        if output_format(path) == "csv"
+        else pd.read_parquet(path, columns=[INPUT_ROW])
+    )
+    return {
+        "rejected_rows": result.totals.n_rejected,
+        "by_rule": dict(result.rejected_by_rule),
+        "input_rows": rows[INPUT_ROW].astype(int).tolist(),
+    }
 
 
 def _suite_target(suite: Mapping[str, Any]) -> str | None:

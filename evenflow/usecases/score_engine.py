@@ -229,16 +229,20 @@ def score_chunks(
     scorer: Scorer,
     lineage: Mapping[str, str],
     *,
+    kept: Sequence[str],
     rejects: StagedTable,
     predictions: StagedTable,
 ) -> Totals:
-    """Check, score and write each chunk in turn; ``input_row`` is the row's place in the batch."""
+    """Check, score and write each chunk in turn; ``input_row`` is the row's place in the batch.
+
+    The whole row is checked; only the ``kept`` input columns reach the outputs.
+    """
     columns = {key: lineage[key] for key in LINEAGE_COLUMNS}
     totals = Totals()
     for chunk in chunks:
         chunk.columns = [str(c) for c in chunk.columns]
         check = checker.check(chunk)
-        frame = chunk.assign(**{INPUT_ROW: chunk.index.to_numpy(dtype=np.int64)})
+        frame = chunk[list(kept)].assign(**{INPUT_ROW: chunk.index.to_numpy(dtype=np.int64)})
         rejected = frame.loc[check.rejected].assign(**{FAILED_RULES: check.reasons.to_numpy()})
         scored = scorer.score(frame.loc[~check.rejected])
         rejects.write(rejected.assign(**columns))
@@ -246,6 +250,20 @@ def score_chunks(
         totals.add(len(chunk), scored, rejected)
         del chunk, frame, rejected, scored  # hold one chunk, not two, while the next is read
     return totals
+
+
+def output_columns(
+    columns: Sequence[str], signature: Mapping[str, str], keep: Sequence[str], *, source: Path
+) -> list[str]:
+    """The input columns the outputs carry: the model's own and those asked for, in input order.
+
+    Raises:
+        DataError: a column asked for is not in the input.
+    """
+    missing = [name for name in keep if name not in columns]
+    if missing:
+        raise DataError(f"{source}: --keep-columns {missing} not in the input")
+    return [name for name in columns if name in signature or name in keep]
 
 
 def staged_output(

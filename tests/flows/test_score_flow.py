@@ -84,7 +84,8 @@ def test_score_writes_predictions_with_lineage_and_rejects_with_rules(
     before = data.read_bytes()
     out = tmp_path / "out" / "scores.parquet"
 
-    result = score_batch(ScoreParams(data=data, out=out, name="adult"))
+    params = ScoreParams(data=data, out=out, name="adult", keep_columns=("customer_id",))
+    result = score_batch(params)
 
     assert data.read_bytes() == before
     md5 = file_md5(data)
@@ -137,8 +138,17 @@ def test_score_writes_predictions_with_lineage_and_rejects_with_rules(
     assert tags["evenflow.model_version"] == version.version
     assert tags["evenflow.model_run_id"] == version.run_id
     assert tags["evenflow.flow_run_id"] == sidecar["flow_run_id"]
+    # The tracking server gets the rejects' counts and row numbers, never their values.
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "scoring")}
-    assert artifacts == {"scoring/scores.parquet.json", "scoring/scores.rejects.parquet"}
+    assert artifacts == {"scoring/scores.parquet.json", "scoring/rejects_summary.json"}
+    summary = client.download_artifacts(
+        run.info.run_id, "scoring/rejects_summary.json", str(tmp_path / "dl")
+    )
+    assert json.loads(Path(summary).read_text()) == {
+        "rejected_rows": 3,
+        "by_rule": sidecar["rejected_by_rule"],
+        "input_rows": [3, 5, 8],
+    }
 
 
 def test_cli_scores_to_csv_and_names_what_makes_a_batch_unusable(
@@ -167,7 +177,10 @@ def test_cli_scores_to_csv_and_names_what_makes_a_batch_unusable(
     assert "scored 2,997 of 3,000 rows" in done.output
     scored = pd.read_csv(out)
     assert len(scored) == 2997 and (scored["model_alias"] == "champion").all()
-    assert len(pd.read_csv(tmp_path / "scores.rejects.csv")) == 3
+    rejected = pd.read_csv(tmp_path / "scores.rejects.csv")
+    assert len(rejected) == 3
+    # Without --keep-columns, an input column the model does not use is left out of both.
+    assert "customer_id" not in scored.columns and "customer_id" not in rejected.columns
     assert json.loads((tmp_path / "scores.csv.json").read_text())["counts"]["scored_rows"] == 2997
 
     no_hours = _batch(adult_sample_path, tmp_path / "no_hours.csv", drop=("hours-per-week",))
