@@ -11,7 +11,9 @@ and logs what changed, naming the changed modules
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import uuid
@@ -29,6 +31,7 @@ from prefect.results import get_result_store
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern import code_closure
 from evenflow.io import write_json_atomic
+from tasks.isolation import exclusive
 
 logger = logging.getLogger("evenflow.cache")
 
@@ -136,9 +139,26 @@ class StageCache:
         return self.done is not None and not self.out_dir(inputs).joinpath(*self.done).exists()
 
     def task(self, name: str, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
-        """A Prefect task cached on this stage's key, its result persisted for the next run."""
+        """A Prefect task cached on this stage's key, its result persisted for the next run.
+
+        The body runs holding the lock of the stage's output folder, so two runs with the same
+        inputs never write it at once (the second finds it written, or a cached result).
+        """
         policy = ContentCache(stage=self)
-        return task(name=name, cache_policy=policy, persist_result=True, **options)
+        cached = task(name=name, cache_policy=policy, persist_result=True, **options)
+
+        def decorate(body: Callable[P, R]) -> Task[P, R]:
+            @functools.wraps(body)
+            def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+                bound = inspect.signature(body).bind(*args, **kwargs)
+                bound.apply_defaults()
+                inputs = bound.arguments
+                with exclusive(inputs["settings"], self.out_dir(inputs)):
+                    return body(*args, **kwargs)
+
+            return cached(locked)
+
+        return decorate
 
     def _content(self, inputs: Inputs) -> dict[str, str]:
         return {**self.key_inputs(inputs), **code_parts(self.entry, inputs["settings"])}

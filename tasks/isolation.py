@@ -4,13 +4,15 @@ A stage's content-addressed folder (``.evenflow/stages/STAGE/KEY``) is shared by
 same inputs. Two runs at once must not write into it together, and one must never resume from
 another's half-done work (a checkpoint). So a stage works in a folder of its own flow run
 (``.evenflow/runs/FLOW_RUN/STAGE``: its retries share it, no other run does), holds an OS file
-lock on the shared folder (released by the kernel if the process dies), and publishes by one
+lock on the shared folder (released by the kernel if the process dies; every cached stage holds
+it while it runs, see ``tasks.caching.StageCache.task``), and publishes by one
 rename, with its result record beside the outputs. A run that waited on the lock and finds the
 folder published reuses that result instead of redoing the work.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -46,10 +48,14 @@ def run_work_dir(settings: EvenflowSettings, stage: str) -> Path:
 
 
 @contextmanager
-def exclusive(shared: Path) -> Iterator[None]:
-    """Hold the lock of a shared stage folder: one run at a time computes or publishes it."""
-    shared.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(shared.parent / f"{shared.name}.lock"):
+def exclusive(settings: EvenflowSettings, shared: Path) -> Iterator[None]:
+    """Hold the lock of a shared stage folder: one run at a time computes or publishes it.
+
+    The lock files live in ``.evenflow/locks``, never beside the folder: a stage folder under
+    ``data/`` is versioned by DVC, and a lock file there would change the data's hash.
+    """
+    digest = hashlib.sha256(str(shared.resolve()).encode()).hexdigest()[:16]
+    with project_lock(settings, f"stage-{digest}"):
         yield
 
 

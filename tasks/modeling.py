@@ -31,7 +31,7 @@ from evenflow.training.failures import is_infrastructure_failure
 from evenflow.usecases import register
 from evenflow.usecases import train as pipeline
 from tasks.caching import Inputs, StageCache, digest
-from tasks.isolation import exclusive, project_lock, publish, published, run_dir, run_work_dir
+from tasks.isolation import project_lock, publish, published, run_dir, run_work_dir
 from tasks.progress import stage
 
 # The core module each cached stage calls: its import closure is the code in the stage's key.
@@ -109,12 +109,10 @@ def train_model(
     where = settings.dask_address or f"local cluster of {params.cluster.n_workers} workers"
     weighting = ", reweighed" if params.mitigation.method == "reweighing" else ""
     shared = TRAIN.out_dir({"manifest": manifest, "params": params, "settings": settings})
-    with (
-        stage(
-            "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
-        ) as done,
-        exclusive(shared),
-    ):
+    # The stage's lock is held (StageCache.task): a run that waited finds the result published.
+    with stage(
+        "train", f"{params.model.trainer} on {where}, device {params.model.device}{weighting}"
+    ) as done:
         finished = published(shared, TrainingResult)
         if finished is not None:
             done.summary = "the same training was finished by another run meanwhile: reused"
