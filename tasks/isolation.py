@@ -86,6 +86,7 @@ def publish(work: Path, shared: Path, result: _R) -> _R:
     (work / RESULT_FILE).write_text(moved.model_dump_json(indent=2), encoding="utf-8")
     if shared.exists():
         shutil.rmtree(shared)  # a stale, unpublished leftover: outputs without a result
+    shared.parent.mkdir(parents=True, exist_ok=True)
     os.replace(work, shared)
     return moved
 

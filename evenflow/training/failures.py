@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from distributed import KilledWorker
 from distributed.comm.core import CommClosedError
 
@@ -29,6 +31,20 @@ _PEER_LOSS_WORDS = (
 )
 
 
+#: Errors of this machine's files: a retry would meet them again, they are not a lost peer.
+_LOCAL_FILE_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
 def is_infrastructure_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is an infrastructure failure, worth a retry.
 
@@ -43,6 +59,8 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
             continue
         seen.add(id(current))
         if isinstance(current, EvenflowError):
+            return False
+        if isinstance(current, _LOCAL_FILE_ERRORS) or _disk_full(current):
             return False
         if isinstance(
             current, KilledWorker | CommClosedError | WorkerLost | TimeoutError | OSError

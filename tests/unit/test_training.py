@@ -292,6 +292,9 @@ def _chained(outer: Exception, cause: BaseException) -> Exception:
         (_chained(ConfigError("bad config"), OSError("disk")), False),
         (ValueError("could not convert"), False),
         (KeyError("age"), False),
+        (FileNotFoundError(2, "No such file or directory"), False),
+        (PermissionError(13, "Permission denied"), False),
+        (OSError(28, "No space left on device"), False),
     ],
 )
 def test_only_infrastructure_failures_are_worth_a_retry(error: Exception, retry: bool) -> None:
