@@ -22,8 +22,8 @@ def start_tracking(params: RunParams, settings: EvenflowSettings) -> str:
     tags = lineage.lineage_tags("pending", code, params.params_hash(), str(flow_run.get_id()))
     run_name = f"{params.dataset.name}-{str(flow_run.get_name() or 'local')}"
     run_id = open_run(settings, params.dataset.name, run_name, tags)
-    registry.log_params(settings, run_id, params.model_dump(mode="json"))
-    registry.log_json(settings, run_id, params.model_dump(mode="json"), layout.RUN_PARAMS)
+    registry.log_params(settings, run_id, params.recorded())
+    registry.log_json(settings, run_id, params.recorded(), layout.RUN_PARAMS)
     if code.dirty:
         registry.log_json(settings, run_id, {"diff": code.diff}, layout.GIT_DIFF)
     return run_id

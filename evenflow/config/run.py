@@ -328,12 +328,22 @@ class RunParams(YamlParams):
         merged = deep_merge(current, overrides)
         return RunParams.from_mapping(merged, source="command-line flags")
 
+    def recorded(self) -> dict[str, Any]:
+        """These parameters as a run records them (JSON), in the shape older commits read.
+
+        Keys added since (``dataset.personal_columns``) are left out while they hold their
+        default, so a run's parameters load in the commit that made it (``reproduce``) and keep
+        their hash.
+        """
+        payload = self.model_dump(mode="json")
+        if not payload["dataset"]["personal_columns"]:
+            payload["dataset"].pop("personal_columns")
+        return payload
+
     def params_hash(self) -> str:
         """Hash of the canonical JSON of these parameters (the data path is not part of it)."""
-        payload = self.model_dump(mode="json")
+        payload = self.recorded()
         payload["dataset"].pop("path")
-        if not payload["dataset"]["personal_columns"]:  # added later: old runs keep their hash
-            payload["dataset"].pop("personal_columns")
         return canonical_hash(payload)
 
 
