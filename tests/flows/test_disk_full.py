@@ -1,8 +1,7 @@
 """A disk that fills up while a run writes its data: one line naming where, nothing half-written.
 
-The project's data folder is a 200 KiB tmpfs (mounting needs root, as on this project's machines),
-too small for the
-validation report and the shards of a 3,000-row batch.
+The project's data folder is a 200 KiB tmpfs, too small for the validation report and the shards
+of a 3,000-row batch (mounting needs root, as on this project's machines).
 """
 
 from __future__ import annotations
