@@ -10,12 +10,11 @@ its pid is written down so that a killed run's server is stopped by the next com
 from __future__ import annotations
 
 import atexit
-import os
 import time
 
 from filelock import FileLock
 from prefect.server.api.server import SubprocessASGIServer
-from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import InfrastructureError
@@ -31,17 +30,29 @@ def ensure_local_api(settings: EvenflowSettings) -> str | None:
     Raises:
         InfrastructureError: it did not answer within the start-up timeout, twice.
     """
-    if os.environ.get("PREFECT_API_URL"):
+    if PREFECT_API_URL.value():  # a server from the environment or the Prefect profile
         return None
     server = SubprocessASGIServer()  # Prefect's own singleton: its clients reuse this one
-    if server.running:
-        return server.api_url
-    lock = FileLock(settings.state_dir / "prefect" / "api-start.lock")
+    if not server.running:
+        server = _start(server, FileLock(settings.state_dir / "prefect" / "api-start.lock"))
+    if server.server_process is not None:
+        claim_server(settings, server.server_process.pid)
+        atexit.register(forget_server, settings)
+    return server.api_url
+
+
+def _start(server: SubprocessASGIServer, lock: FileLock) -> SubprocessASGIServer:
+    """Start the server under the project's lock; once more after a pause if it timed out.
+
+    A stopped server leaves Prefect's registry of instances: the retry takes the new singleton,
+    the one Prefect's clients will find.
+    """
     timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with lock:
                 server.start(timeout=timeout)
+            return server
         except RuntimeError as exc:
             server.stop()
             if attempt == _ATTEMPTS:
@@ -53,9 +64,4 @@ def ensure_local_api(settings: EvenflowSettings) -> str | None:
                 ) from exc
             time.sleep(_PAUSE_S)
             server = SubprocessASGIServer()
-            continue
-        break
-    if server.server_process is not None:
-        claim_server(settings, server.server_process.pid)
-        atexit.register(forget_server, settings)
-    return server.api_url
+    raise AssertionError("unreachable: the last attempt returns or raises")
