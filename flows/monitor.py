@@ -11,6 +11,7 @@ from evenflow.errors import EvenflowError
 from evenflow.govern.monitoring import MonitoringReport
 from evenflow.usecases.monitor import breach_error
 from flows.train_and_register import train_and_register
+from tasks.artifacts import publish_monitoring, publish_validation
 from tasks.data import record_validation
 from tasks.monitoring import (
     assess_batch,
@@ -42,6 +43,7 @@ def monitor_batch(params: MonitorParams) -> MonitoringReport:
         model = resolve_model(params, settings, run_id)
         # Validate: a batch that breaks its contract stops here.
         batch, validation_report, skipped = validate_batch(params, settings, model, run_id)
+        publish_validation(params.dataset, validation_report)
         record_validation(settings, run_id, validation_report)
         # Reference: the data this model version was trained on, pinned by its DVC md5.
         reference = restore_reference(settings, model, params)
@@ -57,6 +59,7 @@ def monitor_batch(params: MonitorParams) -> MonitoringReport:
             reference_path=reference,
         )
         record_monitoring(settings, run_id, report)
+        publish_monitoring(report)
         # Decide: drift beyond the policy fails the run (after retraining, if configured).
         if not report.passed:
             retraining = _retrain(params) if params.retrain else None

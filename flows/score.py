@@ -7,6 +7,7 @@ from prefect import flow
 from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.usecases.score import ScoringResult
+from tasks.artifacts import publish_scoring
 from tasks.scoring import record_scoring, resolve_model, score_rows, start_scoring_run
 from tasks.tracking import finish_tracking
 
@@ -29,6 +30,7 @@ def score_batch(params: ScoreParams) -> ScoringResult:
         # Check, score and write chunk by chunk (rejects, predictions, then the sidecar)
         result = score_rows(params, settings, model, run_id)
         record_scoring(params, settings, run_id, result)
+        publish_scoring(result)
     except BaseException:
         finish_tracking(settings, run_id, failed=True)
         raise

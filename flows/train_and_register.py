@@ -9,6 +9,13 @@ from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import GateFailed
 from evenflow.govern.gates import describe_failures
 from evenflow.records import ModelVersionRef
+from tasks.artifacts import (
+    publish_evaluation,
+    publish_gate,
+    publish_model_version,
+    publish_shards,
+    publish_validation,
+)
 from tasks.data import (
     prepare_contract,
     record_shards,
@@ -53,16 +60,19 @@ def train_and_register(
         # Validate: a batch that breaks its contract stops here, before any data is written.
         prepare_contract(params.dataset, settings)
         batch, validation_report = validate_batch(params.dataset, settings)
+        publish_validation(params.dataset.name, validation_report)
         record_validation(settings, run_id, validation_report)
         # Shard and version
         manifest = shard_dataset(params, settings, batch)
         record_shards(settings, run_id, manifest)
+        publish_shards(manifest)
         # Train
         training = train_model(manifest, params, settings)
         record_training(settings, run_id, training)
         # Evaluate and explain
         report = evaluate_model(manifest, training, params, settings)
         record_evaluation(settings, run_id, report)
+        publish_evaluation(params.dataset.name, report)
         explanations = explain_model(manifest, training, params, settings)
         record_explanations(settings, run_id, explanations)
         tradeoff = (
@@ -72,10 +82,12 @@ def train_and_register(
         )
         # Gate, then register (a failed model is registered too, without the candidate alias)
         decision = gate_model(params, settings, report, run_id)
+        publish_gate(params.dataset.name, decision)
         evidence = RunEvidence(
             manifest, training, report, validation_report, explanations, decision, tradeoff
         )
         version = register_model(params, settings, run_id, evidence, force=force)
+        publish_model_version(settings, version)
         if not decision.passed:
             raise GateFailed(
                 f"{version.name} version {version.version} failed its gates and is not a candidate",

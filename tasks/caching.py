@@ -6,7 +6,9 @@ The key adds the code: a hash of every project module the entry point imports, d
 part per module, and the hash of ``uv.lock`` (the third-party environment). The key is a hash of
 all parts. Before Prefect looks the key up, the policy compares the parts with the previous run's
 and logs what changed, naming the changed modules
-(``cache train: miss, code changed: evenflow/training/boosters.py``).
+(``cache train: miss, code changed: evenflow/training/boosters.py``). The line goes through the
+task run's logger, so it shows in the flow run's logs in the Prefect UI as well as on the console
+(once: not through the module logger too).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
+from prefect.logging.loggers import LoggingAdapter
 from prefect.results import get_result_store
 
 from evenflow.config.settings import EvenflowSettings
@@ -34,6 +38,7 @@ from evenflow.io import write_json_atomic
 from tasks.isolation import exclusive
 
 logger = logging.getLogger("evenflow.cache")
+"""Cache lines outside a task run (the policy is always asked inside one by Prefect)."""
 
 Inputs = Mapping[str, Any]
 """A stage task's inputs by parameter name (``settings`` among them), as Prefect passes them."""
@@ -164,6 +169,14 @@ class StageCache:
         return {**self.key_inputs(inputs), **code_parts(self.entry, inputs["settings"])}
 
 
+def cache_logger() -> logging.Logger | LoggingAdapter:
+    """The task run's logger (its lines reach the flow run's logs in the UI), else the module's."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
+
+
 @dataclass
 class ContentCache(CachePolicy):
     """A cache key made of a stage's named content hashes, with the reason for a miss logged."""
@@ -181,6 +194,7 @@ class ContentCache(CachePolicy):
         if self.stage is None or inputs is None:
             return None
         name = self.stage.name
+        log = cache_logger()
         settings: EvenflowSettings = inputs["settings"]
         parts = {**self.stage.key_parts(inputs), **module_parts(self.stage.entry)}
         record = settings.state_dir / "cache-keys" / f"{name}.json"
@@ -189,19 +203,17 @@ class ContentCache(CachePolicy):
         key = f"{name}-{digest(parts)}"
         reason = miss_reason(previous, parts)
         if not previous:
-            logger.info("cache %s: no earlier run recorded, computing", name)
+            log.info("cache %s: no earlier run recorded, computing", name)
         elif reason:
-            logger.info("cache %s: miss, %s", name, reason)
+            log.info("cache %s: miss, %s", name, reason)
         elif self.stage.outputs_missing(inputs):
             if get_result_store().exists(key):
                 # A cached result whose outputs were deleted: a fresh key forces the stage to run
                 # again (into the same content-addressed folder, so the old record stays valid).
-                logger.info("cache %s: inputs unchanged but outputs missing, recomputing", name)
+                log.info("cache %s: inputs unchanged but outputs missing, recomputing", name)
                 return f"{key}-rebuild-{uuid.uuid4().hex}"
             # No result yet (a retry of a failed attempt): computed and stored under the plain key.
-            logger.info("cache %s: no finished result yet, computing", name)
+            log.info("cache %s: no finished result yet, computing", name)
         else:
-            logger.info(
-                "cache %s: data, parameters and code unchanged, reusing the last result", name
-            )
+            log.info("cache %s: data, parameters and code unchanged, reusing the last result", name)
         return key
