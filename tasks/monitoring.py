@@ -18,6 +18,7 @@ from evenflow.govern.monitoring import MonitoredModel, MonitoringReport, drift_m
 from evenflow.records import RawBatch, ValidationReport
 from evenflow.registry import store as registry
 from evenflow.reports.monitoring_html import write_monitoring_html
+from evenflow.usecases import champion
 from evenflow.usecases import monitor as monitoring
 from tasks.isolation import run_dir
 from tasks.progress import stage
@@ -50,9 +51,13 @@ def start_monitoring(params: MonitorParams, settings: EvenflowSettings) -> str:
 
 @task(name="resolve-model")
 def resolve_model(params: MonitorParams, settings: EvenflowSettings, run_id: str) -> MonitoredModel:
-    """Find the version behind the alias and tag the run with it and its reference data md5."""
+    """Find the version behind the alias and tag the run with it and its reference data md5.
+
+    A ``champion`` that the promotion ledger did not set is refused before anything is tagged.
+    """
     with stage("model", f"{params.model_name}@{params.alias}") as done:
         model = monitoring.resolve_model(settings, params.model_name, params.alias)
+        champion.guard_alias(settings, model.name, model.alias, model.version)
         registry.set_tags(
             settings,
             run_id,

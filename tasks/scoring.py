@@ -9,6 +9,7 @@ from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern import lineage
 from evenflow.registry import store as registry
+from evenflow.usecases import champion
 from evenflow.usecases import score as scoring
 from evenflow.usecases.score import ScoringResult
 from evenflow.usecases.score_engine import ScoringModel
@@ -18,9 +19,13 @@ from tasks.tracking import open_run
 
 @task(name="resolve-model")
 def resolve_model(params: ScoreParams, settings: EvenflowSettings) -> ScoringModel:
-    """Find the version behind the alias (fails at once if there is none)."""
+    """Find the version behind the alias; fail at once if there is none.
+
+    A ``champion`` that the promotion ledger did not set is refused here too.
+    """
     with stage("model", params.model_uri) as done:
         model = scoring.resolve_model(settings, params)
+        champion.guard_alias(settings, model.name, model.alias, model.version)
         done.summary = f"{model.name} version {model.version} (run {model.run_id})"
     return model
 

@@ -1,12 +1,18 @@
-"""The reviewer's commands: review a version, promote, reject, roll back, show the ledger."""
+"""The reviewer's commands: review, promote, reject, roll back, history, audit the aliases.
+
+``audit-aliases`` checks that every ``champion`` alias is where the promotion ledger put it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evenflow.cli.environment import settings
+
+if TYPE_CHECKING:
+    from evenflow.govern.alias_guard import AliasAudit
 
 ModelArgument = Annotated[str, typer.Argument(help="Registered model name (the dataset name).")]
 ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Who decides.")]
@@ -21,7 +27,9 @@ def review(
     from evenflow.reports.review import render_review
     from evenflow.usecases import champion
 
-    typer.echo(render_review(champion.review(settings(), model, version)))
+    current = settings()
+    typer.echo(render_review(champion.review(current, model, version)))
+    _warn_unrecorded(champion.audit(current, model))
 
 
 def promote(
@@ -68,3 +76,37 @@ def history(model: ModelArgument) -> None:
     from evenflow.usecases import champion
 
     typer.echo(render_history(champion.history(settings(), model)))
+
+
+def audit_aliases(
+    model: Annotated[
+        str | None, typer.Argument(help="Registered model name (default: every model).")
+    ] = None,
+) -> None:
+    """Check that each champion alias is where the promotion ledger put it (exit 1 if not)."""
+    from evenflow.usecases import champion
+
+    audits = champion.audit_aliases(settings(), model)
+    if not audits:
+        typer.echo("No registered models.")
+    for audit in audits:
+        typer.echo(audit.describe())
+        for step in audit.resolution() if not audit.resolved else ():
+            typer.echo(f"  - {step}")
+    unresolved = sum(not audit.resolved for audit in audits)
+    if unresolved:
+        typer.echo(
+            f"{unresolved} of {len(audits)} champion aliases disagree with the ledger; scoring "
+            "and monitoring refuse them until resolved",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+
+
+def _warn_unrecorded(audit: AliasAudit) -> None:
+    """Say, after a review, that the current champion was set outside the ledger."""
+    if audit.resolved:
+        return
+    typer.echo(f"warning: {audit.describe()}", err=True)
+    for step in audit.resolution():
+        typer.echo(f"  - {step}", err=True)

@@ -1,4 +1,8 @@
-"""What a model must meet to become a candidate: the gate policy, written in configuration."""
+"""What a model must meet: to become a candidate (gates) and to become champion (review policy).
+
+The gate policy is written in the run's configuration; the review policy is set in the
+environment of whoever runs the registry.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from evenflow.config.fairness import JOIN
 from evenflow.config.fields import Share, ShareOrNone, refuse_retired_key
@@ -134,3 +139,24 @@ def slice_columns(entry: str) -> tuple[str, ...]:
     """Columns of a policy slice entry: ``"sex"`` or an intersection ``"race*sex"``."""
     parts = entry.replace(JOIN.strip(), "*").split("*")
     return tuple(part.strip() for part in parts if part.strip())
+
+
+SELF_REVIEW_ENV = "EVENFLOW_ALLOW_SELF_REVIEW"
+
+
+class ReviewPolicy(BaseSettings):
+    """Who may approve a version: set in the environment of the person promoting, not in a run.
+
+    A training run's configuration is chosen by whoever trains, so a rule about separating the
+    trainer from the approver cannot live there; it is read from ``EVENFLOW_*`` variables.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EVENFLOW_", frozen=True, extra="ignore")
+
+    allow_self_review: bool = Field(
+        default=False,
+        description=(
+            "Let the person who launched a training run approve its version "
+            f"({SELF_REVIEW_ENV}=1); by default the reviewer must be someone else."
+        ),
+    )

@@ -51,6 +51,14 @@ class LedgerEntry(Record):
     note: str
     evidence_sha256: str | None
     override: str | None = None
+    unrecorded_champion: str | None = Field(
+        default=None,
+        description=(
+            "Where the champion alias pointed when it disagreed with the ledger at this decision "
+            "(moved outside it; 'none': removed). A promote or rollback puts the two back in "
+            "agreement."
+        ),
+    )
 
     @field_validator("at")
     @classmethod

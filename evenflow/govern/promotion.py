@@ -118,6 +118,40 @@ def rollback_target(entries: Sequence[LedgerEntry], champion: str) -> str | None
     return None
 
 
+def self_review_refusal(
+    reviewer: str, launcher: str | None, *, allow_self_review: bool, setting: str
+) -> str | None:
+    """Why ``reviewer`` may not approve a version that ``launcher`` trained, or None when they may.
+
+    Separation of duties: the person who launched the training run does not approve its version
+    unless the review policy allows it (``setting``). Names are compared without case or
+    surrounding spaces; an unknown launcher (an older run that recorded none) cannot be compared.
+    """
+    if allow_self_review or launcher is None or not launcher.strip():
+        return None
+    if reviewer.strip().casefold() != launcher.strip().casefold():
+        return None
+    return (
+        f"the reviewer {reviewer.strip()!r} launched its training run (launcher "
+        f"{launcher.strip()!r}); another person must approve it, or set {setting}=1 to allow "
+        "self-review"
+    )
+
+
+def replaced_champion(
+    entries: Sequence[LedgerEntry], ledger_champion: str | None, version: str
+) -> str | None:
+    """The champion a promotion of ``version`` replaces, as the ledger knows it.
+
+    Normally the ledger's champion. When ``version`` already is the ledger's champion (it is
+    promoted again to put back an alias moved outside the ledger), it replaces what it replaced
+    before, so a later rollback still walks into the past instead of restoring itself.
+    """
+    if ledger_champion != version:
+        return ledger_champion
+    return rollback_target(entries, version)
+
+
 def check_reviewer(reviewer: str) -> None:
     """A decision names who made it, in a name that fits a tag."""
     if not reviewer.strip():

@@ -1,0 +1,243 @@
+"""The champion-alias guard and separation of duties, on a real MLflow registry (SQLite).
+
+A ``champion`` alias set with ``MlflowClient`` (as the MLflow UI would) is refused by scoring's
+resolve step and reported by ``audit-aliases`` until a promote through the ledger records it.
+Versions are made cheaply, as in test_promotion (artifacts of synthetic predictions, no model).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from mlflow.utils.mlflow_tags import MLFLOW_USER
+from prefect.logging import disable_run_logger
+from typer.testing import CliRunner
+
+from evenflow import layout
+from evenflow.cli import models as model_commands
+from evenflow.cli.handling import handled
+from evenflow.config.gates import SELF_REVIEW_ENV, ReviewPolicy
+from evenflow.config.score import ScoreParams
+from evenflow.config.settings import EvenflowSettings
+from evenflow.errors import PromotionRefused
+from evenflow.govern.alias_guard import UnrecordedChampion, audit_alias, refuse_unrecorded
+from evenflow.govern.ledger import LedgerEntry
+from evenflow.govern.promotion import replaced_champion, self_review_refusal
+from evenflow.registry import store as registry
+from evenflow.usecases import champion
+from tasks.scoring import resolve_model
+from tests.unit.test_promotion import Made, _make_version
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+TRAINER = "tess"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> EvenflowSettings:
+    """One SQLite registry per module (migrations cost seconds); each test uses its own model."""
+    return EvenflowSettings(project_root=tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest) -> str:
+    return re.sub(r"\W", "-", request.node.name)
+
+
+@pytest.fixture
+def make(settings: EvenflowSettings, model: str, tmp_path: Path) -> Any:
+    """Register a version whose training run was launched by ``TRAINER`` (MLflow's user tag)."""
+    counter = iter(range(100))
+
+    def _make(**kwargs: Any) -> Made:
+        folder = tmp_path / f"v{next(counter)}"
+        folder.mkdir()
+        made = _make_version(settings, model, folder, **kwargs)
+        registry.client_for(settings).set_tag(made.run_id, MLFLOW_USER, TRAINER)
+        return made
+
+    return _make
+
+
+def _entry(seq: int, action: str, version: str, previous: str | None) -> LedgerEntry:
+    return LedgerEntry.model_validate(
+        {
+            "seq": seq,
+            "action": action,
+            "version": version,
+            "previous_champion": previous,
+            "reviewer": "ada",
+            "at": NOW,
+            "note": "n",
+            "evidence_sha256": None,
+        }
+    )
+
+
+def _promote(settings: EvenflowSettings, model: str, version: str, note: str) -> LedgerEntry:
+    champion.review(settings, model, version)
+    return champion.promote(settings, model, version, "ada", note, now=NOW)
+
+
+def _audit_cli(settings: EvenflowSettings, *args: str) -> Any:
+    """``evenflow audit-aliases ARGS`` through the CLI's own error handler."""
+    app = typer.Typer()
+    app.callback()(lambda: None)  # a group, so the command is named as on the console
+    app.command("audit-aliases")(handled(model_commands.audit_aliases))
+    return CliRunner().invoke(
+        app,
+        ["audit-aliases", *args],
+        env={
+            "EVENFLOW_PROJECT_ROOT": str(settings.project_root),
+            "EVENFLOW_TRACKING_URI": settings.tracking_uri,
+        },
+    )
+
+
+def _score_params(tmp_path: Path, model: str) -> ScoreParams:
+    data = tmp_path / "rows.csv"
+    data.write_text("age\n30\n", encoding="utf-8")
+    return ScoreParams(data=data, out=tmp_path / "out.parquet", model=model)
+
+
+# --- the decision (pure) --------------------------------------------------------------------
+
+
+def test_audit_states() -> None:
+    ledger = [_entry(1, "promote", "1", None), _entry(2, "promote", "2", "1")]
+    assert audit_alias("m", "2", ledger).state == "ok"
+    assert audit_alias("m", None, []).state == "no champion"
+    outside = audit_alias("m", "3", ledger)
+    assert (outside.state, outside.ledger_version, outside.ledger_seq) == (
+        "set outside the ledger",
+        "2",
+        2,
+    )
+    assert not outside.resolved
+    assert audit_alias("m", "1", []).state == "set outside the ledger"
+    assert audit_alias("m", None, ledger).state == "removed outside the ledger"
+    # A rollback sets the champion; a rejection does not.
+    rolled = [*ledger, _entry(3, "rollback", "1", "2"), _entry(4, "reject", "2", "1")]
+    assert audit_alias("m", "1", rolled).state == "ok"
+
+
+def test_refusal_names_both_versions_and_the_way_out() -> None:
+    outside = audit_alias("m", "3", [_entry(1, "promote", "2", None)])
+    with pytest.raises(UnrecordedChampion) as caught:
+        refuse_unrecorded(outside)
+    text = str(caught.value)
+    assert "points at v3" in text and "the ledger says v2" in text
+    assert "evenflow promote m 3 --reviewer NAME --note TEXT" in text
+    assert "evenflow promote m 2 --reviewer NAME --note TEXT" in text
+    refuse_unrecorded(outside, alias="candidate")  # only champion is a ledger decision
+
+
+def test_self_review_refusal() -> None:
+    refusal = self_review_refusal(" Tess ", "tess", allow_self_review=False, setting="X_ALLOW")
+    assert refusal is not None
+    assert "'Tess'" in refusal and "'tess'" in refusal and "X_ALLOW=1" in refusal
+    assert self_review_refusal("ada", "tess", allow_self_review=False, setting="X") is None
+    assert self_review_refusal("tess", "tess", allow_self_review=True, setting="X") is None
+    assert self_review_refusal("tess", None, allow_self_review=False, setting="X") is None
+
+
+def test_replaced_champion_never_points_at_itself() -> None:
+    ledger = [_entry(1, "promote", "1", None), _entry(2, "promote", "2", "1")]
+    assert replaced_champion(ledger, "2", "3") == "2"
+    assert replaced_champion(ledger, "2", "2") == "1"  # re-recorded: it replaced v1 before
+
+
+# --- on the registry ------------------------------------------------------------------------
+
+
+def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
+    settings: EvenflowSettings, model: str, make: Any, tmp_path: Path
+) -> None:
+    first, second = make(seed=1), make(seed=2)
+    _promote(settings, model, first.version, "first")
+    client = registry.client_for(settings)
+    client.set_registered_model_alias(model, layout.CHAMPION, second.version)  # as the UI would
+
+    with disable_run_logger(), pytest.raises(UnrecordedChampion) as caught:
+        resolve_model.fn(_score_params(tmp_path, model), settings)
+    assert f"points at v{second.version}" in str(caught.value)
+    assert f"evenflow promote {model} {second.version}" in str(caught.value)
+
+    result = _audit_cli(settings, model)
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{model}: champion alias set outside the ledger: it points at v{second.version}, "
+        f"the ledger says v{first.version} (entry 1)"
+    ) in result.output
+    assert "scoring and monitoring refuse them" in result.output
+
+    entry = _promote(settings, model, second.version, "recorded after the fact")
+
+    assert (entry.version, entry.previous_champion, entry.unrecorded_champion) == (
+        second.version,
+        first.version,
+        second.version,
+    )
+    result = _audit_cli(settings, model)
+    assert result.exit_code == 0, result.output
+    assert f"{model}: ok, champion v{second.version} (ledger entry 2)" in result.output
+    with disable_run_logger():
+        assert resolve_model.fn(_score_params(tmp_path, model), settings).version == (
+            second.version
+        )
+    rolled = champion.rollback(settings, model, "bob", "back", now=NOW)
+    assert (rolled.version, champion.audit(settings, model).state) == (first.version, "ok")
+
+
+def test_a_champion_without_any_ledger_entry_is_reported(
+    settings: EvenflowSettings, model: str, make: Any
+) -> None:
+    made = make()
+    registry.client_for(settings).set_registered_model_alias(model, layout.CHAMPION, made.version)
+    audit = champion.audit(settings, model)
+    assert (audit.state, audit.alias_version, audit.ledger_version) == (
+        "set outside the ledger",
+        made.version,
+        None,
+    )
+    assert "the ledger records no champion" in audit.describe()
+    # "Already the champion" does not stop recording it: the ledger never made it champion.
+    entry = _promote(settings, model, made.version, "recorded")
+    assert (entry.previous_champion, entry.unrecorded_champion) == (None, made.version)
+    assert champion.audit(settings, model).state == "ok"
+
+
+def test_audit_of_every_model_lists_each_by_name(
+    settings: EvenflowSettings, model: str, make: Any
+) -> None:
+    made = make()
+    _promote(settings, model, made.version, "ok")
+    names = [audit.model for audit in champion.audit_aliases(settings)]
+    assert model in names and names == sorted(names)
+
+
+def test_the_launcher_may_not_approve_unless_policy_allows(
+    settings: EvenflowSettings, model: str, make: Any
+) -> None:
+    made = make()
+    champion.review(settings, model, made.version)
+
+    with pytest.raises(PromotionRefused) as caught:
+        champion.promote(settings, model, made.version, "Tess", "my own model")
+    text = str(caught.value)
+    assert "'Tess'" in text and f"'{TRAINER}'" in text and f"{SELF_REVIEW_ENV}=1" in text
+    assert champion.history(settings, model) == []
+
+    entry = champion.promote(
+        settings,
+        model,
+        made.version,
+        "Tess",
+        "sole maintainer",
+        policy=ReviewPolicy(allow_self_review=True),
+    )
+    assert entry.reviewer == "Tess"
