@@ -2,8 +2,11 @@
 UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
+# tests/browser drive Debian's Chromium; EVENFLOW_CHROMIUM names another binary.
+CHROMIUM ?= $(or $(EVENFLOW_CHROMIUM),/usr/bin/chromium)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all uv install install-dev run test test-fast lint format typecheck docs bench clean
+.PHONY: all uv install install-dev chromium run test test-fast test-browser lint format typecheck docs bench clean
 
 all: lint typecheck test
 
@@ -16,11 +19,19 @@ install: uv  ## runtime dependencies, exactly as locked
 install-dev: uv  ## runtime + test/lint dependencies, exactly as locked
 	$(UV) sync --frozen
 
+chromium:  ## Debian's Chromium for the browser tests (apt), if this machine has none
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null \
+	  || { echo "no Chromium at $(CHROMIUM) and no apt-get: install Chromium and set EVENFLOW_CHROMIUM" >&2; exit 1; }; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
 run: install  ## train, evaluate and register a candidate on the built-in example (UCI Adult)
 	$(BIN)/evenflow run
 
-test: install-dev  ## the whole test suite
+test: install-dev chromium  ## the whole test suite (the browser tests included)
 	$(BIN)/pytest
+
+test-browser: install-dev chromium  ## the review surfaces in headless Chromium (tests/browser)
+	$(BIN)/pytest tests/browser -m browser
 
 test-fast: install-dev  ## unit tests only
 	$(BIN)/pytest tests/unit
