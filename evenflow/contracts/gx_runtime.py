@@ -1,5 +1,8 @@
 """Great Expectations at run time: a throwaway context, a checkpoint, Data Docs copied out.
 
+The copied Data Docs load their scripts, styles and fonts from copies evenflow ships, never
+from a CDN (see :mod:`evenflow.contracts.data_docs`).
+
 Each use builds a file-mode GX context in a temp folder, so nothing is shared between runs and
 nothing happens at import time.
 """
@@ -25,6 +28,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
+from evenflow.contracts.data_docs import localise_site
 from evenflow.io import atomic_dir
 
 logger = logging.getLogger(__name__)
@@ -80,7 +84,11 @@ def add_checkpoint(
 def copy_data_docs(
     context: AbstractDataContext, identifier: ValidationResultIdentifier, target: Path
 ) -> Path | None:
-    """Copy the local Data Docs site into ``target``; return the result's page there."""
+    """Copy the local Data Docs site into ``target``, made to work offline; return the result's page.
+
+    The site is localised in the temporary copy, so ``target`` never holds a page that
+    reaches for a CDN.
+    """
     (index,) = context.get_docs_sites_urls()
     (page,) = context.get_docs_sites_urls(resource_identifier=identifier)
     index_url, page_url = index["site_url"], page["site_url"]
@@ -91,6 +99,7 @@ def copy_data_docs(
     relative = _url_path(page_url).relative_to(site)
     with atomic_dir(target) as tmp:
         shutil.copytree(site, tmp, dirs_exist_ok=True)
+        localise_site(tmp)
     return target / relative
 
 

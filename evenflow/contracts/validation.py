@@ -2,8 +2,9 @@
 
 A frame in memory is checked in one pass (``validate_frame``); a parquet batch chunk by chunk
 (``validate_parquet``, see :mod:`evenflow.contracts.streamed`). Both give the same report: the GX
-result JSON and its Data Docs site copied into the caller's folder atomically (the pages load
-their CSS and JS from public CDNs), and one line per failed expectation
+result JSON and its Data Docs site copied into the caller's folder atomically (self-contained:
+the pages load their CSS, JS and fonts from copies in the site, see
+:mod:`evenflow.contracts.data_docs`), and one line per failed expectation
 (:mod:`evenflow.contracts.failure_report`).
 """
 
