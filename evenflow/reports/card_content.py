@@ -1,9 +1,12 @@
 """What a model card says, built once as data: sections of text, tables, plots.
 
-``model_card.html.j2`` and ``model_card.md.j2`` lay the same sections out; the only differences
-are the medium's: the HTML embeds plots and the fairness report's own tables and plots, the
-Markdown links plot files by relative path and shows the fairness tables itself. Every cell here
-is already text (numbers through ``evenflow.reports.render.num``), so the templates only arrange.
+The first section is the verdict: whether the gates passed, whether the version is a candidate,
+and every gate clause as a table row (limit, observed value with its interval, result); a
+contents list follows it. ``model_card.html.j2`` and ``model_card.md.j2`` lay the same sections
+out; the only differences are the medium's: the HTML embeds plots and the fairness report's own
+tables and plots, the Markdown links plot files by relative path and shows the fairness tables
+itself. Every cell here is already text (numbers through ``evenflow.reports.render.num``; a figure
+with its interval is a ``FigureCell``), so the templates only arrange.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from typing import TYPE_CHECKING, Literal
 
 from markupsafe import Markup
 
+from evenflow import layout
 from evenflow.assess.fairness import FairnessReport, SliceReport
 from evenflow.govern.gates import GateDecision
 from evenflow.reports.card_rows import (
-    clause_rows,
+    CellText,
+    clause_detail_rows,
+    clause_result,
     data_rows,
     drift_rows,
     excluded_rows,
+    gate_table,
     group_importance_table,
     importance_rows,
+    is_figure,
     left_out_rows,
     lineage_rows,
     metric_table,
@@ -44,6 +52,7 @@ from evenflow.reports.fairness_html import (
     fairness_fragment,
     slice_note,
 )
+from evenflow.reports.figures import figure_caption
 from evenflow.reports.render import num
 
 if TYPE_CHECKING:
@@ -64,9 +73,23 @@ _ITEM_VALUE = ("Item", "Value")
 _LEFT_OUT_HEADER = ("Slice", "Group", "Status", "n", "Positives", "Negatives", "Reason")
 _ROWS_LEFT_OUT_HEADER = ("Slice", "Rows compared", "Insufficient evidence", "Private")
 _EXCLUDED_HEADER = ("Clauses", "Slice", "Group", "Status", "n", "Reason")
-_CLAUSE_HEADER = ("Clause", "Result", "Point", "Bound", "Compared", "Limit", "Detail")
+_CLAUSE_DETAIL_HEADER = ("Clause", "Result", "Detail")
 _PROXY_HEADER = ("Sensitive column", "AUC", "Kind", "Rows", "Classes", "Top features", "Note")
-_SUMMARY_HEADER = ("Summary", "Value", "Interval", "Highest", "Lowest")
+_SUMMARY_HEADER = ("Summary", "Value", "Highest", "Lowest")
+VERDICT_HEADING = "Verdict and gate decision"
+GATE_DETAILS_HEADING = "Gate details"
+FAIRNESS_LEGEND = (
+    "Rows shaded yellow are groups with insufficient evidence (too few positives or negatives): "
+    "shown with their wide intervals, marked, and left out of the summaries and the gate. Grey "
+    "rows are private groups: only n is shown. Every group left out is counted in the section "
+    "Groups left out of summaries."
+)
+# The card's titles for the plot files it embeds (the caption follows from the title).
+_PLOT_TITLES = {
+    layout.SHAP_SUMMARY_PLOT_FILE: "SHAP summary",
+    layout.SHAP_BY_GROUP_PLOT_FILE: "Mean |SHAP| by group",
+    layout.MITIGATIONS_PLOT_FILE: "Mitigation trade-off",
+}
 
 Only = Literal["", "html", "markdown"]
 """Which rendering shows a block: both (``""``), or only the one named."""
@@ -100,22 +123,59 @@ class Heading(_Block):
 
 
 @dataclass(frozen=True)
+class Verdict(_Block):
+    """The outcome at the top of the card: ``passed`` is None when no gate decision was given."""
+
+    passed: bool | None
+    headline: str
+    text: str
+
+    @property
+    def outcome(self) -> str:
+        """``passed``, ``failed`` or ``none``: the banner's class in the HTML."""
+        return "none" if self.passed is None else ("passed" if self.passed else "failed")
+
+
+@dataclass(frozen=True)
 class Table(_Block):
-    """Rows of text cells; a ``pairs`` table (key, value) has no header row in HTML."""
+    """Rows of cells; a ``pairs`` table (key, value) has no header row in HTML.
+
+    ``row_classes`` (one per row, may be empty) colour rows in the HTML: a failed clause, a
+    group with insufficient evidence.
+    """
 
     header: Sequence[str]
-    rows: Sequence[Sequence[str]]
+    rows: Sequence[Sequence[CellText]]
     pairs: bool = False
+    row_classes: Sequence[str] = ()
+
+    @property
+    def figure_columns(self) -> tuple[bool, ...]:
+        """Per column: whether it holds figures (right-aligned), i.e. every filled cell does."""
+        columns = range(len(self.header))
+        filled = [[str(row[i]) != "" for row in self.rows] for i in columns]
+        return tuple(
+            not self.pairs
+            and any(filled[i])
+            and all(
+                is_figure(row[i]) for row, full in zip(self.rows, filled[i], strict=True) if full
+            )
+            for i in columns
+        )
 
 
 @dataclass(frozen=True)
 class Plot(_Block):
-    """A PNG file: embedded in the HTML (``png`` is None when unreadable), linked in Markdown."""
+    """A PNG file: embedded in the HTML (``png`` is None when unreadable), linked in Markdown.
+
+    ``alt`` is the plot's title; ``caption`` says what its axes show.
+    """
 
     name: str
     alt: str
     png: bytes | None
     link: str
+    caption: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +186,7 @@ class Fragment(_Block):
     only: Only = "html"
 
 
-Block = Text | Heading | Table | Plot | Fragment
+Block = Verdict | Text | Heading | Table | Plot | Fragment
 
 
 @dataclass(frozen=True)
@@ -145,7 +205,7 @@ class Section:
 
 @dataclass(frozen=True)
 class Card:
-    """The whole card: its title, the overview table and the sections in order."""
+    """The whole card: its title, the overview pairs and the sections in order, verdict first."""
 
     title: str
     overview: Table
@@ -157,6 +217,7 @@ def card_content(inputs: ModelCardInputs, relative_to: Path | None = None) -> Ca
     version = f" version {inputs.model_version}" if inputs.model_version else ""
     data = inputs.data
     sections = [
+        Section(VERDICT_HEADING, _verdict(inputs.gate)),
         Section("Intended use", [Text(inputs.intended_use.strip())]),
         Section("Out-of-scope use", [Text(inputs.out_of_scope_use.strip())]),
         Section(
@@ -175,7 +236,7 @@ def card_content(inputs: ModelCardInputs, relative_to: Path | None = None) -> Ca
         Section("Proxy check", _proxy(inputs)),
         Section("Lineage", [Table(_ITEM_VALUE, lineage_rows(inputs.lineage), pairs=True)]),
         Section(LEFT_OUT_HEADING, _left_out(inputs.fairness)),
-        Section("Gate decision", _gate(inputs.gate)),
+        Section(GATE_DETAILS_HEADING, _gate_details(inputs.gate)),
     ]
     overview = Table(("", ""), overview_rows(inputs), pairs=True)
     return Card(f"Model card: {inputs.model_name}{version}", overview, sections)
@@ -194,7 +255,7 @@ def _fairness(inputs: ModelCardInputs) -> list[Block]:
     page = inputs.fairness_html
     rendered = page.read_text(encoding="utf-8") if page is not None and page.is_file() else None
     fragment = Fragment(html=Markup(fairness_fragment(report, rendered)))
-    return [fragment, *_fairness_tables(report)]
+    return [Text(FAIRNESS_LEGEND, only="html"), fragment, *_fairness_tables(report)]
 
 
 def _fairness_tables(report: FairnessReport) -> list[Block]:
@@ -231,7 +292,8 @@ def _slice_tables(item: SliceReport) -> list[Block]:
     else:
         blocks.append(Table(_SUMMARY_HEADER, slice_summary_rows(item), only="markdown"))
     header = ("Group", "n", "Positives", "Negatives", *(label for _, label in PLOTTED_RATES))
-    blocks.append(Table(header, slice_group_rows(item), only="markdown"))
+    classes = [g.status if g.status != "reported" else "" for g in item.groups]
+    blocks.append(Table(header, slice_group_rows(item), only="markdown", row_classes=classes))
     return blocks
 
 
@@ -243,7 +305,7 @@ def _mitigation(inputs: ModelCardInputs, relative_to: Path | None) -> list[Block
     else:
         blocks.append(Text("Trade-off table: " + NOT_PROVIDED))
     if inputs.tradeoff_plot is not None:
-        blocks.append(_plot(inputs.tradeoff_plot, "Mitigation trade-off", relative_to))
+        blocks.append(_plot(inputs.tradeoff_plot, relative_to))
     return blocks
 
 
@@ -267,7 +329,7 @@ def _shap(inputs: ModelCardInputs, relative_to: Path | None) -> list[Block]:
         Table(("Feature", "Mean |SHAP|"), importance_rows(explanations)),
         Heading("Mean |SHAP| by group (top features)"),
         Table(*group_importance_table(explanations)),
-        *(_plot(path, path.stem.replace("_", " "), relative_to) for path in inputs.shap_plots),
+        *(_plot(path, relative_to) for path in inputs.shap_plots),
     ]
 
 
@@ -284,19 +346,76 @@ def _left_out(report: FairnessReport | None) -> list[Block]:
     counts = Table(_ROWS_LEFT_OUT_HEADER, rows_left_out(report))
     if not report.left_out:
         return [counts, Text("No group left out.")]
-    return [counts, Table(_LEFT_OUT_HEADER, left_out_rows(report))]
+    classes = [c.status for c in report.left_out]
+    return [counts, Table(_LEFT_OUT_HEADER, left_out_rows(report), row_classes=classes)]
 
 
-def _gate(decision: GateDecision | None) -> list[Block]:
+def _verdict(decision: GateDecision | None) -> list[Block]:
+    """The outcome in one line, why, and every clause as a row: what a reviewer reads first."""
+    if decision is None:
+        text = "No gate decision was recorded with this card, so the version is not a candidate."
+        return [Verdict(None, "No gate decision: not a candidate", text)]
+    clauses = decision.clauses
+    skipped = [c for c in clauses if c.skipped]
+    if decision.passed:
+        headline = "Gates passed: candidate"
+        outcome = (
+            f"All {len(clauses)} gate clauses passed; the version was registered with the "
+            "candidate alias and waits for a person's review before it can become champion."
+        )
+    else:
+        headline = "Gates failed: not a candidate"
+        outcome = (
+            f"{len(decision.failed)} of {len(clauses)} gate clauses failed "
+            f"({', '.join(c.name for c in decision.failed)}); the version was registered "
+            "without the candidate alias and can be promoted only with a written override."
+        )
+    notes = [outcome]
+    if skipped:
+        names = "; ".join(f"{c.name} ({c.detail})" for c in skipped)
+        notes.append(f"Skipped, not evaluable here (they count as passed): {names}.")
+    if decision.excluded:
+        notes.append(
+            f"{_excluded_counts(decision)} left out of the clauses under the rule for small "
+            f"groups: listed in {GATE_DETAILS_HEADING}."
+        )
+    header, rows = gate_table(clauses)
+    classes = [clause_result(c) for c in clauses]
+    return [
+        Verdict(decision.passed, headline, " ".join(notes)),
+        Table(header, rows, row_classes=classes),
+    ]
+
+
+def _excluded_counts(decision: GateDecision) -> str:
+    """``2 groups (1 private, 1 insufficient evidence) were``: the groups a gate left out."""
+    labels = {"private": "private", "insufficient": "insufficient evidence"}
+    counts = {s: sum(e.status == s for e in decision.excluded) for s in labels}
+    parts = ", ".join(f"{n} {labels[s]}" for s, n in counts.items() if n)
+    n = len(decision.excluded)
+    return f"{n} group{'s' if n != 1 else ''} ({parts}) {'were' if n != 1 else 'was'}"
+
+
+def _gate_details(decision: GateDecision | None) -> list[Block]:
+    """Each clause in words, the groups the gate left out and every policy setting it used."""
     if decision is None:
         return [Text(NOT_PROVIDED)]
-    outcome = "PASSED" if decision.passed else f"FAILED ({len(decision.failed)} clauses)"
     excluded: Block = (
-        Table(_EXCLUDED_HEADER, excluded_rows(decision)) if decision.excluded else Text("None.")
+        Table(
+            _EXCLUDED_HEADER,
+            excluded_rows(decision),
+            row_classes=[e.status for e in decision.excluded],
+        )
+        if decision.excluded
+        else Text("None.")
     )
     return [
-        Text("Outcome: ", strong=outcome),
-        Table(_CLAUSE_HEADER, clause_rows(decision.clauses)),
+        Heading("Clauses in words"),
+        Table(
+            _CLAUSE_DETAIL_HEADER,
+            clause_detail_rows(decision.clauses),
+            row_classes=[clause_result(c) for c in decision.clauses],
+        ),
         Heading("Groups the gate left out"),
         excluded,
         Heading("Policy"),
@@ -304,7 +423,7 @@ def _gate(decision: GateDecision | None) -> list[Block]:
     ]
 
 
-def _plot(path: Path, alt: str, relative_to: Path | None) -> Plot:
+def _plot(path: Path, relative_to: Path | None) -> Plot:
     target = path
     if relative_to is not None:
         target = Path(os.path.relpath(path.resolve(), relative_to.resolve()))
@@ -313,4 +432,7 @@ def _plot(path: Path, alt: str, relative_to: Path | None) -> Plot:
     except OSError as exc:
         logger.warning("plot %s not embedded: %s", path, exc)
         png = None
-    return Plot(name=path.name, alt=alt, png=png, link=target.as_posix())
+    title = _PLOT_TITLES.get(path.name, path.stem.replace("_", " "))
+    return Plot(
+        name=path.name, alt=title, png=png, link=target.as_posix(), caption=figure_caption(title)
+    )

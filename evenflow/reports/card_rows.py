@@ -6,7 +6,9 @@ Both renderings of the card show these rows; numbers go through the shared ``num
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evenflow.assess.explain import Explanations
@@ -15,7 +17,7 @@ from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
 from evenflow.records import ValidationReport
 from evenflow.reports.fairness_html import PLOTTED_RATES
-from evenflow.reports.render import DASH, interval, num, with_interval
+from evenflow.reports.render import DASH, interval, num
 
 if TYPE_CHECKING:
     from evenflow.reports.model_card import (
@@ -26,10 +28,47 @@ if TYPE_CHECKING:
         ModelCardInputs,
     )
 
-Rows = list[list[str]]
+
+@dataclass(frozen=True)
+class FigureCell:
+    """A figure with a note under it in the HTML (its interval, or which bound was compared).
+
+    Its text is the figure then the note, so the Markdown, which calls ``str``, reads
+    ``0.912 [0.905, 0.919]`` on one line.
+    """
+
+    value: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.value} {self.note}".strip()
+
+
+CellText = str | FigureCell
+Rows = Sequence[Sequence[CellText]]
 
 _TOP_FEATURES = 20
 _GROUP_FEATURES = 5
+_COMPARISON_SIGN = {"<=": "≤", ">=": "≥", ">": ">"}
+_BOUND_NAME = {"point": "point", "lower": "lower bound", "upper": "upper bound"}
+_RESULT = {"passed": "pass", "failed": "FAIL", "skipped": "skipped"}
+# A cell that reads as a figure: a number (with separators, sign, exponent or a comparison sign
+# before it), an interval, a dash; text may follow ("8,000 (2 groups)").
+_FIGURE = re.compile(
+    r"^(?:[≤≥<>=]+\s*)?(?:[+\-−]?\d[\d,]*(?:\.\d+)?(?:e[+\-]?\d+)?%?|\[.*\]|–)(?:\s.*)?$"
+)
+
+
+def is_figure(cell: CellText) -> bool:
+    """Whether a cell shows a figure (aligned right, like every number in a column)."""
+    return isinstance(cell, FigureCell) or bool(_FIGURE.match(cell))
+
+
+def estimate_cell(value: Estimate | None) -> FigureCell:
+    """A value with its interval under it; a dash when there is no value."""
+    if value is None or value.value is None:
+        return FigureCell(DASH)
+    return FigureCell(num(value.value), interval(value))
 
 
 def overview_rows(inputs: ModelCardInputs) -> Rows:
@@ -69,20 +108,49 @@ def validation_rows(report: ValidationReport | None, missing: str) -> Rows:
 def metric_table(
     metrics: Mapping[str, Estimate], baselines: Mapping[str, Mapping[str, Estimate]]
 ) -> tuple[list[str], Rows]:
-    """The model's metrics, and beside them each baseline's on the same rows where it has one."""
-    header = ["Metric", "Value", "Interval"]
-    rows = [[name, num(e.value), interval(e)] for name, e in metrics.items()]
+    """The model's metrics with intervals, and beside them each baseline's on the same rows."""
     names = list(baselines)
-    header += [f"Baseline: {name}" for name in names]
-    for row in rows:
-        row += [with_interval(baselines[name].get(row[0])) for name in names]
+    header = ["Metric", "Model", *(f"Baseline: {name}" for name in names)]
+    rows: Rows = [
+        [metric, estimate_cell(e), *(estimate_cell(baselines[n].get(metric)) for n in names)]
+        for metric, e in metrics.items()
+    ]
     return header, rows
 
 
 def tradeoff_table(rows: Sequence[Mapping[str, Cell]]) -> tuple[list[str], Rows]:
-    """The mitigations compared, one row each, columns in first-seen order."""
-    header = list(dict.fromkeys(key for row in rows for key in row))
-    return header, [[num(row.get(key)) for key in header] for row in rows]
+    """The mitigations compared, one row each, columns in first-seen order.
+
+    A column with ``_low`` / ``_high`` siblings (``accuracy_low``, ``dpd_low[sex]``) shows its
+    interval under the value, and the bound columns are not repeated: the table stays narrow.
+    """
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    bounds = {key: (_bound_key(key, "_low"), _bound_key(key, "_high")) for key in keys}
+    bounds = {k: b for k, b in bounds.items() if b[0] in keys and b[1] in keys}
+    merged = {name for pair in bounds.values() for name in pair}
+    header = [key for key in keys if key not in merged]
+    table: Rows = [[_tradeoff_cell(row, key, bounds.get(key)) for key in header] for row in rows]
+    return header, table
+
+
+def _bound_key(key: str, part: str) -> str:
+    """``accuracy`` -> ``accuracy_low``; ``dpd[sex]`` -> ``dpd_low[sex]``."""
+    name, bracket, rest = key.partition("[")
+    return f"{name}{part}{bracket}{rest}"
+
+
+def _tradeoff_cell(row: Mapping[str, Cell], key: str, bounds: tuple[str, str] | None) -> CellText:
+    if bounds is None:
+        return num(row.get(key))
+    value, low, high = row.get(key), row.get(bounds[0]), row.get(bounds[1])
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return num(value)
+    estimate = Estimate(
+        value=float(value),
+        low=float(low) if isinstance(low, int | float) else None,
+        high=float(high) if isinstance(high, int | float) else None,
+    )
+    return estimate_cell(estimate)
 
 
 def drift_rows(drift: DriftOverview) -> Rows:
@@ -198,20 +266,42 @@ def _setting(value: Any) -> str:
     return num(value)
 
 
-def clause_rows(clauses: Sequence[GateClause]) -> Rows:
-    """Each gate clause with the numbers it compared."""
-    return [
-        [
-            c.name,
-            "skipped" if c.skipped else ("pass" if c.passed else "FAIL"),
-            num(c.observed),
-            c.bound,
-            num(c.compared),
-            f"{c.comparison} {num(c.limit)}",
-            c.detail,
-        ]
-        for c in clauses
-    ]
+def clause_result(clause: GateClause) -> str:
+    """``passed``, ``failed`` or ``skipped``: the row's class in the HTML."""
+    if clause.skipped:
+        return "skipped"
+    return "passed" if clause.passed else "failed"
+
+
+def gate_table(clauses: Sequence[GateClause]) -> tuple[list[str], Rows]:
+    """Each clause: result, the figure observed with its interval, the figure compared, the limit.
+
+    A Reference column (the champion's or the baseline's value) appears when a clause has one.
+    """
+    header = ["Clause", "Result", "Observed", "Compared", "Limit"]
+    with_reference = any(c.reference is not None for c in clauses)
+    rows: list[list[CellText]] = []
+    for c in clauses:
+        observed = FigureCell(num(c.observed), _interval_or_blank(c.low, c.high))
+        compared = FigureCell(DASH)
+        if c.compared is not None:
+            compared = FigureCell(num(c.compared), f"({_BOUND_NAME[c.bound]})")
+        limit = DASH if c.limit is None else f"{_COMPARISON_SIGN[c.comparison]} {num(c.limit)}"
+        row: list[CellText] = [c.name, _RESULT[clause_result(c)], observed, compared, limit]
+        if with_reference:
+            margin = f"margin {num(c.margin)}" if c.margin is not None else ""
+            row.append(FigureCell(num(c.reference), margin))
+        rows.append(row)
+    return header + (["Reference"] if with_reference else []), rows
+
+
+def _interval_or_blank(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f"[{num(low)}, {num(high)}]"
+
+
+def clause_detail_rows(clauses: Sequence[GateClause]) -> Rows:
+    """Each clause in words, as the gate wrote it."""
+    return [[c.name, _RESULT[clause_result(c)], c.detail] for c in clauses]
 
 
 def slice_summary_rows(item: SliceReport) -> Rows:
@@ -222,8 +312,7 @@ def slice_summary_rows(item: SliceReport) -> Rows:
             rows.append(
                 [
                     name,
-                    num(value.value),
-                    interval(value),
+                    estimate_cell(value),
                     getattr(value, "highest", "") or "",
                     getattr(value, "lowest", "") or "",
                 ]
@@ -233,13 +322,18 @@ def slice_summary_rows(item: SliceReport) -> Rows:
 
 def slice_group_rows(item: SliceReport) -> Rows:
     """A slice's groups: counts, then rates with intervals; a private group shows only n."""
-    rows = []
+    rows: list[list[CellText]] = []
     for group in item.groups:
         mark = " (insufficient evidence)" if group.status == "insufficient" else ""
-        counts = [group.name + mark, num(group.n), num(group.n_pos), num(group.n_neg)]
+        counts: list[CellText] = [
+            group.name + mark,
+            num(group.n),
+            num(group.n_pos),
+            num(group.n_neg),
+        ]
         if group.status == "private":  # only n: never a rate
             rows.append([*counts, *(["private"] * len(PLOTTED_RATES))])
             continue
-        cells = [with_interval(getattr(group, field)) for field, _ in PLOTTED_RATES]
+        cells: list[CellText] = [estimate_cell(getattr(group, f)) for f, _ in PLOTTED_RATES]
         rows.append([*counts, *cells])
     return rows

@@ -1,16 +1,19 @@
 """Model card: one self-contained HTML page and a Markdown twin for each registered version.
 
-The card reports and does not judge. It gathers what a reviewer needs in one place: what the
-model is for, the data it saw, its metrics with intervals, fairness tables side by side, the
-mitigation chosen and what the alternatives cost, drift, SHAP importance, the proxy check, the
-lineage that rebuilds it, the groups left out of summaries under the one rule for small groups
-(private: only n; insufficient evidence: shown, marked), and the gate decision with every clause.
-A section whose input was not given says so instead of disappearing.
+The card reports and does not judge. It opens with what a reviewer decides on: the verdict
+(gates passed or failed, candidate or not) and every gate clause as a table row (limit, observed
+value with its interval, result), then a contents list. Then what the model is for, the data it
+saw, its metrics with intervals, fairness tables side by side, the mitigation chosen and what the
+alternatives cost, drift, SHAP importance, the proxy check, the lineage that rebuilds it, the
+groups left out of summaries under the one rule for small groups (private: only n; insufficient
+evidence: shown, marked), and the gate's details. A section whose input was not given says so
+instead of disappearing.
 
 This module holds what a card is made from (``ModelCardInputs``); ``card_content`` turns it into
 sections once, and ``model_card.html.j2`` / ``model_card.md.j2`` lay them out. The HTML embeds its
-plots as base64 PNG and links nothing outside itself, so it opens offline and can be logged to
-MLflow as one artifact. The Markdown refers to plot files by relative path.
+plots as base64 PNG, each captioned, wraps every table so a wide one scrolls, and links nothing
+outside itself, so it opens offline and can be logged to MLflow as one artifact. The Markdown
+refers to plot files by relative path.
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ from evenflow.assess.fairness import Estimate, FairnessReport
 from evenflow.govern.gates import GateDecision
 from evenflow.io import write_text_atomic
 from evenflow.records import ValidationReport
-from evenflow.reports.card_content import NOT_PROVIDED, card_content
+from evenflow.reports.card_content import (
+    GATE_DETAILS_HEADING,
+    NOT_PROVIDED,
+    VERDICT_HEADING,
+    card_content,
+)
 from evenflow.reports.fairness_html import LEFT_OUT_HEADING
 from evenflow.reports.render import render_html, render_markdown
 
@@ -58,6 +66,7 @@ HTML_NAME = layout.CARD_HTML_FILE
 MARKDOWN_NAME = layout.CARD_MARKDOWN_FILE
 
 SECTIONS = (
+    VERDICT_HEADING,
     "Intended use",
     "Out-of-scope use",
     "Data",
@@ -69,8 +78,9 @@ SECTIONS = (
     "Proxy check",
     "Lineage",
     LEFT_OUT_HEADING,
-    "Gate decision",
+    GATE_DETAILS_HEADING,
 )
+"""The card's sections in order: the verdict first, then each one the contents list links to."""
 
 Cell = str | int | float | bool | None
 

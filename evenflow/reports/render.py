@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from evenflow.assess.fairness import Estimate
+from evenflow.reports.figures import figure_caption
 
 DASH = "–"
 _COUNT_LIKE = 1_000  # whole floats this large are counts, shown in full
@@ -53,6 +54,7 @@ def _environment(*, html: bool) -> Environment:
         with_interval=with_interval,
         md=md,
         data_uri=data_uri,
+        figure_caption=figure_caption,
     )
     return env
 

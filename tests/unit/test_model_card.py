@@ -1,9 +1,13 @@
-"""The model card: every section in both renderings, the numbers given, nothing external."""
+"""The model card: the verdict first, every section in both renderings, the numbers given,
+readable tables and captioned plots, nothing external. The HTML is read with a parser."""
 
 from __future__ import annotations
 
 import base64
+import json
 import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,8 +25,9 @@ from evenflow.assess.explain import (
 )
 from evenflow.assess.fairness import FairnessReport, fairness_report
 from evenflow.config.fairness import FairnessParams
-from evenflow.govern.gates import GatePolicy, gate_failures
+from evenflow.govern.gates import GateDecision, GatePolicy, gate_failures
 from evenflow.records import ExpectationFailure, ValidationReport
+from evenflow.reports.card_rows import tradeoff_table
 from evenflow.reports.model_card import (
     HTML_NAME,
     MARKDOWN_NAME,
@@ -178,18 +183,270 @@ def rendered(inputs: ModelCardInputs) -> tuple[str, str]:
     return render_model_card(inputs)
 
 
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta"})
+
+
+@dataclass
+class Node:
+    """An element of the parsed page: enough of a DOM to ask where things sit."""
+
+    tag: str
+    attrs: dict[str, str]
+    parent: Node | None = None
+    children: list[Node | str] = field(default_factory=list)
+
+    def find_all(self, tag: str) -> list[Node]:
+        """Every element of this tag below this one, in document order."""
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                found += [child] if child.tag == tag else []
+                found += child.find_all(tag)
+        return found
+
+    def elements(self) -> list[Node]:
+        """The child elements (text left out)."""
+        return [c for c in self.children if isinstance(c, Node)]
+
+    def text(self) -> str:
+        """All text below, whitespace collapsed."""
+        parts = [c if isinstance(c, str) else c.text() for c in self.children]
+        return " ".join(" ".join(parts).split())
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.current = self.root
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs}, parent=self.current)
+        self.current.children.append(node)
+        if tag not in _VOID:
+            self.current = node
+
+    def handle_endtag(self, tag: str) -> None:
+        node: Node | None = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        assert node is not None and node.parent is not None, f"stray </{tag}>"
+        self.current = node.parent
+
+    def handle_data(self, data: str) -> None:
+        self.current.children.append(data)
+
+
+def parse(page: str) -> Node:
+    """The page as a tree; every element closed where it was opened."""
+    builder = _TreeBuilder()
+    builder.feed(page)
+    builder.close()
+    assert builder.current is builder.root, f"<{builder.current.tag}> never closed"
+    return builder.root
+
+
+def _body(page: str) -> Node:
+    return parse(page).find_all("body")[0]
+
+
+def _sections(page: str) -> list[Node]:
+    return [n for n in _body(page).elements() if n.tag == "section"]
+
+
+def _html_headings(page: str) -> list[str]:
+    """Each section's heading, without its link back to the contents."""
+    return [s.find_all("h2")[0].text().removesuffix(" ↑ contents") for s in _sections(page)]
+
+
 def _md_headings(markdown: str) -> list[str]:
     return re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
 
 
-def _html_headings(page: str) -> list[str]:
-    return re.findall(r"<h2 id=\"[^\"]+\">(.+?)</h2>", page)
+def _cells(row: Node) -> list[str]:
+    return [cell.text() for cell in row.elements() if cell.tag in ("td", "th")]
 
 
 def test_every_section_in_both_renderings(rendered: tuple[str, str]) -> None:
     page, markdown = rendered
     assert _html_headings(page) == list(SECTIONS)
     assert _md_headings(markdown) == list(SECTIONS)
+
+
+def test_verdict_and_gate_table_come_first(rendered: tuple[str, str], inputs: Any) -> None:
+    page, markdown = rendered
+    gate: GateDecision = inputs.gate
+    header, first, nav = _body(page).elements()[:3]
+    assert (
+        header.tag == "header" and header.find_all("h1")[0].text() == "Model card: adult version 7"
+    )
+    assert "MLflow run: abc123run" in header.text()
+    assert first.tag == "section" and first.attrs["id"] == "verdict-and-gate-decision"
+    verdict = next(n for n in first.find_all("div") if "verdict" in n.classes)
+    assert verdict.classes == {"verdict", "failed"}
+    assert verdict.text().startswith("Gates failed: not a candidate 1 of 6 gate clauses failed")
+    assert "2 groups (1 private, 1 insufficient evidence) were left out" in verdict.text()
+    (table,) = first.find_all("table")
+    head, *rows = table.find_all("tr")
+    assert _cells(head) == ["Clause", "Result", "Observed", "Compared", "Limit"]
+    assert [_cells(r)[0] for r in rows] == [c.name for c in gate.clauses]
+    by_name = {_cells(r)[0]: (r, _cells(r)) for r in rows}
+    row, cells = by_name["min_auc"]
+    assert cells[1:] == ["FAIL", "0.8765 [0.8612, 0.8901]", "0.8765 (point)", "≥ 0.95"]
+    assert row.classes == {"failed"}
+    row, cells = by_name["min_auc_lower_bound"]
+    assert cells[1:] == ["pass", "0.8765 [0.8612, 0.8901]", "0.8612 (lower bound)", "> 0.5"]
+    assert by_name["non_regression"][0].classes == {"skipped"}
+    # figures right-aligned (no left class), names left
+    assert [("l" in c.classes) for c in rows[0].elements()] == [True, True, False, False, False]
+    assert nav.tag == "nav" and nav.attrs["id"] == "contents"
+    top = markdown.split("## ", 2)[1]
+    assert top.startswith("Verdict and gate decision\n\n**Gates failed: not a candidate.**")
+    assert "| min_auc | FAIL | 0.8765 [0.8612, 0.8901] | 0.8765 (point) | ≥ 0.95 |" in top
+    assert "[Gate details](#gate-details)" in markdown.split("## Intended use", 1)[0]
+
+
+def test_contents_links_resolve(rendered: tuple[str, str]) -> None:
+    page, _ = rendered
+    body = _body(page)
+    ids = [n.attrs["id"] for n in [body, *_all(body)] if "id" in n.attrs]
+    assert len(ids) == len(set(ids))  # every anchor unique
+    nav = next(n for n in body.elements() if n.tag == "nav")
+    listed = [a.attrs["href"] for a in nav.find_all("a")]
+    assert listed == [f"#{s.attrs['id']}" for s in _sections(page)]
+    assert [a.text() for a in nav.find_all("a")] == list(SECTIONS)
+    links = [a.attrs["href"] for a in body.find_all("a")]
+    assert links and all(href.startswith("#") and href[1:] in ids for href in links)
+
+
+def _all(node: Node) -> list[Node]:
+    return [n for child in node.elements() for n in (child, *_all(child))]
+
+
+def test_every_plot_is_captioned_and_embedded(
+    rendered: tuple[str, str], fairness: FairnessReport
+) -> None:
+    page, markdown = rendered
+    images = _body(page).find_all("img")
+    assert len(images) == 1 + 3 * len(fairness.slices)  # the SHAP plot, three per slice
+    for img in images:
+        assert img.attrs["alt"].strip()
+        assert img.attrs["src"].startswith("data:image/png;base64,")
+        figure = img.parent
+        assert figure is not None and figure.tag == "figure"
+        (caption,) = figure.find_all("figcaption")
+        assert caption.text().startswith(img.attrs["alt"] + ".")
+        assert len(caption.text()) > len(img.attrs["alt"]) + 40  # says what the axes are
+    shap = next(i for i in images if i.attrs["alt"] == "SHAP summary")
+    assert "SHAP value (x" in shap.parent.text()  # type: ignore[union-attr]
+    rates = next(i for i in images if i.attrs["alt"] == "Rates by group: race")
+    assert "(insufficient)" in rates.parent.text()  # type: ignore[union-attr]
+    assert "![SHAP summary](" in markdown and "*SHAP summary.* One row per top feature" in markdown
+
+
+def test_every_table_scrolls(rendered: tuple[str, str]) -> None:
+    page, _ = rendered
+    tables = _body(page).find_all("table")
+    assert len(tables) > 20
+    for table in tables:
+        assert table.parent is not None and table.parent.tag == "div"
+        assert table.parent.classes == {"scroll"}
+    style = parse(page).find_all("style")[0].text()
+    assert ".scroll{overflow-x:auto" in style
+    assert ".scroll tr>:first-child{position:sticky;left:0" in style
+
+
+def test_no_external_reference(rendered: tuple[str, str]) -> None:
+    page, _ = rendered
+    for node in _all(parse(page)):
+        for name, value in node.attrs.items():
+            assert not re.match(r"\s*(https?:|//)", value, flags=re.IGNORECASE), (node.tag, name)
+        assert node.tag not in ("script", "link", "iframe", "object")
+    assert not re.search(r"https?://", page, flags=re.IGNORECASE)
+    style = parse(page).find_all("style")[0].text()
+    assert "@import" not in style and "url(" not in style
+
+
+def test_gate_decision_is_never_a_json_dump(rendered: tuple[str, str], inputs: Any) -> None:
+    page, markdown = rendered
+    gate: GateDecision = inputs.gate
+    texts = [t for n in _all(_body(page)) for t in n.children if isinstance(t, str)]
+    for text in texts + markdown.splitlines():
+        stripped = text.strip()
+        if stripped.startswith(("{", "[{")):
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(stripped)
+    for dump in (gate.model_dump_json(), json.dumps(gate.model_dump(mode="json"))):
+        assert dump[:40] not in page and dump[:40] not in markdown
+    for text in (page, markdown):
+        assert not re.search(r'"(passed|clauses|policy|excluded)"\s*:', text)
+    assert not _body(page).find_all("pre") and "```" not in markdown
+
+
+def test_fairness_groups_side_by_side_small_groups_marked(rendered: tuple[str, str]) -> None:
+    page, _ = rendered
+    (section,) = [s for s in _sections(page) if s.attrs["id"] == "fairness"]
+    assert "Rows shaded yellow are groups with insufficient evidence" in section.text()
+    rows = {_cells(r)[0]: r for r in section.find_all("tr") if r.elements()}
+    tiny, rare = rows["Tiny (insufficient evidence)"], rows["Rare"]
+    assert tiny.classes == {"insufficient"} and rare.classes == {"private"}
+    tiny_cells = _cells(tiny)
+    assert len(tiny_cells) == 4 + 9  # counts, then every rate side by side
+    assert all(re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]", c) for c in tiny_cells[4:8])
+    assert _cells(rare)[:2] == ["Rare", "5"] and "0." not in " ".join(_cells(rare)[2:])
+    (left_out,) = [s for s in _sections(page) if s.attrs["id"] == "groups-left-out-of-summaries"]
+    totals, groups = left_out.find_all("table")
+    counts = {_cells(r)[0]: _cells(r) for r in totals.find_all("tr")}
+    assert counts["race"][2:] == ["12 (1 groups)", "5 (1 groups)"]  # rows left out, counted
+    statuses = {_cells(r)[1]: r.classes for r in groups.find_all("tr")[1:]}
+    assert statuses["Tiny"] == {"insufficient"} and statuses["Rare"] == {"private"}
+
+
+def test_verdict_of_a_passed_gate_and_of_none(inputs: ModelCardInputs, fairness: Any) -> None:
+    policy = GatePolicy(min_auc=0.8, max_disparity={"demographic_parity_difference": 0.3})
+    auc = {"roc_auc": 0.8765, "roc_auc_low": 0.8612, "roc_auc_high": 0.8901}
+    passed = gate_failures(policy, auc, fairness, None, [], baseline_metrics={"roc_auc": 0.8})
+    assert passed.passed
+    quick = inputs.model_copy(update={"fairness": None, "gate": passed})
+    page, markdown = render_model_card(quick)
+    first = _sections(page)[0]
+    assert next(n for n in first.find_all("div") if "verdict" in n.classes).classes == {
+        "verdict",
+        "passed",
+    }
+    assert "Gates passed: candidate" in first.text()
+    head, *rows = first.find_all("tr")
+    assert _cells(head)[-1] == "Reference"  # the baseline's AUC beside the clause that used it
+    baseline = next(_cells(r) for r in rows if _cells(r)[0] == "auc_vs_baseline")
+    assert baseline[-1] == "0.8 margin 0.01"
+    assert "**Gates passed: candidate.** All 6 gate clauses passed" in markdown
+    page, markdown = render_model_card(quick.model_copy(update={"gate": None}))
+    assert "No gate decision: not a candidate" in _sections(page)[0].text()
+    assert not _sections(page)[0].find_all("table")
+    assert "**No gate decision: not a candidate.**" in markdown
+
+
+def test_tradeoff_bounds_sit_under_their_value() -> None:
+    header, rows = tradeoff_table(
+        [
+            {
+                "method": "none",
+                "accuracy": 0.87,
+                "accuracy_low": 0.86,
+                "accuracy_high": 0.88,
+                "dpd[sex]": 0.1,
+                "dpd_low[sex]": 0.05,
+                "dpd_high[sex]": 0.15,
+                "auc": None,
+            }
+        ]
+    )
+    assert header == ["method", "accuracy", "dpd[sex]", "auc"]
+    assert [str(c) for c in rows[0]] == ["none", "0.87 [0.86, 0.88]", "0.1 [0.05, 0.15]", "–"]
 
 
 def test_sections_without_input_say_so(inputs: ModelCardInputs) -> None:
@@ -205,7 +462,7 @@ def test_sections_without_input_say_so(inputs: ModelCardInputs) -> None:
     page, markdown = render_model_card(bare)
     assert _html_headings(page) == list(SECTIONS)
     assert _md_headings(markdown) == list(SECTIONS)
-    for section in ("Fairness", "Drift", "Explanations (SHAP)", "Proxy check", "Gate decision"):
+    for section in ("Fairness", "Drift", "Explanations (SHAP)", "Proxy check", "Gate details"):
         body = markdown.split(f"## {section}\n\n", 1)[1]
         assert body.startswith(NOT_PROVIDED)
 
@@ -232,7 +489,7 @@ def test_sections_without_input_say_so(inputs: ModelCardInputs) -> None:
         "0.0123",
         "min_auc",
         "0.95",
-        "FAILED (1 clauses)",
+        "Gates failed: not a candidate",
         "Tiny (insufficient evidence)",  # shown, marked
         "Rare",  # private cell
     ],
@@ -254,7 +511,8 @@ def test_fairness_tables_from_the_report(
     assert f"{dpd.value:.4g}" in markdown
     assert "<h1>Fairness report</h1>" not in page
     assert page.count("<h1>") == 1
-    assert page.count("Groups left out of summaries</h") == 1  # the report's list is not repeated
+    left_out_headings = [h for h in _body(page).find_all("h3") if "left out" in h.text()]
+    assert [h.text() for h in left_out_headings] == ["Groups the gate left out"]  # not repeated
     left_out = markdown.split("## Groups left out of summaries\n\n", 1)[1]
     assert "| race | Tiny | insufficient | 12 |" in left_out
     assert "| race | Rare | private | 5 | – | – |" in left_out  # only n for a private cell
@@ -295,8 +553,8 @@ def test_tradeoff_missing_values_show_as_dash(
 
 def test_gate_clauses_listed_with_numbers(rendered: tuple[str, str]) -> None:
     _, markdown = rendered
-    gate = markdown.split("## Gate decision\n\n", 1)[1]
-    assert "| min_auc | FAIL | 0.8765 | point | 0.8765 | >= 0.95 |" in gate
+    gate = markdown.split("## Gate details\n\n", 1)[1]
+    assert "| min_auc | FAIL | ROC AUC 0.8765 (point; point 0.8765" in gate
     assert "| max_disparity.demographic_parity_difference[sex] | pass |" in gate
     assert "every single sensitive column" in gate
     left_out = gate.split("### Groups the gate left out\n\n", 1)[1].split("### Policy", 1)[0]
@@ -368,6 +626,6 @@ def test_headline_intervals_reach_the_card(inputs: ModelCardInputs) -> None:
     card = ModelCardInputs(**{**dict(inputs), "metrics": shown, "fairness": None})
     _, markdown = render_model_card(card)
     section = markdown.split("## Metrics\n\n", 1)[1].split("## Fairness", 1)[0]
-    assert "| roc_auc | 0.8 | [0.78, 0.82] |" in section
-    assert "| log_loss | 0.4 | [0.39, 0.41] |" in section
-    assert "| ece | 0.03 |  |" in section
+    assert "| roc_auc | 0.8 [0.78, 0.82] |" in section
+    assert "| log_loss | 0.4 [0.39, 0.41] |" in section
+    assert "| ece | 0.03 |" in section
