@@ -12,6 +12,7 @@ from evenflow.cli.options import (
     FLAGS_SOURCE,
     ModelRefOption,
     NameOption,
+    ScoreNameOption,
     dataset_from_flags,
     dataset_name,
 )
@@ -67,7 +68,7 @@ def score(
         Path, typer.Option("--out", help="Predictions: Parquet, or CSV if it ends in .csv.")
     ],
     model: ModelRefOption = None,
-    name: NameOption = None,
+    name: ScoreNameOption = None,
     chunk_rows: Annotated[
         int | None,
         typer.Option(help="Rows read, checked and scored at a time (default 1,000,000)."),
@@ -84,20 +85,26 @@ def score(
         typer.Option(help="Log the rejected rows to MLflow (default: counts and row numbers)."),
     ] = False,
 ) -> None:
-    """Score a batch with the model behind an alias; rows breaking the contract go to rejects."""
+    """Score a batch with the model behind an alias; rows breaking the contract go to rejects.
+
+    The contract is the one the model was trained under, as its run records it.
+    """
     from evenflow.config.score import ScoreParams
 
+    servers_answer()
+    from evenflow.usecases.score import scoring_dataset
+
+    model_ref = model or f"{name or dataset_name(data)}"
     flags: dict[str, object] = {
         "data": str(data),
         "out": str(out),
-        "name": name or dataset_name(data),
+        "name": scoring_dataset(settings(), model_ref, name),
         "model": model or "",
         **({} if chunk_rows is None else {"chunk_rows": chunk_rows}),
         "keep_columns": keep_columns or (),
         "log_rejected_rows": log_rejected_rows,
     }
     params = ScoreParams.from_mapping(flags, FLAGS_SOURCE)
-    servers_answer()
     from flows.score import score_batch
 
     result = run_flow(score_batch, params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -46,6 +47,8 @@ def prepare(settings: EvenflowSettings) -> None:
         "DVC_NO_ANALYTICS": "1",
         "DO_NOT_TRACK": "1",
     }
+    if not verbose():
+        defaults["MLFLOW_LOGGING_LEVEL"] = "WARNING"
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -68,20 +71,46 @@ def servers_answer() -> None:
     check_servers(settings())
 
 
-def run_flow(flow: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-    """Run a flow with the engine's failure reports cut to one line: the CLI states the error.
+def verbose() -> bool:
+    """Whether ``--verbose`` (or ``EVENFLOW_VERBOSE=1``) asked for every line."""
+    return os.environ.get(VERBOSE_ENV) == "1"
 
-    The local Prefect API is started first, one process at a time per project. Prefect configures
-    logging when it is imported, that is once the command imports its flow; the filter goes on the
-    handlers it installed. The whole traceback goes to the log file the CLI names.
+
+def run_flow(flow: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    """Run a flow with a console that says only what matters (all of it under ``--verbose``).
+
+    Prefect configures logging when it is imported, that is once the command imports its flow;
+    the filters go on the console handler it installed, before the local Prefect API is started
+    (one process at a time per project). Prefect's API handler is left alone: the flow run's logs
+    in the Prefect UI keep every line. The engine's failure reports are cut to one line: the CLI
+    states the error, and the whole traceback goes to the log file it names.
     """
     from evenflow.cli.local_api import ensure_local_api
 
+    if not verbose():
+        quiet_console()
     ensure_local_api(settings())
-    if os.environ.get(VERBOSE_ENV) != "1":
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_OneLineFailures())
     return flow(*args, **kwargs)
+
+
+def quiet_console() -> None:
+    """Stage lines, cache lines and each warning once on the console; MLflow's chatter off.
+
+    MLflow prints some lines itself ("Successfully registered model", "Created version") through
+    its own stream, beside its own handler: the stream is switched off and MLflow's loggers sent
+    to the console handler instead, so its warnings are still shown, in the same shape as ours.
+    """
+    import mlflow.utils.logging_utils as mlflow_logging  # configures MLflow's loggers once
+
+    mlflow_logging.disable_logging()
+    for name in _MLFLOW_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers = []
+        library.propagate = True
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(found, _QuietConsole) for found in handler.filters):
+            handler.addFilter(_QuietConsole())
+            handler.addFilter(_OneLineFailures())
 
 
 def _show_cache_reasons() -> None:
@@ -92,6 +121,29 @@ def _show_cache_reasons() -> None:
     configuration leaves this level alone (it only resets its own loggers' children).
     """
     logging.getLogger(CACHE_LOGGER).setLevel(logging.INFO)
+
+
+class _QuietConsole(logging.Filter):
+    """What a person at the console needs: stage and cache lines, and each warning once.
+
+    Everything else (Prefect's task-state lines, library INFO) stays in the flow run's logs in
+    the Prefect UI and on the console under ``--verbose``. A warning repeated with the same first
+    line (one library warning per group of a fairness table) is shown the first time only.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._warned: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            first = (message.splitlines() or [""])[0]
+            if (record.name, first) in self._warned:
+                return False
+            self._warned.add((record.name, first))
+            return True
+        return message.startswith(STAGE_MARKS) or bool(_CACHE_LINE.match(message))
 
 
 class _OneLineFailures(logging.Filter):
@@ -114,3 +166,9 @@ class _OneLineFailures(logging.Filter):
 
 #: A console line of a failure, at most (an exception's text can run to pages).
 _LINE_LIMIT = 200
+#: How a stage line starts (tasks/progress.py): started, done, failed.
+STAGE_MARKS = ("▶ ", "✔ ", "✖ ")
+#: A cache line (tasks/caching.py): ``cache train: miss, ...``.
+_CACHE_LINE = re.compile(r"^cache [\w-]+: ")
+#: The loggers MLflow gives its own handler (mlflow.utils.logging_utils).
+_MLFLOW_LOGGERS = ("mlflow", "alembic", "huey", "sqlalchemy.engine")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from evenflow.cli import data, models, ops, reproduce, run
+from evenflow.cli import data, models, ops, reproduce, run, ui
 from evenflow.cli.environment import prepare
 from evenflow.cli.handling import VERBOSE_ENV, handled
 from evenflow.config.settings import EvenflowSettings
@@ -36,7 +36,8 @@ def _environment(
     verbose: bool = typer.Option(
         False,
         "--verbose",
-        help="Print the traceback of an error (it is always kept in .evenflow/logs).",
+        help="Show every library's log lines, and the traceback of an error (it is always kept "
+        "in .evenflow/logs).",
     ),
 ) -> None:
     """Prepare the environment once, before any command runs."""
@@ -62,8 +63,10 @@ for _command in (
     data.score,
     ops.serve,
     data.synth,
+    ui.ui,
 ):
     _register(app, _command)
+_register(app, ui.serve_model, "serve-model")
 _register(expectations_app, data.expectations_init, "init")
 _register(stack_app, ops.stack_up, "up")
 _register(stack_app, ops.stack_status, "status")

@@ -21,6 +21,14 @@ SensitiveOption = Annotated[
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Dataset name (default: file stem).")
 ]
+ScoreNameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="Dataset whose contract checks the batch (default: the one the model was trained "
+        "under; if given, it must be that one).",
+    ),
+]
 ModelRefOption = Annotated[
     str | None,
     typer.Option("--model", help="MODEL or MODEL@ALIAS (default: NAME@champion)."),

@@ -17,6 +17,7 @@ from evenflow.cli.options import (
     TargetOption,
     dataset_from_flags,
 )
+from evenflow.cli.ui import next_commands, render_next
 from evenflow.config.run import RunParams, builtin_example
 from evenflow.usecases import preflight
 
@@ -74,11 +75,13 @@ def run(
             f"nothing new: {version.name} version {version.version} already holds this build "
             f"(run {version.run_id}); pass --force to register anyway"
         )
-        return
-    typer.echo(
-        f"registered {version.name} version {version.version} as 'candidate' (run {version.run_id})\n"
-        f"review it: {_review_hint(settings().tracking_uri)}"
-    )
+    else:
+        typer.echo(
+            f"registered {version.name} version {version.version} as 'candidate' "
+            f"(run {version.run_id})"
+        )
+    alias = version.aliases[0] if version.aliases else None
+    typer.echo(render_next(next_commands(settings(), version.name, alias)))
 
 
 def _warn_unmarked_personal(params: RunParams, columns: tuple[str, ...]) -> None:
@@ -112,10 +115,3 @@ def _nested(flat: dict[str, Any]) -> dict[str, Any]:
         section, key = dotted.split(".")
         nested.setdefault(section, {})[key] = value
     return nested
-
-
-def _review_hint(tracking_uri: str) -> str:
-    """Where a reviewer looks: the tracking server itself, or a local UI over the SQLite store."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} (MLflow tracking server)"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"

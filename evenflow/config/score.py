@@ -27,7 +27,8 @@ class ScoreParams(Record):
     name: str = Field(
         default="",
         pattern=rf"^({NAME_PATTERN})?$",
-        description="Dataset name: its contract (expectations/NAME.json); default: data file stem.",
+        description="Dataset name: its contract (expectations/NAME.json); default: the model's "
+        "name when a model is given (the dataset it was trained on), else the data file's stem.",
     )
     model: str = Field(
         default="",
@@ -52,7 +53,12 @@ class ScoreParams(Record):
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("name") and data.get("data"):
+        """A registered model is named after its dataset: it, not the file's name, names the contract."""
+        if not isinstance(data, dict) or data.get("name"):
+            return data
+        if data.get("model"):
+            return {**data, "name": str(data["model"]).partition("@")[0]}
+        if data.get("data"):
             stem = Path(str(data["data"])).name.split(".")[0]
             data = {**data, "name": "".join(c if c.isalnum() or c in "_.-" else "-" for c in stem)}
         return data

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dvc.repo import Repo
@@ -48,7 +50,9 @@ def ensure_repo(project_root: Path, remote: str) -> None:
 
 def _init_repo(project_root: Path) -> None:
     no_scm = not (project_root / ".git").exists()
-    Repo.init(str(project_root), no_scm=no_scm).close()
+    with _dvc_quiet():  # "Initialized DVC repository." and its git hints, on stdout
+        Repo.init(str(project_root), no_scm=no_scm).close()
+    logger.info("initialised DVC in %s", project_root)
     (project_root / ".dvcignore").write_text(DVCIGNORE, encoding="utf-8")
     with Repo(str(project_root)) as repo, repo.config.edit("repo") as conf:
         conf["core"]["analytics"] = False
@@ -61,6 +65,8 @@ def version_directory(project_root: Path, data_root: Path, shard_dir: Path) -> s
         cwd = Path.cwd()
         try:
             os.chdir(project_root)  # DVC resolves some output paths against the working directory.
+            # data.dvc is an output of the run, not a change for the user to stage: no git hint.
+            repo.scm_context.quiet = True
             repo.add(str(data_root.relative_to(project_root)))
         except Exception as exc:
             raise VersioningError(f"dvc add {data_root} failed: {exc}") from exc
@@ -71,6 +77,18 @@ def version_directory(project_root: Path, data_root: Path, shard_dir: Path) -> s
         _push(repo, cache, tree_hash)
     logger.info("versioned %s as %s", shard_dir, tree_hash.value)
     return str(tree_hash.value)
+
+
+@contextmanager
+def _dvc_quiet() -> Iterator[None]:
+    """DVC's INFO lines off for the block (its warnings and errors still shown)."""
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        dvc_logger.setLevel(level)
 
 
 def _store_tree(cache: HashFileDB, directory: Path) -> HashInfo:

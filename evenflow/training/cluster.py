@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from distributed import Client, LocalCluster
@@ -15,6 +15,8 @@ from evenflow.training.device import device_plan
 from evenflow.training.failures import WorkerLost
 
 logger = logging.getLogger(__name__)
+#: The root of Dask's loggers.
+DASK_LOGGER = "distributed"
 
 
 @contextmanager
@@ -36,29 +38,59 @@ def dask_client(
         from dask_cuda import LocalCUDACluster  # type: ignore[import-not-found]  # noqa: PLC0415
 
         logger.info("starting a LocalCUDACluster, one worker per GPU (%s)", plan.reason)
-        with (
-            LocalCUDACluster(
-                threads_per_worker=cluster.threads_per_worker,
-                dashboard_address=":0",
-                silence_logs=logging.WARNING,
-            ) as gpu_cluster,
-            Client(gpu_cluster) as client,
-        ):
-            yield client
-        return
-    if plan is not None and plan.reason.startswith("auto:"):
-        logger.info("training on CPU: %s", plan.reason.removeprefix("auto: "))
-    with (
-        LocalCluster(
+        local: Any = LocalCUDACluster(
+            threads_per_worker=cluster.threads_per_worker,
+            dashboard_address=":0",
+            silence_logs=logging.WARNING,
+        )
+    else:
+        if plan is not None and plan.reason.startswith("auto:"):
+            logger.info("training on CPU: %s", plan.reason.removeprefix("auto: "))
+        local = LocalCluster(
             n_workers=cluster.n_workers,
             threads_per_worker=cluster.threads_per_worker,
             processes=True,
             dashboard_address=":0",
             silence_logs=logging.WARNING,
-        ) as local,
-        Client(local) as client,
-    ):
-        yield client
+        )
+    with closing_quietly_when_clean() as resources:
+        resources.enter_context(local)
+        yield resources.enter_context(Client(local))
+
+
+@contextmanager
+def closing_quietly_when_clean() -> Iterator[ExitStack]:
+    """An exit stack closed with Dask's shutdown warnings hidden, when its block succeeded.
+
+    Closing a local cluster, the nanny warns that a worker "still alive after 4.0 seconds" is
+    being killed: on a busy machine that is how every normal close ends, and it is not a warning
+    to the person who asked for training. A block that failed closes with every line shown (a
+    worker that died is why it failed); errors are shown either way.
+    """
+    with ExitStack() as resources:
+        yield resources
+        clean = resources.pop_all()
+    with _dask_quiet():
+        clean.close()
+
+
+@contextmanager
+def _dask_quiet() -> Iterator[None]:
+    """Dask's loggers (``distributed`` and every ``distributed.*``) at ERROR for the block."""
+    names = [
+        name
+        for name in logging.root.manager.loggerDict
+        if name == DASK_LOGGER or name.startswith(f"{DASK_LOGGER}.")
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, levels, strict=True):
+            each.setLevel(level)
 
 
 def _wait_for_a_worker(client: Client, address: str, timeout_s: float = 60.0) -> None:

@@ -31,13 +31,14 @@ import pandas as pd
 from pydantic import Field
 
 from evenflow import layout
+from evenflow.config.monitor import parse_model_ref
 from evenflow.config.score import ScoreParams, output_format, rejects_path, summary_path
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
 from evenflow.contracts.row_check import BatchCheck, RowChecker
 from evenflow.data.batch_io import open_batch, peek_columns
 from evenflow.data.datasets import content_md5
-from evenflow.errors import DataError
+from evenflow.errors import ConfigError, DataError
 from evenflow.io import file_md5, write_json_atomic
 from evenflow.records import Record
 from evenflow.registry import store as registry
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 TARGET_PARAM = "dataset.target"
 """The training run's parameter naming the label column."""
+DATASET_PARAM = "dataset.name"
+"""The training run's parameter naming its dataset, and so the contract it was trained under."""
 _KIND = "scoring"
 """Value of the kind tag on a scoring run."""
 
@@ -81,22 +84,77 @@ class ScoringResult(Record):
 
 
 def resolve_model(settings: EvenflowSettings, params: ScoreParams) -> ScoringModel:
-    """The version behind the alias, and the label column it was trained with.
+    """The version behind the alias, the label column and the dataset it was trained with.
 
     Raises:
         ModelNotFound: the model or the alias does not exist (a ConfigError).
+        ConfigError: ``params.name`` is not the dataset the model was trained under.
     """
     client = registry.client_for(settings)
     version = registry.version_for_alias(client, params.model_name, params.alias)
     run_id = str(version.run_id)
-    target = client.get_run(run_id).data.params.get(TARGET_PARAM)
-    return ScoringModel(
+    recorded = client.get_run(run_id).data.params
+    model = ScoringModel(
         name=params.model_name,
         alias=params.alias,
         version=str(version.version),
         run_id=run_id,
-        target=target,
+        target=recorded.get(TARGET_PARAM),
+        dataset=recorded.get(DATASET_PARAM),
     )
+    _require_same_contract(model, params.name)
+    return model
+
+
+def scoring_dataset(settings: EvenflowSettings, model_ref: str, name: str | None) -> str:
+    """The dataset whose contract checks a batch: the one the model records it was trained under.
+
+    ``name`` (``--name``) may say it too, but must agree; a model that records no dataset (one
+    registered outside evenflow) needs ``name``.
+
+    Raises:
+        ModelNotFound: the model or the alias does not exist.
+        ConfigError: ``name`` disagrees with the model's record, or neither names a dataset.
+    """
+    model_name, alias = parse_model_ref(model_ref)
+    uri = f"models:/{model_name}@{alias}"
+    client = registry.client_for(settings)
+    version = registry.version_for_alias(client, model_name, alias)
+    recorded = client.get_run(str(version.run_id)).data.params.get(DATASET_PARAM)
+    if recorded is None:
+        if name:
+            return name
+        raise ConfigError(
+            f"{uri} (version {version.version}) records no dataset name "
+            f"('{DATASET_PARAM}' of run {version.run_id}): pass --name to name its contract"
+        )
+    if name and name != recorded:
+        raise ConfigError(_mismatch(uri, recorded, name))
+    return recorded
+
+
+def _require_same_contract(model: ScoringModel, name: str) -> None:
+    if model.dataset is not None and model.dataset != name:
+        raise ConfigError(_mismatch(model.uri, model.dataset, name))
+
+
+def _mismatch(model_uri: str, recorded: str, name: str) -> str:
+    return (
+        f"{model_uri} was trained under the contract of dataset {recorded!r} "
+        f"(expectations/{recorded}.json), not {name!r}: leave out --name, or pass --name {recorded}"
+    )
+
+
+def served_model_uri(settings: EvenflowSettings, model_ref: str) -> str:
+    """``models:/NAME@ALIAS`` (alias ``champion`` if none is given) once the registry knows it.
+
+    Raises:
+        ModelNotFound: no such model or alias.
+        ConfigError: ``model_ref`` is not ``NAME`` or ``NAME@ALIAS``.
+    """
+    model_name, alias = parse_model_ref(model_ref)
+    registry.version_for_alias(registry.client_for(settings), model_name, alias)
+    return f"models:/{model_name}@{alias}"
 
 
 def input_md5(path: Path) -> str:

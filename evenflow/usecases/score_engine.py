@@ -51,6 +51,9 @@ class ScoringModel(Record):
     version: str
     run_id: str
     target: str | None = Field(description="Label column of the model's training data.")
+    dataset: str | None = Field(
+        default=None, description="The dataset (and contract) the model was trained under."
+    )
 
     @property
     def uri(self) -> str:
