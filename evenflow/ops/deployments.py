@@ -6,8 +6,9 @@ names the module ``flows.score``), cron schedules (through a checker the caller 
 grammar is Prefect's own) and a deployment's parameters against a flow's signature. Loading the
 flows and serving them needs Prefect: see ``flows/serve.py``.
 
-Only what serving uses is read; ``work_pool`` and the build/push/pull steps are for
-``prefect deploy`` with a worker and are ignored here.
+Serving reads the deployments only. ``work_pool``, the build/push/pull steps and the
+``definitions`` (YAML anchors) are for ``prefect deploy`` with a worker: they are checked for
+shape here and ignored when served.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ class ScheduleSpec(Record):
     active: bool = Field(default=True, description="Whether the schedule creates runs.")
 
 
+class WorkPoolSpec(Record):
+    """The work pool ``prefect deploy`` puts a deployment on (its workers run it)."""
+
+    name: Name = Field(description="Work pool name, e.g. evenflow-process.")
+    work_queue_name: str | None = Field(default=None, description="Queue in the pool.")
+    job_variables: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the pool's job template (env, ...)."
+    )
+
+
 class DeploymentSpec(Record):
     """One entry of ``deployments:`` as serving reads it."""
 
@@ -54,7 +65,7 @@ class DeploymentSpec(Record):
     )
     concurrency_limit: int | None = Field(default=None, ge=1)
     enforce_parameter_schema: bool = True
-    work_pool: dict[str, Any] | None = Field(
+    work_pool: WorkPoolSpec | None = Field(
         default=None, description="For prefect deploy with a worker; ignored when served."
     )
 
@@ -79,6 +90,9 @@ class ProjectFile(Record):
     build: Any = None
     push: Any = None
     pull: Any = None
+    definitions: dict[str, Any] | None = Field(
+        default=None, description="YAML anchors shared by deployments (e.g. the work pool)."
+    )
     deployments: tuple[DeploymentSpec, ...] = ()
 
 

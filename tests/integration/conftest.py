@@ -18,6 +18,7 @@ import pytest
 from evenflow.config.settings import EvenflowSettings
 from evenflow.ops import stack
 from evenflow.ops.stack import StackConfig
+from tests.integration import prefect_processes
 
 # Below Linux's ephemeral range (32768+), so an outgoing connection cannot take one meanwhile.
 _PORT_RANGE = (20000, 32000)
@@ -80,3 +81,30 @@ def server_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSt
         busy = [port for port in ports if stack.port_in_use(config.host, port)]
         assert not busy, f"ports still in use after `stack down`: {busy}"
         assert not left, f"test databases left behind: {left}"
+
+
+@pytest.fixture
+def prefect_api(tmp_path: Path) -> Iterator[str]:
+    """A real `prefect server start` on a free port, with its own home and SQLite database.
+
+    Its URL (``http://127.0.0.1:PORT/api``); the server and its port are gone after the test.
+    """
+    port = prefect_processes.free_port()
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    env = prefect_processes.environment(
+        tmp_path,
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_UI_ENABLED="false",
+    )
+    command = [str(prefect_processes.BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+    log = tmp_path / "server.log"
+    server = prefect_processes.start([*command, "--port", str(port)], env, log, tmp_path)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        prefect_processes.wait_healthy(server, url)
+        yield url
+    finally:
+        prefect_processes.stop(server)
+        assert server.process.poll() is not None
+        assert not prefect_processes.port_in_use(port), f"port {port} still in use after stop"

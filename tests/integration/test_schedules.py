@@ -9,18 +9,9 @@ server's port must be free again.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 
 import anyio
 import pandas as pd
@@ -35,111 +26,18 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from evenflow.config.settings import EvenflowSettings
 from tests.conftest import REPO_ROOT, sample_params
+from tests.integration.prefect_processes import (
+    BIN,
+    STARTUP_TIMEOUT_S,
+    Started,
+    environment,
+    start,
+    stop,
+)
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
-STARTUP_TIMEOUT_S = 150
 RUN_TIMEOUT_S = 300
-
-
-@dataclass
-class Started:
-    """A subprocess started by this module, its log, and how to say what it printed."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    home = tmp_path / "prefect-home"
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_EXTRA_LOGGERS="evenflow",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
-        DVC_NO_ANALYTICS="1",
-        **extra,
-    )
-    return env
-
-
-def _start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> Started:
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        command, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    handle.close()
-    return Started(process, log)
-
-
-def _stop(started: Started, timeout_s: float = 30) -> None:
-    """Terminate, wait, kill on timeout; then end anything left in the process group it leads."""
-    process = started.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # the session it leads: runs and server workers
-
-
-def _wait_healthy(server: Started, url: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"prefect server exited ({server.process.returncode}):\n{server.tail()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as reply:
-                if reply.status == 200:
-                    return
-        except (URLError, OSError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"prefect server not healthy after {STARTUP_TIMEOUT_S}s:\n{server.tail()}")
-
-
-@pytest.fixture
-def prefect_api(tmp_path: Path) -> Iterator[str]:
-    """A real `prefect server start` on a free port, with its own home and SQLite database."""
-    port = _free_port()
-    home = tmp_path / "prefect-home"
-    home.mkdir()
-    env = _environment(
-        tmp_path,
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        PREFECT_UI_ENABLED="false",
-    )
-    command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
-    server = _start([*command, "--port", str(port)], env, tmp_path / "server.log", tmp_path)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_healthy(server, url)
-        yield url
-    finally:
-        _stop(server)
-        assert server.process.poll() is not None
-        assert not _port_in_use(port), f"port {port} still in use after stopping the server"
 
 
 @pytest.fixture
@@ -152,7 +50,7 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def served(prefect_api: str, project: Path, tmp_path: Path) -> Iterator[Started]:
     """`evenflow serve` for the training and scoring deployments, pointed at the server."""
-    env = _environment(
+    env = environment(
         tmp_path,
         PREFECT_API_URL=prefect_api,
         EVENFLOW_PROJECT_ROOT=str(project),
@@ -161,11 +59,11 @@ def served(prefect_api: str, project: Path, tmp_path: Path) -> Iterator[Started]
         PREFECT_RUNNER_POLL_FREQUENCY="2",  # pick a run up in 2 s, not 10
     )
     command = [str(BIN / "evenflow"), "serve", "--only", "train-weekly,score-on-demand"]
-    serve = _start(command, env, tmp_path / "serve.log", REPO_ROOT)
+    serve = start(command, env, tmp_path / "serve.log", REPO_ROOT)
     try:
         yield serve
     finally:
-        _stop(serve)
+        stop(serve)
         assert serve.process.poll() is not None
 
 
