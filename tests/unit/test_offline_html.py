@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -269,9 +267,9 @@ def _monitoring_pages(adult_rows: pd.DataFrame, out: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def report_pages(
     planted: pd.DataFrame, adult_rows: pd.DataFrame, reports_dir: Path
-) -> Iterator[dict[str, Path]]:
+) -> dict[str, Path]:
     monitoring, evidently = _monitoring_pages(adult_rows, reports_dir / "monitoring")
-    yield {
+    return {
         "fairness": _fairness_page(planted, reports_dir),
         "mitigations": _mitigation_page(planted, reports_dir),
         "monitoring": monitoring,
@@ -280,7 +278,7 @@ def report_pages(
 
 
 def test_reports_load_nothing_from_another_host(report_pages: dict[str, Path]) -> None:
-    found: dict[str, Any] = {}
+    found: dict[str, list[str]] = {}
     for name, path in report_pages.items():
         text = path.read_text(encoding="utf-8")
         assert "<html" in text.lower(), name
