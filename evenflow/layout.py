@@ -108,9 +108,48 @@ N_WORKERS_TAG = "evenflow.n_workers"
 EXISTING_VERSION_TAG = "evenflow.existing_version"
 """On a run that registered nothing because a version already held its build: that version's URI."""
 GATE_TAG = "evenflow.gate"
-"""On a model version: ``passed`` or ``failed``."""
+"""On a model version and its training run: ``passed`` or ``failed``."""
 GATE_FAILED_TAG = "evenflow.gate_failed"
-"""On a model version: the failed clauses joined by ``; ``."""
+"""On a model version and its training run: the failed clauses joined by ``; ``."""
+
+DATASET_CONTEXT = "training"
+"""Context of a training run's dataset input (``mlflow.data.context``); its digest is the data md5."""
+RAW_MD5_INPUT_TAG = "evenflow.raw_md5"
+"""On a run's dataset input: md5 of the raw file the shards were cut from."""
+SHARD_DIR_INPUT_TAG = "evenflow.shard_dir"
+"""On a run's dataset input: the DVC-tracked folder of the shards (what the digest hashes)."""
+
+# --- MLflow's own tags, as evenflow sets them --------------------------------------------------
+
+NOTE_TAG = "mlflow.note.content"
+"""A run's description: Markdown the MLflow UI renders on the run page."""
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""Opens an experiment on its runs in the MLflow 3 UI, not on the GenAI overview."""
+
+# --- fairness metrics of a training run (charted and compared across runs in the UI) -----------
+
+FAIRNESS_METRIC_PREFIX = "fairness"
+FAIRNESS_SUMMARY_METRIC = "fairness.{slice}.{summary}"
+"""A between-group summary of a slice, e.g. ``fairness.sex.equalized_odds_difference``.
+
+``slice`` is the sensitive column, or the columns of an intersection joined by ``_x_``
+(``fairness.sex_x_race.…``); ``summary`` is a field of the fairness report's slice summary.
+"""
+FAIRNESS_GROUP_METRIC = "fairness.{slice}.group.{group}.{rate}"
+"""A reported group's rate, e.g. ``fairness.sex.group.Female.selection_rate``.
+
+``group`` is the group's values joined by ``_x_``, every character outside ``[A-Za-z0-9_-]``
+replaced by ``_``; ``rate`` is one of :data:`FAIRNESS_GROUP_RATES`.
+"""
+FAIRNESS_GROUP_RATES = ("selection_rate", "tpr", "fpr")
+FAIRNESS_LOW_SUFFIX = ".low"
+FAIRNESS_HIGH_SUFFIX = ".high"
+"""Every fairness figure with an interval is logged three times: value, ``.low`` and ``.high``."""
+FAIRNESS_GROUPS_COMPARED_METRIC = "fairness.{slice}.groups_compared"
+FAIRNESS_GROUPS_LEFT_OUT_METRIC = "fairness.{slice}.groups_left_out"
+"""Groups of a slice kept out (private or insufficient evidence): counted, never shown as figures."""
+FAIRNESS_NAME_JOIN = "_x_"
 
 # --- tags: monitoring and scoring runs ---------------------------------------------------------
 

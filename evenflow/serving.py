@@ -22,6 +22,16 @@ BOOSTER_ARTIFACT = "booster"
 SCHEMA_ARTIFACT = "schema"
 DECISION_SEED = 0
 """Seed of the uniform draws behind a threshold policy's randomised decisions (as in Fairlearn)."""
+MODEL_CODE_FILE = "evenflow_model.py"
+MODEL_CODE = '''"""evenflow's pyfunc model, logged as code (MLflow models-from-code): nothing is pickled."""
+
+from mlflow.models import set_model
+
+from evenflow.serving import EvenflowModel
+
+set_model(EvenflowModel())
+'''
+"""The file MLflow runs to build the model when it loads it; ``evenflow`` travels in its code paths."""
 
 
 def write_schema(
@@ -40,6 +50,13 @@ def write_schema(
         "trainer": trainer,
     }
     target.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return target
+
+
+def write_model_code(folder: Path) -> Path:
+    """Write the models-from-code file into ``folder``: logging a path, not an object, pickles nothing."""
+    target = folder / MODEL_CODE_FILE
+    target.write_text(MODEL_CODE, encoding="utf-8")
     return target
 
 

@@ -17,7 +17,7 @@ from evenflow.errors import ValidationFailed
 from evenflow.io import file_md5
 from evenflow.records import RawBatch, ShardManifest, ValidationReport
 from evenflow.registry import store as registry
-from evenflow.usecases import prepare
+from evenflow.usecases import prepare, register
 from tasks.caching import Inputs, StageCache, digest
 from tasks.isolation import run_dir
 from tasks.progress import stage
@@ -129,7 +129,11 @@ def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch
 
 @task(name="record-shards")
 def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
-    """Log the manifest with the run and tag it with the data hash."""
+    """Log the manifest with the run, tag it with the data hash, and log the data as its input.
+
+    The dataset input (digest = the DVC md5, source = the batch) is what the MLflow UI lists
+    under the run's datasets.
+    """
     manifest_path = prepare.write_manifest(manifest, run_dir(settings, run_id))
     registry.log_artifact(settings, run_id, manifest_path, layout.DATA_DIR)
     registry.log_json(
@@ -143,3 +147,4 @@ def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManife
         run_id,
         {layout.DATA_MD5_TAG: manifest.data_md5, layout.EVALUATION_TAG: manifest.plan.evaluation},
     )
+    register.log_dataset(settings, run_id, manifest)

@@ -25,7 +25,6 @@ from evenflow.records import (
     ValidationReport,
 )
 from evenflow.registry import store as registry
-from evenflow.reports import summaries
 from evenflow.reports.mitigation_html import TradeoffFiles
 from evenflow.training.failures import is_infrastructure_failure
 from evenflow.usecases import register
@@ -195,12 +194,15 @@ def evaluate_model(
 
 @task(name="record-evaluation")
 def record_evaluation(settings: EvenflowSettings, run_id: str, report: EvalReport) -> None:
-    """Log test metrics, reports and predictions with the run.
+    """Log test metrics, fairness figures, reports and predictions with the run.
 
     Each headline metric is logged with its bootstrap bounds: ``test_<metric>``,
-    ``test_<metric>_low`` and ``test_<metric>_high`` (undefined values are skipped).
+    ``test_<metric>_low`` and ``test_<metric>_high`` (undefined values are skipped). Fairness
+    summaries and reported groups' rates follow ``fairness.<slice>.…`` with ``.low`` / ``.high``
+    (:mod:`evenflow.layout`), so the MLflow UI charts them across runs.
     """
     registry.log_metrics(settings, run_id, {f"test_{k}": v for k, v in report.metrics.items()})
+    register.log_fairness(settings, run_id, report)
     registry.log_artifact(settings, run_id, report.report_dir, layout.REPORTS_DIR)
     registry.log_artifact(settings, run_id, report.predictions_path, layout.PREDICTIONS_DIR)
 
@@ -269,6 +271,7 @@ def gate_model(
     with stage("gate", _gate_plan(params)) as done:
         decision = pipeline.gate(params, settings, report, run_dir(settings, run_id))
         registry.log_json(settings, run_id, decision.model_dump(mode="json"), layout.DECISION)
+        registry.set_tags(settings, run_id, register.gate_tags(decision))
         done.summary = (
             f"passed {len(decision.clauses)} clauses"
             if decision.passed
@@ -331,6 +334,16 @@ def register_model(
             version = _register_new(params, settings, run_id, evidence, tags)
             alias = "alias candidate" if version.aliases else "NOT a candidate: gates failed"
             done.summary = f"{version.name} version {version.version} ({alias}), run {run_id}"
+        facts = register.review_facts(
+            settings,
+            run_id,
+            params=params,
+            manifest=evidence.manifest,
+            report=evidence.report,
+            decision=decision,
+            version=version,
+        )
+        register.describe(settings, facts, version=existing is None)
     if existing is not None and held_tags.get(layout.GATE_TAG) == "failed":
         held_failures = held_tags.get(layout.GATE_FAILED_TAG, "").split("; ")
         raise GateFailed(
@@ -347,7 +360,7 @@ def _register_new(
     evidence: RunEvidence,
     tags: dict[str, str],
 ) -> ModelVersionRef:
-    """Register a new version, write its model card and describe it for the reviewer."""
+    """Register a new version and write its model card (described by the caller)."""
     manifest, report, decision = evidence.manifest, evidence.report, evidence.decision
     version = register.register(
         settings,
@@ -372,18 +385,6 @@ def _register_new(
         tradeoff=evidence.tradeoff,
     )
     registry.log_artifact(settings, run_id, html.parent, layout.MODEL_CARD_DIR)
-    registry.describe_version(
-        settings,
-        version.name,
-        version.version,
-        summaries.version_description(
-            version,
-            report,
-            decision,
-            f"{layout.MODEL_CARD_DIR}/{html.name}",
-            cross_fitted=manifest.cross_fitted,
-        ),
-    )
     return version
 
 

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from importlib.metadata import version as installed_version
@@ -21,7 +22,8 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import RunStatus
+from mlflow.data.dataset import Dataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Run, RunStatus
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -33,23 +35,29 @@ from evenflow.layout import (
     BOOSTER_ARTIFACT,
     CANDIDATE,
     CHAMPION,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
     GROUPS,
     MODEL_ARTIFACT,
+    NOTE_TAG,
     SCHEMA_ARTIFACT,
 )
 from evenflow.records import ModelVersionRef, ShardManifest, TrainingResult
-from evenflow.serving import EvenflowModel, write_schema
+from evenflow.serving import EvenflowModel, write_model_code, write_schema
 
 logger = logging.getLogger(__name__)
 
 DESCRIPTION_LIMIT = 5000
 """Characters a model version's description holds (``model_versions.description`` is VARCHAR(5000))."""
 _PIP_REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "pydantic", "pyarrow")
+_METRICS_PER_BATCH = 1000  # MLflow's limit of metrics in one log_batch call
 
 
 def client_for(settings: EvenflowSettings) -> MlflowClient:
     """Point MLflow at the configured tracking store (SQLite under mlruns/ by default)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # One progress bar per small file (logging a model downloads a few) is noise in a terminal.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.tracking_uri.startswith("sqlite:///"):
         Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
@@ -133,24 +141,29 @@ def download_artifacts(
     client: MlflowClient, run_id: str, paths: Iterable[str], scratch: Path
 ) -> dict[str, Path]:
     """Artifacts of a run downloaded into ``scratch``: artifact path -> local file."""
-    # One progress bar per small JSON file is noise in a terminal.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return {p: Path(client.download_artifacts(run_id, p, str(scratch))) for p in paths}
 
 
 def start_run(
     settings: EvenflowSettings, experiment: str, run_name: str, tags: Mapping[str, str]
 ) -> str:
-    """Create the run of a flow run in the dataset's experiment and return its id."""
+    """Create the run of a flow run in the dataset's experiment and return its id.
+
+    The experiment carries MLflow's experiment-kind tag for model development, new or old, so
+    the MLflow 3 UI opens it on its runs rather than on the GenAI overview.
+    """
     client = client_for(settings)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        found.experiment_id
-        if found is not None
-        else client.create_experiment(
-            experiment, artifact_location=artifact_location(settings.artifact_root, experiment)
+    if found is None:
+        experiment_id = client.create_experiment(
+            experiment,
+            artifact_location=artifact_location(settings.artifact_root, experiment),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
         )
-    )
+    else:
+        experiment_id = found.experiment_id
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     return str(run.info.run_id)
 
@@ -187,11 +200,14 @@ def log_params(settings: EvenflowSettings, run_id: str, params: Mapping[str, Any
 
 
 def log_metrics(settings: EvenflowSettings, run_id: str, metrics: Mapping[str, float]) -> None:
-    """Log finite metric values; NaN (an undefined metric) is skipped, not faked."""
+    """Log finite metric values in batches; NaN (an undefined metric) is skipped, not faked."""
     client = client_for(settings)
-    for key, value in metrics.items():
-        if not math.isnan(value):
-            client.log_metric(run_id, key, float(value))
+    now = int(time.time() * 1000)
+    logged = [
+        Metric(key, float(value), now, 0) for key, value in metrics.items() if not math.isnan(value)
+    ]
+    for start in range(0, len(logged), _METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=logged[start : start + _METRICS_PER_BATCH])
 
 
 def set_tags(settings: EvenflowSettings, run_id: str, tags: Mapping[str, str]) -> None:
@@ -199,6 +215,31 @@ def set_tags(settings: EvenflowSettings, run_id: str, tags: Mapping[str, str]) -
     client = client_for(settings)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+
+
+def log_dataset(
+    settings: EvenflowSettings,
+    run_id: str,
+    dataset: Dataset,
+    *,
+    context: str,
+    tags: Mapping[str, str],
+) -> None:
+    """Log a dataset as the run's input (the UI's "Datasets used"), metadata only."""
+    input_tags = [InputTag(key="mlflow.data.context", value=context)]
+    input_tags += [InputTag(key=k, value=v) for k, v in tags.items()]
+    entity = DatasetInput(dataset=dataset._to_mlflow_entity(), tags=input_tags)
+    client_for(settings).log_inputs(run_id, datasets=[entity])
+
+
+def describe_run(settings: EvenflowSettings, run_id: str, markdown: str) -> None:
+    """Set the run's description (``mlflow.note.content``), rendered as Markdown in the MLflow UI."""
+    client_for(settings).set_tag(run_id, NOTE_TAG, markdown)
+
+
+def experiment_id_of(settings: EvenflowSettings, run_id: str) -> str:
+    """The experiment a run belongs to (links to a run's pages need it)."""
+    return str(client_for(settings).get_run(run_id).info.experiment_id)
 
 
 def log_artifact(
@@ -238,6 +279,8 @@ def register_model(
 ) -> ModelVersionRef:
     """Log the pyfunc model with signature and example, register and tag it.
 
+    The model is logged as code (:data:`evenflow.serving.MODEL_CODE`): MLflow runs that file to
+    build the model when it loads it, so nothing is pickled and loading needs no cloudpickle.
     Only a model that passed its gates gets the ``candidate`` alias; one that failed is still
     registered, so the evidence of the failure stays with the model it describes.
     """
@@ -260,7 +303,7 @@ def register_model(
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
-                python_model=model,
+                python_model=str(write_model_code(Path(scratch))),
                 artifacts={
                     BOOSTER_ARTIFACT: str(training.model_path),
                     SCHEMA_ARTIFACT: str(schema),
@@ -337,6 +380,21 @@ def champion_groups(settings: EvenflowSettings, model_name: str) -> list[dict[st
             client, str(champion.run_id), GROUPS, Path(scratch)
         )
     return groups
+
+
+def champion_run(settings: EvenflowSettings, model_name: str) -> tuple[str, Run] | None:
+    """The champion's version and its training run, or None when there is no champion."""
+    client = client_for(settings)
+    champion = find_alias(client, model_name, CHAMPION)
+    if champion is None:
+        return None
+    return str(champion.version), client.get_run(str(champion.run_id))
+
+
+def run_param(settings: EvenflowSettings, run_id: str, key: str) -> str | None:
+    """One logged parameter of a run, or None when it was not logged."""
+    value = client_for(settings).get_run(run_id).data.params.get(key)
+    return None if value is None else str(value)
 
 
 class _Context:

@@ -1,14 +1,16 @@
 """The review and the promotion ledger as terminal text (rich tables) and as an MLflow description.
 
 Domain code (:mod:`evenflow.govern.review`, :mod:`evenflow.govern.ledger`) returns records; this
-module only formats them. The terminal text is also the version's description in the MLflow UI (in
-a fixed-width block), so a reviewer there reads exactly what the terminal showed.
+module only formats them. The terminal gets aligned rich tables; the version's description in the
+MLflow UI gets the same rows as Markdown tables (template ``mlflow_review.md.j2``), which the UI
+renders and which never run off the right edge.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -21,6 +23,8 @@ from evenflow.govern.ledger import TRUNCATED, LedgerEntry
 from evenflow.govern.review import GateSummary, ReviewSummary, VersionInfo
 from evenflow.numbers import finite_int
 from evenflow.registry.store import DESCRIPTION_LIMIT
+from evenflow.registry.surface import artifact_page
+from evenflow.reports.render import render_markdown
 
 PRIVATE_CELL = "private (n only)"
 _STATUS_MARK = {"private": " private", "insufficient": " insufficient evidence"}
@@ -70,16 +74,85 @@ def review_renderables(summary: ReviewSummary) -> list[RenderableType]:
     return parts
 
 
-def review_description(summary: ReviewSummary, limit: int = DESCRIPTION_LIMIT) -> str:
-    """The review as Markdown for the MLflow UI: the terminal text in a fixed-width block."""
-    head = f"**Review of {summary.model} v{summary.version.version}** (`evenflow review`)\n\n"
-    body = render_review(summary)
-    tail = "\n```"
-    text = f"{head}```text\n{body}{tail}"
+def review_description(
+    summary: ReviewSummary, limit: int = DESCRIPTION_LIMIT, *, experiment_id: str | None = None
+) -> str:
+    """The review as Markdown for the MLflow UI: the terminal's rows as Markdown tables.
+
+    With ``experiment_id`` the evidence is linked (the UI's artifact pages). Per-group rows are
+    dropped from the end, counted and pointed to, while the text is longer than ``limit``; what is
+    still too long is cut and marked.
+    """
+    groups = _group_rows(summary)
+    shown = len(groups)
+    while True:
+        text = _review_markdown(summary, groups[:shown], len(groups) - shown, experiment_id)
+        if len(text) <= limit or shown == 0:
+            break
+        shown = max(0, shown - max(1, (len(text) - limit) // 60))
     if len(text) <= limit:
         return text
-    keep = limit - len(head) - len("```text\n") - len(TRUNCATED) - len(tail)
-    return f"{head}```text\n{body[:keep]}{TRUNCATED}{tail}"
+    return text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def _review_markdown(
+    summary: ReviewSummary,
+    group_rows: Sequence[Sequence[str]],
+    groups_left: int,
+    experiment_id: str | None,
+) -> str:
+    champion = summary.champion
+    with_champion = champion is not None
+    card = summary.model_card
+    links = (
+        []
+        if experiment_id is None
+        else [
+            ("Model card (HTML)", artifact_page(experiment_id, card.run_id, card.html)),
+            ("Model card (Markdown)", artifact_page(experiment_id, card.run_id, card.markdown)),
+            ("Gate decision", artifact_page(experiment_id, card.run_id, layout.DECISION)),
+            ("Fairness report", artifact_page(experiment_id, card.run_id, layout.FAIRNESS)),
+        ]
+    )
+    text = render_markdown(
+        "mlflow_review.md.j2",
+        summary=summary,
+        aliases=f" ({', '.join(summary.version.aliases)})" if summary.version.aliases else "",
+        against=f"champion v{champion.version}" if champion else "no champion yet",
+        gate_headline=_gate_headline(summary.gate),
+        split="test",
+        metrics=_MarkdownTable(
+            ["metric", "this version", "champion", "difference"],
+            [_metric_row(m, with_champion) for m in summary.metrics],
+        ),
+        groups=_MarkdownTable(
+            ["column", "group", "n", "metric", "this version", "champion", "difference"],
+            group_rows,
+        ),
+        groups_left=groups_left,
+        legend=[line.strip() for line in _group_legend(summary)],
+        data=_MarkdownTable(
+            ["", "this version", "champion", "change"], _data_rows(summary.data, with_champion)
+        ),
+        data_notes=_data_notes(summary.data, champion),
+        links=links,
+    )
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class _MarkdownTable:
+    """A header and rows of text, as the ``md_table`` macro reads them."""
+
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+
+
+def _gate_headline(gate: GateSummary) -> str:
+    if gate.passed is None:
+        return f"**Gate: unknown** (tag {gate.tag or 'none'}; `{layout.DECISION}` missing)"
+    verdict = "passed" if gate.passed else "FAILED"
+    return f"**Gate {verdict}** ({gate.n_clauses} clauses checked; tag `{gate.tag or 'none'}`)"
 
 
 def render_history(entries: Sequence[LedgerEntry]) -> str:
@@ -217,19 +290,31 @@ def _gate_lines(gate: GateSummary) -> list[str]:
 
 def _data_parts(data: DataChange, champion: VersionInfo | None) -> list[RenderableType]:
     """Rows per split beside the champion's, then what changed in the features."""
+    parts: list[RenderableType] = [
+        _table(["", "this version", "champion", "change"], _data_rows(data, champion is not None))
+    ]
+    notes = _data_notes(data, champion)
+    parts += [Text(line if i == 0 else f"  {line}") for i, line in enumerate(notes)]
+    return parts
+
+
+def _data_rows(data: DataChange, with_champion: bool) -> list[list[str]]:
+    """The data md5 and rows per split, beside the champion's (``-`` without a champion)."""
     rows = [["data md5", data.data_md5 or "n/a", data.champion_data_md5 or "-", ""]]
     for split in SPLITS:
         ours = data.rows.get(split)
         theirs = None if data.champion_rows is None else data.champion_rows.get(split)
         change = "" if ours is None or theirs is None else f"{ours - theirs:+,}"
-        rows.append(
-            [f"{split} rows", _count(ours), "-" if champion is None else _count(theirs), change]
-        )
-    parts: list[RenderableType] = [_table(["", "this version", "champion", "change"], rows)]
+        shown = _count(theirs) if with_champion else "-"
+        rows.append([f"{split} rows", _count(ours), shown, change])
+    return rows
+
+
+def _data_notes(data: DataChange, champion: VersionInfo | None) -> list[str]:
+    """Whether the data is the champion's, then each change in the features (none: no champion)."""
     if champion is None:
-        return parts
+        return []
     same = "same data as the champion" if data.same_data else "data differs from the champion"
-    parts.append(Text(same))
     changes = [
         ("features added", ", ".join(data.features_added)),
         ("features removed", ", ".join(data.features_removed)),
@@ -237,8 +322,7 @@ def _data_parts(data: DataChange, champion: VersionInfo | None) -> list[Renderab
         ("categories added", _categories(data.categories_added)),
         ("categories removed", _categories(data.categories_removed)),
     ]
-    parts += [Text(f"  {label}: {text}") for label, text in changes if text]
-    return parts
+    return [same] + [f"{label}: {text}" for label, text in changes if text]
 
 
 def _count(value: int | None) -> str:

@@ -1,8 +1,9 @@
 """Registering a trained model: the MLflow version with its lineage and gate, and its card.
 
 Only a model that passed its gates gets the ``candidate`` alias; the card is written from the run's
-own records, so what a reviewer reads is what the run measured. The version's description is
-worded by :func:`evenflow.reports.summaries.version_description`.
+own records, so what a reviewer reads is what the run measured. The run's and the version's
+descriptions (Markdown in the MLflow UI) are gathered by :func:`review_facts` and worded by
+:mod:`evenflow.reports.summaries`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from evenflow.records import (
     ValidationReport,
 )
 from evenflow.registry import store as registry
+from evenflow.registry import surface
+from evenflow.reports import summaries
 from evenflow.reports.mitigation_html import TradeoffFiles
 from evenflow.reports.model_card import (
     DataSummary,
@@ -64,10 +67,6 @@ def register(
     tags: dict[str, str],
 ) -> ModelVersionRef:
     """Register the model with lineage and gate tags; only a model that passed becomes candidate."""
-    gate_tags = {
-        layout.GATE_TAG: "passed" if decision.passed else "failed",
-        layout.GATE_FAILED_TAG: "; ".join(c.name for c in decision.failed),
-    }
     return registry.register_model(
         settings,
         run_id,
@@ -80,9 +79,141 @@ def register(
         ),
         threshold=params.evaluation.threshold,
         threshold_policy=report.threshold_policy_path,
-        tags={**tags, **gate_tags},
+        tags={**tags, **gate_tags(decision)},
         candidate=decision.passed,
     )
+
+
+def log_dataset(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
+    """Log the versioned data as the run's dataset input: digest = DVC md5, source = the batch.
+
+    The batch's path is the one the run recorded in its parameters; a run that recorded none
+    names the DVC-tracked shard folder instead.
+    """
+    source = registry.run_param(settings, run_id, "dataset.path") or str(manifest.shard_dir)
+    registry.log_dataset(
+        settings,
+        run_id,
+        surface.ShardedDataset(manifest, source),
+        context=layout.DATASET_CONTEXT,
+        tags=surface.dataset_input_tags(manifest),
+    )
+
+
+def log_fairness(settings: EvenflowSettings, run_id: str, report: EvalReport) -> int:
+    """Log the fairness summaries and group rates as metrics with bounds; return how many."""
+    fairness = _fairness(report)
+    if fairness is None:
+        return 0
+    metrics = surface.fairness_metrics(fairness)
+    registry.log_metrics(settings, run_id, metrics)
+    return len(metrics)
+
+
+def gate_tags(decision: GateDecision) -> dict[str, str]:
+    """The gate's outcome as tags (on the run and on the version): verdict and failed clauses."""
+    return {
+        layout.GATE_TAG: "passed" if decision.passed else "failed",
+        layout.GATE_FAILED_TAG: "; ".join(c.name for c in decision.failed),
+    }
+
+
+def review_facts(
+    settings: EvenflowSettings,
+    run_id: str,
+    *,
+    params: RunParams,
+    manifest: ShardManifest,
+    report: EvalReport,
+    decision: GateDecision,
+    version: ModelVersionRef,
+) -> summaries.ReviewFacts:
+    """What the run's and the version's descriptions show, read from the run's own records."""
+    fairness = _fairness(report)
+    metrics = summaries.headline_estimates(report.metrics)
+    return summaries.ReviewFacts(
+        model=version.name,
+        version=version.version,
+        candidate=layout.CANDIDATE in version.aliases,
+        run_id=run_id,
+        dataset=manifest.dataset,
+        data_md5=manifest.data_md5,
+        source=registry.run_param(settings, run_id, "dataset.path") or str(manifest.shard_dir),
+        rows={s.name: s.rows for s in manifest.split_report}
+        or {s: manifest.split_rows(s) for s in ("train", "valid", "test")},
+        cross_fitted=manifest.cross_fitted,
+        decision=decision,
+        metrics=metrics,
+        gaps=surface.worst_gaps(fairness) if fairness else [],
+        left_out=surface.left_out_groups(fairness) if fairness else 0,
+        confidence_level=params.fairness.confidence_level,
+        links=_links(registry.experiment_id_of(settings, run_id), run_id, version, report),
+        champion=_champion_change(settings, version, metrics, manifest.data_md5),
+    )
+
+
+def describe(settings: EvenflowSettings, facts: summaries.ReviewFacts, *, version: bool) -> None:
+    """Write the run's description, and the version's when ``version`` (a new registration)."""
+    registry.describe_run(settings, facts.run_id, summaries.run_description(facts))
+    if version and facts.version is not None:
+        registry.describe_version(
+            settings, facts.model, facts.version, summaries.version_description(facts)
+        )
+
+
+def _links(
+    experiment_id: str, run_id: str, version: ModelVersionRef, report: EvalReport
+) -> list[summaries.Link]:
+    """Links to the evidence, as the MLflow UI's own pages (they open in a new tab)."""
+
+    def page(label: str, path: str) -> summaries.Link:
+        return summaries.Link(label, surface.artifact_page(experiment_id, run_id, path))
+
+    links = [
+        page("Model card (HTML)", layout.CARD_HTML),
+        page("Model card (Markdown)", layout.CARD_MARKDOWN),
+    ]
+    if report.fairness_path is not None:
+        relative = report.fairness_path.relative_to(report.report_dir)
+        fairness_html = relative.with_name(layout.FAIRNESS_HTML_FILE).as_posix()
+        links.append(page("Fairness report", f"{layout.REPORTS_DIR}/{fairness_html}"))
+    links += [
+        page("Gate decision (every clause with its numbers)", layout.DECISION),
+        page("All reports", layout.REPORTS_DIR),
+        page("Validation (Great Expectations)", layout.VALIDATION_DIR),
+        summaries.Link("Training run", surface.run_page(experiment_id, run_id)),
+        summaries.Link(
+            f"Model version {version.name} v{version.version}",
+            surface.version_page(version.name, version.version),
+        ),
+    ]
+    return links
+
+
+def _champion_change(
+    settings: EvenflowSettings,
+    version: ModelVersionRef,
+    metrics: dict[str, Estimate],
+    data_md5: str,
+) -> summaries.ChampionChange | None:
+    """This version against the champion, or None when there is none (or it is this version)."""
+    found = registry.champion_run(settings, version.name)
+    if found is None or found[0] == version.version:
+        return None
+    champion_version, run = found
+    champion_md5 = run.data.tags.get(layout.DATA_MD5_TAG, "")
+    return summaries.ChampionChange(
+        version=champion_version,
+        rows=summaries.champion_rows(metrics, run.data.metrics),
+        same_data=champion_md5 == data_md5,
+        data_md5=champion_md5,
+    )
+
+
+def _fairness(report: EvalReport) -> FairnessReport | None:
+    if report.fairness_path is None:
+        return None
+    return FairnessReport.model_validate_json(report.fairness_path.read_text(encoding="utf-8"))
 
 
 def write_card(

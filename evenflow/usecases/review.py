@@ -28,8 +28,8 @@ def record_review(
 ) -> None:
     """Bind the review to the version: evidence digest, per-file hashes, time, description.
 
-    The description carries the rendered review, so a reviewer using only the MLflow UI sees the
-    same content as the terminal.
+    The description carries the review as Markdown tables with links to the evidence, so a
+    reviewer using only the MLflow UI sees the same figures as the terminal.
     """
     if summary.model != model or summary.version.version != version:
         raise EvenflowError(
@@ -38,5 +38,7 @@ def record_review(
         )
     client = store.client_for(settings)
     store.tag_version(client, model, version, review_tags(summary, now))
-    client.update_model_version(model, version, description=review_description(summary))
+    experiment_id = str(client.get_run(summary.model_card.run_id).info.experiment_id)
+    description = review_description(summary, experiment_id=experiment_id)
+    client.update_model_version(model, version, description=description)
     logger.info("recorded review of %s v%s (evidence %s)", model, version, summary.evidence.sha256)
