@@ -111,5 +111,9 @@ def apply_decision(
             entry = champion.reject(
                 settings, request.model, request.version, decision.reviewer, decision.note
             )
-        done.summary = f"ledger entry {entry.seq}: {entry.action} v{entry.version}"
+        done.summary = f"ledger entry {entry.seq}: {entry.action} v{entry.version}" + (
+            ""
+            if entry.unrecorded_champion is None or entry.action == "reject"
+            else "; the champion alias moved outside the ledger is put right"
+        )
     return entry

@@ -13,6 +13,7 @@ from evenflow.cli.environment import settings
 
 if TYPE_CHECKING:
     from evenflow.govern.alias_guard import AliasAudit
+    from evenflow.govern.ledger import LedgerEntry
 
 ModelArgument = Annotated[str, typer.Argument(help="Registered model name (the dataset name).")]
 ReviewerOption = Annotated[str, typer.Option("--reviewer", help="Who decides.")]
@@ -47,6 +48,7 @@ def promote(
 
     entry = champion.promote(settings(), model, version, reviewer, note, override=override)
     typer.echo(render_history([entry]))
+    _say_put_right(entry)
 
 
 def reject(
@@ -67,7 +69,9 @@ def rollback(model: ModelArgument, reviewer: ReviewerOption, note: NoteOption) -
     from evenflow.reports.review import render_history
     from evenflow.usecases import champion
 
-    typer.echo(render_history([champion.rollback(settings(), model, reviewer, note)]))
+    entry = champion.rollback(settings(), model, reviewer, note)
+    typer.echo(render_history([entry]))
+    _say_put_right(entry)
 
 
 def history(model: ModelArgument) -> None:
@@ -110,3 +114,18 @@ def _warn_unrecorded(audit: AliasAudit) -> None:
     typer.echo(f"warning: {audit.describe()}", err=True)
     for step in audit.resolution():
         typer.echo(f"  - {step}", err=True)
+
+
+def _say_put_right(entry: LedgerEntry) -> None:
+    """Say that a decision put back in agreement a champion alias moved outside the ledger."""
+    if entry.unrecorded_champion is None:
+        return
+    was = (
+        "had been removed"
+        if entry.unrecorded_champion == "none"
+        else f"pointed at v{entry.unrecorded_champion}"
+    )
+    typer.echo(
+        f"The champion alias {was} outside the ledger; it now points at v{entry.version}, as "
+        f"ledger entry {entry.seq} records."
+    )

@@ -52,18 +52,18 @@ from evenflow.usecases.review import record_review
 
 logger = logging.getLogger(__name__)
 
+#: MLflow's user id of a run created without one.
+_UNKNOWN_USER = "unknown"
+
 
 def review(settings: EvenflowSettings, model: str, version: str | None = None) -> ReviewSummary:
     """Summarise a version (default: the candidate) beside the champion, and record the review.
 
-    Promotion is refused later if the evidence changes after this review. A champion alias set
-    outside the ledger is logged as a warning (:func:`audit` says what to do about it).
+    Promotion is refused later if the evidence changes after this review. Callers report a
+    champion alias set outside the ledger with :func:`audit`.
     """
     summary = reading.review(settings, model, version)
     record_review(settings, model, summary.version.version, summary)
-    found = audit(settings, model)
-    if not found.resolved:
-        logger.warning("%s", found.describe())
     return summary
 
 
@@ -130,7 +130,7 @@ def _open(
     entries = ledger_entries(found.tags)
     alias = _audit_registered(found, entries)
     if not alias.resolved:
-        logger.warning("%s; this decision goes through the ledger", alias.describe())
+        logger.info("%s; this decision goes through the ledger", alias.describe())
     return _Desk(client, model, entries, alias, _Signature(reviewer, note, decision_time(now)))
 
 
@@ -141,8 +141,20 @@ def _audit_registered(found: RegisteredModel, entries: list[LedgerEntry]) -> Ali
 
 
 def _launcher(client: MlflowClient, run_id: str) -> str | None:
-    """Who launched the training run: MLflow's ``mlflow.user`` tag on it (None if unrecorded)."""
-    return client.get_run(run_id).data.tags.get(MLFLOW_USER)
+    """Who launched the training run: its ``mlflow.user`` tag, else its user id; None if neither.
+
+    A launcher that was never recorded cannot be compared with the reviewer: that is logged.
+    """
+    run = client.get_run(run_id)
+    named = run.data.tags.get(MLFLOW_USER) or run.info.user_id
+    if not named or named == _UNKNOWN_USER:
+        logger.warning(
+            "run %s records no launcher (%s); the reviewer cannot be checked against it",
+            run_id,
+            MLFLOW_USER,
+        )
+        return None
+    return str(named)
 
 
 def promote(

@@ -83,14 +83,14 @@ def _promote(settings: EvenflowSettings, model: str, version: str, note: str) ->
     return champion.promote(settings, model, version, "ada", note, now=NOW)
 
 
-def _audit_cli(settings: EvenflowSettings, *args: str) -> Any:
-    """``evenflow audit-aliases ARGS`` through the CLI's own error handler."""
+def _cli(settings: EvenflowSettings, *args: str) -> Any:
+    """``evenflow ARGS`` (audit-aliases or promote) through the CLI's own error handler."""
     app = typer.Typer()
-    app.callback()(lambda: None)  # a group, so the command is named as on the console
     app.command("audit-aliases")(handled(model_commands.audit_aliases))
+    app.command("promote")(handled(model_commands.promote))
     return CliRunner().invoke(
         app,
-        ["audit-aliases", *args],
+        list(args),
         env={
             "EVENFLOW_PROJECT_ROOT": str(settings.project_root),
             "EVENFLOW_TRACKING_URI": settings.tracking_uri,
@@ -167,7 +167,7 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
     assert f"points at v{second.version}" in str(caught.value)
     assert f"evenflow promote {model} {second.version}" in str(caught.value)
 
-    result = _audit_cli(settings, model)
+    result = _cli(settings, "audit-aliases", model)
     assert result.exit_code == 1, result.output
     assert (
         f"{model}: champion alias set outside the ledger: it points at v{second.version}, "
@@ -175,14 +175,22 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
     ) in result.output
     assert "scoring and monitoring refuse them" in result.output
 
-    entry = _promote(settings, model, second.version, "recorded after the fact")
-
+    champion.review(settings, model, second.version)
+    promoted = _cli(
+        settings, "promote", model, second.version, "--reviewer", "ada", "--note", "recorded"
+    )
+    assert promoted.exit_code == 0, promoted.output
+    assert (
+        f"The champion alias pointed at v{second.version} outside the ledger; it now points at "
+        f"v{second.version}, as ledger entry 2 records."
+    ) in promoted.output
+    entry = champion.history(settings, model)[-1]
     assert (entry.version, entry.previous_champion, entry.unrecorded_champion) == (
         second.version,
         first.version,
         second.version,
     )
-    result = _audit_cli(settings, model)
+    result = _cli(settings, "audit-aliases", model)
     assert result.exit_code == 0, result.output
     assert f"{model}: ok, champion v{second.version} (ledger entry 2)" in result.output
     with disable_run_logger():
