@@ -124,11 +124,21 @@ class Heading(_Block):
 
 @dataclass(frozen=True)
 class Verdict(_Block):
-    """The outcome at the top of the card: ``passed`` is None when no gate decision was given."""
+    """The outcome at the top of the card: ``passed`` is None when no gate decision was given.
+
+    ``notes`` say why, one paragraph each; ``details`` is the heading of the section that tells
+    every clause in words (empty when there is none).
+    """
 
     passed: bool | None
     headline: str
-    text: str
+    notes: Sequence[str]
+    details: str = ""
+
+    @property
+    def details_anchor(self) -> str:
+        """The id the link to the details points at."""
+        return anchor_of(self.details)
 
     @property
     def outcome(self) -> str:
@@ -198,9 +208,14 @@ class Section:
 
     @property
     def anchor(self) -> str:
-        """The HTML id: lower case, runs of other characters as one dash."""
-        text = "".join(c if c.isascii() and c.isalnum() else "-" for c in self.heading.lower())
-        return "-".join(part for part in text.split("-") if part)
+        """The HTML id (and the Markdown anchor GitHub makes for the same heading)."""
+        return anchor_of(self.heading)
+
+
+def anchor_of(heading: str) -> str:
+    """A heading's id: lower case, runs of other characters as one dash."""
+    text = "".join(c if c.isascii() and c.isalnum() else "-" for c in heading.lower())
+    return "-".join(part for part in text.split("-") if part)
 
 
 @dataclass(frozen=True)
@@ -354,7 +369,7 @@ def _verdict(decision: GateDecision | None) -> list[Block]:
     """The outcome in one line, why, and every clause as a row: what a reviewer reads first."""
     if decision is None:
         text = "No gate decision was recorded with this card, so the version is not a candidate."
-        return [Verdict(None, "No gate decision: not a candidate", text)]
+        return [Verdict(None, "No gate decision: not a candidate", [text])]
     clauses = decision.clauses
     skipped = [c for c in clauses if c.skipped]
     if decision.passed:
@@ -376,13 +391,12 @@ def _verdict(decision: GateDecision | None) -> list[Block]:
         notes.append(f"Skipped, not evaluable here (they count as passed): {names}.")
     if decision.excluded:
         notes.append(
-            f"{_excluded_counts(decision)} left out of the clauses under the rule for small "
-            f"groups: listed in {GATE_DETAILS_HEADING}."
+            f"{_excluded_counts(decision)} left out of the clauses under the rule for small groups."
         )
     header, rows = gate_table(clauses)
     classes = [clause_result(c) for c in clauses]
     return [
-        Verdict(decision.passed, headline, " ".join(notes)),
+        Verdict(decision.passed, headline, notes, details=GATE_DETAILS_HEADING),
         Table(header, rows, row_classes=classes),
     ]
 

@@ -290,6 +290,7 @@ def test_verdict_and_gate_table_come_first(rendered: tuple[str, str], inputs: An
     assert verdict.classes == {"verdict", "failed"}
     assert verdict.text().startswith("Gates failed: not a candidate 1 of 6 gate clauses failed")
     assert "2 groups (1 private, 1 insufficient evidence) were left out" in verdict.text()
+    assert [a.attrs["href"] for a in verdict.find_all("a")] == ["#gate-details"]
     (table,) = first.find_all("table")
     head, *rows = table.find_all("tr")
     assert _cells(head) == ["Clause", "Result", "Observed", "Compared", "Limit"]
