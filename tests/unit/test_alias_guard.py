@@ -224,8 +224,11 @@ def test_audit_of_every_model_lists_each_by_name(
 ) -> None:
     made = make()
     _promote(settings, model, made.version, "ok")
-    names = [audit.model for audit in champion.audit_aliases(settings)]
-    assert model in names and names == sorted(names)
+    audits = champion.audit_aliases(settings)
+    names = [audit.model for audit in audits]
+    assert names == sorted(names)
+    [ours] = [audit for audit in audits if audit.model == model]
+    assert (ours.state, ours.alias_version, ours.ledger_seq) == ("ok", made.version, 1)
 
 
 def test_the_launcher_may_not_approve_unless_policy_allows(
