@@ -73,6 +73,7 @@ PREDICTIONS = f"{PREDICTIONS_DIR}/{PREDICTIONS_FILE}"
 METRICS = f"{REPORTS_DIR}/{METRICS_FILE}"
 GROUPS = f"{REPORTS_DIR}/{GROUPS_FILE}"
 FAIRNESS = f"{REPORTS_DIR}/{FAIRNESS_DIR}/{FAIRNESS_FILE}"
+FAIRNESS_HTML = f"{REPORTS_DIR}/{FAIRNESS_DIR}/{FAIRNESS_HTML_FILE}"
 DECISION = f"{GATE_DIR}/{DECISION_FILE}"
 CARD_HTML = f"{MODEL_CARD_DIR}/{CARD_HTML_FILE}"
 CARD_MARKDOWN = f"{MODEL_CARD_DIR}/{CARD_MARKDOWN_FILE}"
@@ -130,13 +131,13 @@ EXPERIMENT_KIND = "custom_model_development"
 # --- fairness metrics of a training run (charted and compared across runs in the UI) -----------
 
 FAIRNESS_METRIC_PREFIX = "fairness"
-FAIRNESS_SUMMARY_METRIC = "fairness.{slice}.{summary}"
+FAIRNESS_SUMMARY_METRIC = FAIRNESS_METRIC_PREFIX + ".{slice}.{summary}"
 """A between-group summary of a slice, e.g. ``fairness.sex.equalized_odds_difference``.
 
 ``slice`` is the sensitive column, or the columns of an intersection joined by ``_x_``
 (``fairness.sex_x_race.…``); ``summary`` is a field of the fairness report's slice summary.
 """
-FAIRNESS_GROUP_METRIC = "fairness.{slice}.group.{group}.{rate}"
+FAIRNESS_GROUP_METRIC = FAIRNESS_METRIC_PREFIX + ".{slice}.group.{group}.{rate}"
 """A reported group's rate, e.g. ``fairness.sex.group.Female.selection_rate``.
 
 ``group`` is the group's values joined by ``_x_``, every character outside ``[A-Za-z0-9_-]``
@@ -146,8 +147,8 @@ FAIRNESS_GROUP_RATES = ("selection_rate", "tpr", "fpr")
 FAIRNESS_LOW_SUFFIX = ".low"
 FAIRNESS_HIGH_SUFFIX = ".high"
 """Every fairness figure with an interval is logged three times: value, ``.low`` and ``.high``."""
-FAIRNESS_GROUPS_COMPARED_METRIC = "fairness.{slice}.groups_compared"
-FAIRNESS_GROUPS_LEFT_OUT_METRIC = "fairness.{slice}.groups_left_out"
+FAIRNESS_GROUPS_COMPARED_METRIC = FAIRNESS_METRIC_PREFIX + ".{slice}.groups_compared"
+FAIRNESS_GROUPS_LEFT_OUT_METRIC = FAIRNESS_METRIC_PREFIX + ".{slice}.groups_left_out"
 """Groups of a slice kept out (private or insufficient evidence): counted, never shown as figures."""
 FAIRNESS_NAME_JOIN = "_x_"
 

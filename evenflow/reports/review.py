@@ -9,6 +9,7 @@ renders and which never run off the right edge.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from evenflow.registry.surface import artifact_page
 from evenflow.reports.render import render_markdown
 
 PRIVATE_CELL = "private (n only)"
+_BLANK_LINES = re.compile(r"\n{3,}")
 _STATUS_MARK = {"private": " private", "insufficient": " insufficient evidence"}
 # Wide enough that no table or line ever wraps: the text is read and searched as it is.
 _WIDTH = 10_000
@@ -111,7 +113,7 @@ def _review_markdown(
             ("Model card (HTML)", artifact_page(experiment_id, card.run_id, card.html)),
             ("Model card (Markdown)", artifact_page(experiment_id, card.run_id, card.markdown)),
             ("Gate decision", artifact_page(experiment_id, card.run_id, layout.DECISION)),
-            ("Fairness report", artifact_page(experiment_id, card.run_id, layout.FAIRNESS)),
+            ("Fairness report", artifact_page(experiment_id, card.run_id, layout.FAIRNESS_HTML)),
         ]
     )
     text = render_markdown(
@@ -137,7 +139,7 @@ def _review_markdown(
         data_notes=_data_notes(summary.data, champion),
         links=links,
     )
-    return text.strip()
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 @dataclass(frozen=True)

@@ -174,9 +174,7 @@ def _links(
         page("Model card (Markdown)", layout.CARD_MARKDOWN),
     ]
     if report.fairness_path is not None:
-        relative = report.fairness_path.relative_to(report.report_dir)
-        fairness_html = relative.with_name(layout.FAIRNESS_HTML_FILE).as_posix()
-        links.append(page("Fairness report", f"{layout.REPORTS_DIR}/{fairness_html}"))
+        links.append(page("Fairness report (every group, with intervals)", layout.FAIRNESS_HTML))
     links += [
         page("Gate decision (every clause with its numbers)", layout.DECISION),
         page("All reports", layout.REPORTS_DIR),
