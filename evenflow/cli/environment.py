@@ -47,8 +47,6 @@ def prepare(settings: EvenflowSettings) -> None:
         "DVC_NO_ANALYTICS": "1",
         "DO_NOT_TRACK": "1",
     }
-    if not verbose():
-        defaults["MLFLOW_LOGGING_LEVEL"] = "WARNING"
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -107,6 +105,8 @@ def quiet_console() -> None:
         library = logging.getLogger(name)
         library.handlers = []
         library.propagate = True
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:  # a level the user chose stays theirs
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(found, _QuietConsole) for found in handler.filters):
             handler.addFilter(_QuietConsole())

@@ -116,3 +116,34 @@ def test_the_ui_of_a_tracking_server_is_the_server_itself(
     result = RUNNER.invoke(app, ["ui"])
     assert result.exit_code == 0, result.output
     assert "open http://mlflow.internal:5000" in result.output
+
+
+def test_dask_warnings_while_closing_are_hidden_after_success_and_shown_after_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from evenflow.training.cluster import closing_quietly_when_clean
+
+    nanny = logging.getLogger("distributed.nanny")
+    nanny.setLevel(logging.WARNING)  # as LocalCluster(silence_logs=WARNING) leaves it
+
+    def close() -> None:
+        nanny.warning("Worker process still alive after 4.0 seconds, killing")
+        nanny.error("a worker failed while closing")
+
+    with caplog.at_level(logging.WARNING), closing_quietly_when_clean() as resources:
+        resources.callback(close)
+    assert [r.levelno for r in caplog.records if r.name == "distributed.nanny"] == [logging.ERROR]
+    assert nanny.level == logging.WARNING, "the level is restored after the close"
+
+    caplog.clear()
+    with (
+        pytest.raises(RuntimeError),
+        caplog.at_level(logging.WARNING),
+        closing_quietly_when_clean() as resources,
+    ):
+        resources.callback(close)
+        raise RuntimeError("worker lost")
+    assert [r.levelno for r in caplog.records if r.name == "distributed.nanny"] == [
+        logging.WARNING,
+        logging.ERROR,
+    ]
