@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from evenflow.config.run import BUILTIN_EXAMPLE, RunParams, builtin_example
+from evenflow.config.settings import EvenflowSettings
+from evenflow.usecases import champion
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,3 +94,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EVENFLOW_CODE_ROOT", str(REPO_ROOT))
     monkeypatch.setenv("EVENFLOW_DVC_REMOTE", str(tmp_path / "dvc-remote"))
     return root
+
+
+def make_champion(settings: EvenflowSettings, model: str, version: str) -> None:
+    """Make ``version`` champion the way a person does: review, then promote through the ledger.
+
+    Setting the alias directly would be refused by the champion-alias guard (it is not in the ledger).
+    """
+    champion.review(settings, model, version)
+    champion.promote(settings, model, version, "test reviewer", "made champion by a test fixture")

@@ -18,7 +18,7 @@ from evenflow.contracts import suite as contracts
 from evenflow.records import ModelVersionRef
 from flows.monitor import monitor_batch
 from flows.train_and_register import train_and_register
-from tests.conftest import sample_params
+from tests.conftest import make_champion, sample_params
 from tests.monitoring_inputs import plant_adult_drift
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def _champion(
             expectation["kwargs"]["min_value"] = 1_000
     contracts.write_suite(suite, settings.expectations_dir / "adult.json")
     champion = train_and_register(params)
-    client.set_registered_model_alias("adult", "champion", champion.version)
+    make_champion(settings, "adult", champion.version)
     return champion, client.get_run(champion.run_id).data.tags["evenflow.data_md5"]
 
 

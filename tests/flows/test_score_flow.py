@@ -27,7 +27,7 @@ from evenflow.usecases import score as scoring
 from evenflow.usecases.score import ScoringResult
 from flows.score import score_batch
 from flows.train_and_register import train_and_register
-from tests.conftest import REPO_ROOT, sample_params
+from tests.conftest import REPO_ROOT, make_champion, sample_params
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def champion(
         version = train_and_register(params)
         uri = EvenflowSettings().tracking_uri
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.set_registered_model_alias("adult", "champion", version.version)
+        make_champion(EvenflowSettings(), "adult", version.version)
         policy_file = client.download_artifacts(
             version.run_id, "reports/threshold_policy.json", str(root / "dl")
         )
