@@ -105,7 +105,7 @@ def _group_row(slice_name: str, group: GroupMetrics) -> Row:
     row = {"slice": slice_name, "group": group.name + mark, "n": num(group.n)}
     for field, label in _FAIRNESS_RATES:
         row[label] = (
-            "private: only n shown"
+            "private (only n shown)"
             if group.status == "private"
             else with_interval(getattr(group, field))
         )
@@ -138,8 +138,8 @@ def clause_row(clause: GateClause) -> list[str]:
         result,
         num(clause.observed),
         bounds,
-        f"{clause.bound}: {num(clause.compared)}",
-        f"{clause.comparison} {num(clause.limit)}",
+        DASH if clause.compared is None else f"{clause.bound}: {num(clause.compared)}",
+        DASH if clause.limit is None else f"{clause.comparison} {num(clause.limit)}",
         clause.detail,
     ]
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evenflow.assess.monitoring import ColumnCheck, DriftResult
+from evenflow.config.fairness import FairnessParams
 from evenflow.config.gates import GatePolicy
+from evenflow.config.monitor import DriftPolicy
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
-from evenflow.records import ExpectationFailure, ModelVersionRef, ValidationReport
+from evenflow.govern.monitoring import MonitoredModel, MonitoringReport
+from evenflow.records import ExpectationFailure, ModelVersionRef, RawBatch, ValidationReport
 from evenflow.reports import prefect_tables as tables
 from tasks import artifacts
 
@@ -108,3 +112,78 @@ def test_publishing_outside_a_run_does_nothing(tmp_path: Path) -> None:
         artifacts.publish_model_version.fn(EvenflowSettings(project_root=tmp_path), version)
         is False
     )
+
+
+def test_monitoring_markdown_names_each_flagged_column_with_its_numbers(tmp_path: Path) -> None:
+    def check(column: str, value: float, *, drifted: bool) -> ColumnCheck:
+        kind = "prediction" if column == "score" else "numeric"
+        return ColumnCheck(
+            column=column, kind=kind, statistic="psi", threshold=0.2, value=value, drifted=drifted
+        )
+
+    drift = DriftResult(
+        columns=(check("age", 0.61, drifted=True), check("hours", 0.01, drifted=False)),
+        drifted_columns=("age",),
+        drifted_share=0.5,
+        max_drifted_share=0.3,
+        prediction=check("score", 0.05, drifted=False),
+        mean_score_reference=0.24,
+        mean_score_batch=0.31,
+        rows_reference=900,
+        rows_batch=400,
+        total_rows_reference=900,
+        total_rows_batch=400,
+        evidently_html=tmp_path / "drift.html",
+        evidently_json=tmp_path / "drift.json",
+    )
+    model = MonitoredModel(
+        name="adult",
+        version="2",
+        alias="champion",
+        run_id="r2",
+        data_md5="abc.dir",
+        features=(),
+        target="income",
+        positive_label=">50K",
+        sensitive=("sex",),
+        split_column=None,
+        threshold=0.5,
+        fairness=FairnessParams(),
+    )
+    report = MonitoringReport(
+        dataset="adult",
+        model=model,
+        batch=RawBatch(dataset="adult", path=tmp_path / "b.csv", md5="m", n_rows=400, columns=()),
+        labelled=False,
+        policy=DriftPolicy(),
+        drift=drift,
+        performance=None,
+        passed=False,
+        breaches=("1 of 2 columns drifted (share 0.500 > 0.3): age: psi 0.6100 >= 0.2",),
+    )
+
+    text = tables.monitoring_markdown(report)
+
+    assert text.startswith("### Monitoring: BEYOND the policy")
+    assert "| age | psi | 0.61 | 0.2 |" in text and "| hours |" not in text
+    assert "- Columns drifted: 1 of 2 (share 0.500, policy max 0.3)" in text
+    assert "No labels in the batch" in text
+
+
+def test_scoring_markdown_counts_rejects_by_rule_most_frequent_first(tmp_path: Path) -> None:
+    headline = tables.ScoringHeadline(
+        model="adult@champion (version 2, run r2)",
+        n_input=1000,
+        n_scored=990,
+        n_rejected=10,
+        positive_rate=0.25,
+        rejected_by_rule={"age: between 17 and 90": 3, "sex: in set": 7},
+        out_path=tmp_path / "scores.parquet",
+        rejects_path=tmp_path / "rejects.csv",
+    )
+
+    text = tables.scoring_markdown(headline)
+
+    assert text.startswith("### Scoring: 990 of 1,000 rows scored, 10 rejected")
+    assert text.index("| sex: in set | 7 |") < text.index("| age: between 17 and 90 | 3 |")
+    assert "25.0% of the scored rows" in text
