@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -176,7 +177,17 @@ def synth(
         rows, out, seed=seed, chunk_rows=chunk_rows, features=features
     )
     typer.echo(manifest.model_dump_json(indent=2))
-    typer.echo(
-        f"train on it: evenflow run --data {out} --target {manifest.target} "
-        f"--positive-label '{manifest.positive_label}' --sensitive {','.join(manifest.sensitive)}"
-    )
+    from evenflow.cli.ui import evenflow_command
+
+    command = [
+        "run",
+        "--data",
+        str(out),
+        "--target",
+        manifest.target,
+        "--positive-label",
+        manifest.positive_label,
+        "--sensitive",
+        ",".join(manifest.sensitive),
+    ]
+    typer.echo(f"train on it: {evenflow_command(settings())} {shlex.join(command)}")
