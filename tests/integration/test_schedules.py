@@ -2,8 +2,8 @@
 
 A Prefect server (its own PREFECT_HOME and SQLite database under tmp_path) and `evenflow serve`
 run as subprocesses. The weekly training deployment is checked for its cron schedule and run on
-demand on the 3,000-row sample; its model is made champion and the on-demand scoring deployment
-scores a batch with it. Every process started here is stopped (terminate, wait, kill) and the
+demand on the 3,000-row sample; its model is reviewed and promoted to champion through the ledger
+and the on-demand scoring deployment scores a batch with it. Every process started here is stopped (terminate, wait, kill) and the
 server's port must be free again.
 """
 
@@ -25,6 +25,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from evenflow.config.settings import EvenflowSettings
+from evenflow.usecases import champion
 from tests.conftest import REPO_ROOT, sample_params
 from tests.integration.prefect_processes import (
     BIN,
@@ -102,10 +103,16 @@ def test_served_deployments_keep_their_schedule_and_run_on_demand(
         params = sample_params(adult_sample_path, cluster__n_workers=1).model_dump(mode="json")
         _run("train-and-register/train-weekly", {"params": params}, served)
 
-        uri = EvenflowSettings(project_root=project).tracking_uri
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        settings = EvenflowSettings(project_root=project)
+        client = MlflowClient(
+            tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+        )
         candidate = client.get_model_version_by_alias("adult", "candidate")
-        client.set_registered_model_alias("adult", "champion", candidate.version)
+        # Through the ledger, the one path to champion that scoring accepts.
+        version = str(candidate.version)
+        champion.review(settings, "adult", version)
+        reason = "the 3,000-row sample may miss a gate; this test checks scoring, not the model"
+        champion.promote(settings, "adult", version, "rita", "schedules", override=reason)
         batch = tmp_path / "batch.csv"
         pd.read_csv(adult_sample_path).drop(columns=["income"]).to_csv(batch, index=False)
         out = tmp_path / "scores" / "adult.parquet"
