@@ -127,6 +127,9 @@ NOTE_TAG = "mlflow.note.content"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 """Opens an experiment on its runs in the MLflow 3 UI, not on the GenAI overview."""
+UI_WORKFLOW_QUERY = "workflowType=machine_learning"
+"""Query of every UI link evenflow writes: MLflow 3.17's UI picks its GenAI or model-training
+side from this parameter (else the browser's last choice, GenAI at first), not from the tag."""
 
 # --- fairness metrics of a training run (charted and compared across runs in the UI) -----------
 

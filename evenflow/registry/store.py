@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,7 @@ def register_model(
             _Context({BOOSTER_ARTIFACT: str(training.model_path), SCHEMA_ARTIFACT: str(schema)})
         )
         output_example = model.predict(None, input_example)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings(), _no_pip_version_warning():
             # Integer columns are declared as the data has them; a float batch is refused, not guessed.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             info = mlflow.pyfunc.log_model(
@@ -395,6 +396,29 @@ def run_param(settings: EvenflowSettings, run_id: str, key: str) -> str | None:
     """One logged parameter of a run, or None when it was not logged."""
     value = client_for(settings).get_run(run_id).data.params.get(key)
     return None if value is None else str(value)
+
+
+class _WithoutPipVersion(logging.Filter):
+    """Drops MLflow's "Failed to resolve installed pip version" (a uv environment has no pip)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to resolve installed pip version")
+
+
+@contextmanager
+def _no_pip_version_warning() -> Iterator[None]:
+    """Keep that one line off the console while a model is logged.
+
+    conda.yaml then lists pip unpinned, which is right where pip is not installed; the pinned
+    requirements are what serve the model.
+    """
+    logger = logging.getLogger("mlflow.utils.environment")
+    quiet = _WithoutPipVersion()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 class _Context:

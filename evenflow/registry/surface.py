@@ -196,18 +196,19 @@ def left_out_groups(report: FairnessReport) -> int:
 def artifact_page(experiment_id: str, run_id: str, path: str = "") -> str:
     """The MLflow UI's page of a run artifact, relative to the UI (its router reads the fragment).
 
-    ``#/experiments/1/runs/abc/artifacts/model_card/model_card.html`` opens the run's artifact
-    browser on that file and previews it; the same link works from a run or a version page.
+    ``#/experiments/1/runs/abc/artifacts/model_card/model_card.html?workflowType=machine_learning``
+    opens the run's artifact browser on that file and previews it, on the UI's model-training
+    side; the same link works from a run or a version page.
     """
     tail = f"/{quote(path)}" if path else ""
-    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts{tail}"
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts{tail}?{layout.UI_WORKFLOW_QUERY}"
 
 
 def run_page(experiment_id: str, run_id: str) -> str:
     """The MLflow UI's page of a run, relative to the UI."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{layout.UI_WORKFLOW_QUERY}"
 
 
 def version_page(name: str, version: str) -> str:
     """The MLflow UI's page of a registered model version, relative to the UI."""
-    return f"#/models/{quote(name)}/versions/{version}"
+    return f"#/models/{quote(name)}/versions/{version}?{layout.UI_WORKFLOW_QUERY}"

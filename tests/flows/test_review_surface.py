@@ -83,7 +83,7 @@ def test_a_training_run_is_reviewable_in_the_mlflow_ui(
     assert description.startswith("**Gate passed**")
     assert "| metric | value | interval |\n|---|---|---|" in description
     card = f"#/experiments/{run.info.experiment_id}/runs/{version.run_id}/artifacts"
-    assert f"({card}/model_card/model_card.html)" in description
+    assert f"({card}/model_card/model_card.html?workflowType=machine_learning)" in description
     assert len(description) <= 5000
 
     # The model was logged as code: MLflow pickled nothing and said so nowhere.

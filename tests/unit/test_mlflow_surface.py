@@ -200,7 +200,9 @@ def test_the_version_description_leads_with_the_verdict_and_renders_as_tables(
     text = summaries.version_description(facts)
 
     failed, checked = len(facts.decision.failed), len(facts.decision.clauses)
-    assert text.startswith(f"**Gate FAILED** ({failed} of {checked} clauses): adult v3 is not a")
+    assert text.startswith(
+        f"**Gate FAILED**: adult v3 FAILED its gates ({failed} of {checked} clauses) and is not a"
+    )
     assert "- failed: min_auc" in text
     assert "| roc_auc | 0.9100 | [0.9000, 0.9200] |" in text
     assert "|---|---|---|" in text
@@ -211,7 +213,7 @@ def test_the_version_description_leads_with_the_verdict_and_renders_as_tables(
     assert "| roc_auc | 0.9100 | 0.9000 | +0.0100 |" in text
     assert "different data from the champion" in text
     assert (
-        "[Model card (HTML)](#/experiments/1/runs/abc123/artifacts/model_card/model_card.html)"
+        "[Model card (HTML)](#/experiments/1/runs/abc123/artifacts/model_card/model_card.html?workflowType=machine_learning)"
         in text
     )
     assert f"{facts.left_out} groups left out" in text
@@ -288,7 +290,10 @@ def test_the_review_is_markdown_tables_that_fit_the_description() -> None:
     assert "| race | group-0 | 100 insufficient evidence (100) | tpr |" in text
     assert "| train rows | 700 | 650 | +50 |" in text
     assert "- features added: hours" in text
-    assert "(#/experiments/7/runs/run3/artifacts/model_card/model_card.html)" in text
+    assert (
+        "(#/experiments/7/runs/run3/artifacts/model_card/model_card.html?workflowType=machine_learning)"
+        in text
+    )
     assert "```" not in text, "no fixed-width block"
     assert len(text) <= store.DESCRIPTION_LIMIT
     # 40 groups x 2 rates do not fit: the last rows give way, counted, and the evidence stays.
