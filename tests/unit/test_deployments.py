@@ -1,4 +1,5 @@
-"""infra/prefect.yaml loads: entrypoints import, parameters fit each flow, cron strings are valid."""
+"""infra/prefect.yaml loads: entrypoints import, parameters fit each flow, cron strings are valid,
+and `prefect deploy` finds the work pool and the project root for every deployment."""
 
 from __future__ import annotations
 
