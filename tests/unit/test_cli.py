@@ -130,7 +130,10 @@ def test_run_shows_cache_reasons_on_the_console_but_not_other_info(
 
 
 def _registered(settings: EvenflowSettings, name: str, dataset: str | None) -> str:
-    """A version of ``name`` behind ``champion`` whose run records ``dataset`` (or nothing)."""
+    """A version of ``name`` behind ``candidate`` whose run records ``dataset`` (or nothing).
+
+    Not ``champion``: only the promotion ledger sets that alias.
+    """
     client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
     experiment = client.create_experiment(f"{name}-training")
     run = client.create_run(experiment)
@@ -138,7 +141,7 @@ def _registered(settings: EvenflowSettings, name: str, dataset: str | None) -> s
         client.log_param(run.info.run_id, DATASET_PARAM, dataset)
     client.create_registered_model(name)
     version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id)
-    client.set_registered_model_alias(name, "champion", version.version)
+    client.set_registered_model_alias(name, "candidate", version.version)
     return run.info.run_id
 
 
@@ -149,23 +152,25 @@ def test_score_takes_the_contract_from_the_models_record_and_refuses_a_different
     _registered(settings, "adult", "adult")
     _registered(settings, "imported", None)
 
-    assert scoring_dataset(settings, "adult@champion", None) == "adult"
-    assert scoring_dataset(settings, "adult", "adult") == "adult"
+    assert scoring_dataset(settings, "adult@candidate", None) == "adult"
+    assert scoring_dataset(settings, "adult@candidate", "adult") == "adult"
     with pytest.raises(
         ConfigError, match="trained under the contract of dataset 'adult'.*--name adult"
     ):
-        scoring_dataset(settings, "adult@champion", "new_rows")
+        scoring_dataset(settings, "adult@candidate", "new_rows")
     with pytest.raises(ConfigError, match="records no dataset name.*pass --name"):
-        scoring_dataset(settings, "imported@champion", None)
-    assert scoring_dataset(settings, "imported@champion", "adult") == "adult"
+        scoring_dataset(settings, "imported@candidate", None)
+    assert scoring_dataset(settings, "imported@candidate", "adult") == "adult"
 
     # The flow's own look-up agrees, for callers that build the parameters themselves.
     out = project / "scores.parquet"
-    by_model = ScoreParams.from_mapping({"data": "new_rows.csv", "out": str(out), "model": "adult"})
+    by_model = ScoreParams.from_mapping(
+        {"data": "new_rows.csv", "out": str(out), "model": "adult@candidate"}
+    )
     assert by_model.name == "adult"
     assert resolve_model(settings, by_model).dataset == "adult"
     named = ScoreParams.from_mapping(
-        {"data": "new_rows.csv", "out": str(out), "model": "adult", "name": "new_rows"}
+        {"data": "new_rows.csv", "out": str(out), "model": "adult@candidate", "name": "new_rows"}
     )
     with pytest.raises(ConfigError, match="not 'new_rows'"):
         resolve_model(settings, named)
@@ -191,14 +196,14 @@ def test_serve_model_answers_invocations_from_a_shell_without_the_venv_on_path(
     model = LogisticRegression().fit(frame, [0, 1, 1, 0])
     with mlflow.start_run():
         mlflow.sklearn.log_model(model, name="model", registered_model_name="toy")
-    MlflowClient(settings.tracking_uri).set_registered_model_alias("toy", "champion", "1")
+    MlflowClient(settings.tracking_uri).set_registered_model_alias("toy", "candidate", "1")
 
     port = _free_port()
     log = tmp_path / "serve.log"
     fresh_shell = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [str(BIN / "evenflow"), "serve-model", "toy@champion", "--port", str(port)],
+            [str(BIN / "evenflow"), "serve-model", "toy@candidate", "--port", str(port)],
             cwd=project,
             env={**fresh_shell, "EVENFLOW_PROJECT_ROOT": str(project)},
             stdout=out,
