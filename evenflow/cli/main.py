@@ -59,6 +59,7 @@ for _command in (
     models.reject,
     models.rollback,
     models.history,
+    models.audit_aliases,
     reproduce.reproduce,
     data.score,
     ops.serve,

@@ -42,6 +42,7 @@ from evenflow.errors import ConfigError, DataError
 from evenflow.io import file_md5, write_json_atomic
 from evenflow.records import Record
 from evenflow.registry import store as registry
+from evenflow.usecases import champion
 from evenflow.usecases.score_engine import (
     INPUT_ROW,
     Scorer,
@@ -151,9 +152,11 @@ def served_model_uri(settings: EvenflowSettings, model_ref: str) -> str:
     Raises:
         ModelNotFound: no such model or alias.
         ConfigError: ``model_ref`` is not ``NAME`` or ``NAME@ALIAS``.
+        UnrecordedChampion: ``champion`` points where the promotion ledger did not put it.
     """
     model_name, alias = parse_model_ref(model_ref)
-    registry.version_for_alias(registry.client_for(settings), model_name, alias)
+    found = registry.version_for_alias(registry.client_for(settings), model_name, alias)
+    champion.guard_alias(settings, model_name, alias, str(found.version))
     return f"models:/{model_name}@{alias}"
 
 

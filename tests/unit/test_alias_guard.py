@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 from prefect.logging import disable_run_logger
 from typer.testing import CliRunner
 
 from evenflow import layout
-from evenflow.cli import models as model_commands
-from evenflow.cli.handling import handled
+from evenflow.cli.main import app
 from evenflow.config.gates import SELF_REVIEW_ENV, ReviewPolicy
 from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
@@ -30,6 +28,7 @@ from evenflow.govern.ledger import LedgerEntry
 from evenflow.govern.promotion import replaced_champion, self_review_refusal
 from evenflow.registry import store as registry
 from evenflow.usecases import champion
+from evenflow.usecases.score import served_model_uri
 from tasks.scoring import resolve_model
 from tests.unit.test_promotion import Made, _make_version
 
@@ -84,10 +83,7 @@ def _promote(settings: EvenflowSettings, model: str, version: str, note: str) ->
 
 
 def _cli(settings: EvenflowSettings, *args: str) -> Any:
-    """``evenflow ARGS`` (audit-aliases or promote) through the CLI's own error handler."""
-    app = typer.Typer()
-    app.command("audit-aliases")(handled(model_commands.audit_aliases))
-    app.command("promote")(handled(model_commands.promote))
+    """``evenflow ARGS`` (audit-aliases or promote), the real command line."""
     return CliRunner().invoke(
         app,
         list(args),
@@ -166,6 +162,8 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
         resolve_model.fn(_score_params(tmp_path, model), settings)
     assert f"points at v{second.version}" in str(caught.value)
     assert f"evenflow promote {model} {second.version}" in str(caught.value)
+    with pytest.raises(UnrecordedChampion):  # evenflow serve-model refuses it too
+        served_model_uri(settings, f"{model}@champion")
 
     result = _cli(settings, "audit-aliases", model)
     assert result.exit_code == 1, result.output
