@@ -29,7 +29,6 @@ from mlflow import MlflowClient
 from playwright.sync_api import (
     Browser,
     BrowserContext,
-    FloatRect,
     Page,
     Route,
     ViewportSize,
@@ -269,7 +268,7 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"no Chromium at {CHROMIUM}: the browser tests need Debian's chromium package "
-            "(`apt-get install -y --no-install-recommends chromium`, as .ci/run does) or "
+            "(`make chromium`, or `apt-get install -y --no-install-recommends chromium`; CI does) or "
             "EVENFLOW_CHROMIUM pointing at a Chromium binary"
         )
     with sync_playwright() as playwright:
@@ -306,8 +305,7 @@ def screenshot(tmp_path: Path) -> Callable[[Page, str], Path]:
 
     def save(page: Page, name: str) -> Path:
         path = tmp_path / "screenshots" / f"{name}.png"
-        clip = FloatRect(x=0, y=0, width=VIEWPORT["width"], height=VIEWPORT["height"])
-        page.screenshot(path=str(path), clip=clip)
+        page.screenshot(path=str(path))  # the 1280x900 viewport as scrolled
         extra = os.environ.get("EVENFLOW_SCREENSHOTS")
         if extra:
             Path(extra).mkdir(parents=True, exist_ok=True)

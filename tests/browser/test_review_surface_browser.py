@@ -12,11 +12,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 from urllib.request import Request, urlopen
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Response, expect
 
 from evenflow import layout
 from tests.browser.conftest import OfflineGuard, Server, TrainedModel
@@ -85,26 +85,38 @@ def test_model_version_page_renders_the_verdict_and_links_the_card(
     card_link = description.locator(f'a[href*="{layout.CARD_HTML_FILE}"]').first
     expect(card_link).to_be_visible()
     href = card_link.get_attribute("href") or ""
-    target = urljoin(page.url, href)
-    assert urlparse(target).scheme in {"http", "https"}, f"a browser cannot follow {href!r}"
-    _assert_card_behind(page, target, model)
-    # The UI is the wheel's own bundle: the page rendered with every off-machine request refused.
+    assert urlparse(urljoin(page.url, href)).scheme in {"http", "https"}, f"cannot follow {href!r}"
+    _follow_card_link(page, card_link, model)
+    # The UI is the wheel's own bundle: the pages rendered with every off-machine request refused.
     _assert_offline(offline, "the MLflow UI")
 
 
-def _assert_card_behind(page: Page, target: str, model: TrainedModel) -> None:
-    """The link leads to the card: served as HTML, or shown by the UI's artifact viewer."""
-    parts = urlparse(target)
-    if parts.fragment.startswith("/"):  # a route of the MLflow UI (its artifact browser)
-        page.goto(target)
-        viewer = page.frame_locator("iframe").first.locator("h1")
-        expect(viewer).to_contain_text(model.name, timeout=30_000)
-        return
-    response = page.request.get(target)
-    assert response.status == 200, f"{target}: HTTP {response.status}"
-    assert "text/html" in response.headers.get("content-type", ""), response.headers
-    body = response.text()
-    assert "<h1" in body and VERDICT.search(body), body[:500]
+def _is_card_file(response: Response) -> bool:
+    url = unquote(response.url)
+    return layout.CARD_HTML in url and "artifacts/list" not in url
+
+
+def _follow_card_link(page: Page, link: Locator, model: TrainedModel) -> None:
+    """Click the link as a reviewer would (MLflow opens description links in a new tab).
+
+    The card must come back as HTML from the server, and be on screen: as the page itself, or
+    inside the UI's artifact viewer when the link is a route of the UI.
+    """
+    with page.context.expect_event("response", _is_card_file) as fetched:
+        link.click()
+    response = fetched.value
+    assert response.status == 200, f"{response.url}: HTTP {response.status}"
+    # The browser streamed the body into the viewer; the page's request context reads it again.
+    served = page.request.get(response.url)
+    body = served.text()
+    assert served.status == 200 and "<html" in body and VERDICT.search(body), body[:500]
+    shown = page.context.pages[-1]
+    shown.wait_for_load_state()
+    if urlparse(shown.url).fragment.startswith("/"):  # a UI route: the card sits in an iframe
+        heading = shown.frame_locator("iframe").first.locator("h1")
+    else:
+        heading = shown.locator("h1")
+    expect(heading).to_contain_text(model.name, timeout=30_000)
 
 
 # --- Prefect: the flow run page ---------------------------------------------------------------
@@ -142,6 +154,7 @@ def test_flow_run_page_shows_each_stage_artifact(
     page.get_by_text("Artifacts", exact=True).first.click()
     for key in [*expected, link_key]:
         expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=30_000)
+    page.get_by_text(expected[0], exact=True).first.scroll_into_view_if_needed()
     screenshot(page, "flow-run-artifacts")
 
 
