@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
@@ -27,6 +28,7 @@ from prefect.states import State
 from evenflow import layout
 from evenflow.assess.fairness import FairnessReport
 from evenflow.config.settings import EvenflowSettings
+from evenflow.contracts import suite as contracts
 from evenflow.records import ModelVersionRef
 from evenflow.reports import prefect_tables as tables
 from evenflow.reports.render import num
@@ -143,3 +145,29 @@ def test_each_stage_publishes_its_artifact_and_the_cache_reasons_reach_the_run_l
     again = _artifacts(rerun_id)
     assert json.loads(again["adult-metrics"].data) == metric_rows
     assert f"/versions/{rerun.version})" in again["adult-model-version"].data
+
+
+def test_a_batch_that_breaks_its_contract_shows_why_on_the_artifacts_tab(
+    project: Path, adult_sample_path: Path, tmp_path: Path
+) -> None:
+    suite = contracts.infer_suite(
+        pd.read_csv(adult_sample_path), sample_params(adult_sample_path).dataset
+    )
+    contracts.write_suite(suite, EvenflowSettings().expectations_dir / "adult.json")
+    frame = pd.read_csv(adult_sample_path)
+    frame.loc[frame.index[3], "age"] = 420
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+
+    state = train_and_register(sample_params(bad), return_state=True)
+
+    assert state.is_failed()
+    published = _artifacts(state.state_details.flow_run_id)  # type: ignore[arg-type]
+    assert artifacts.key("adult", artifacts.SHARDS) not in published, "sharded a failed batch"
+    validation = published[artifacts.key("adult", artifacts.VALIDATION)]
+    rows = {row["item"]: row["value"] for row in json.loads(validation.data)}
+    assert rows["outcome"] == "FAILED" and rows["expectations failed"] == "1"
+    assert rows["expectations run"] == str(len(suite["expectations"]))
+    [failure] = [item for item in rows if item.startswith("failed: ")]
+    assert failure == "failed: expect_column_values_to_be_between [age]"
+    assert "420" in rows[failure]
