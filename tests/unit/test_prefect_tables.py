@@ -13,6 +13,7 @@ from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
 from evenflow.govern.monitoring import MonitoredModel, MonitoringReport
 from evenflow.records import ExpectationFailure, ModelVersionRef, RawBatch, ValidationReport
+from evenflow.registry import surface
 from evenflow.reports import prefect_tables as tables
 from tasks import artifacts
 
@@ -93,12 +94,14 @@ def test_gate_markdown_puts_the_verdict_first_and_each_clause_with_its_numbers()
 
 def test_version_page_is_the_servers_or_evenflow_uis() -> None:
     version = ModelVersionRef(name="adult", version="3", run_id="abc")
+    page = surface.version_page("adult", "3")
 
+    assert page.startswith("#/models/adult/versions/3")
     assert tables.version_page("https://mlflow.example.org/", version) == (
-        "https://mlflow.example.org/#/models/adult/versions/3"
+        f"https://mlflow.example.org/{page}"
     )
     local = "sqlite:////project/mlruns/mlflow.db"
-    assert tables.version_page(local, version) == "http://127.0.0.1:5000/#/models/adult/versions/3"
+    assert tables.version_page(local, version) == f"http://127.0.0.1:5000/{page}"
     assert "evenflow ui" in tables.version_link_description(local, version)
     assert "evenflow ui" not in tables.version_link_description("http://mlflow:5000", version)
 
