@@ -39,6 +39,8 @@ from evenflow.reports.model_card import (
     write_model_card,
 )
 
+_BATCH_PATH_PARAM = "dataset.path"  # the run parameter (RunParams.PATH_KEYS) naming the batch
+
 
 def input_example(
     manifest: ShardManifest, n_rows: int = 5, *, decision_columns: tuple[str, ...] = ()
@@ -90,11 +92,10 @@ def log_dataset(settings: EvenflowSettings, run_id: str, manifest: ShardManifest
     The batch's path is the one the run recorded in its parameters; a run that recorded none
     names the DVC-tracked shard folder instead.
     """
-    source = registry.run_param(settings, run_id, "dataset.path") or str(manifest.shard_dir)
     registry.log_dataset(
         settings,
         run_id,
-        surface.ShardedDataset(manifest, source),
+        surface.ShardedDataset(manifest, _batch_source(settings, run_id, manifest)),
         context=layout.DATASET_CONTEXT,
         tags=surface.dataset_input_tags(manifest),
     )
@@ -138,7 +139,7 @@ def review_facts(
         run_id=run_id,
         dataset=manifest.dataset,
         data_md5=manifest.data_md5,
-        source=registry.run_param(settings, run_id, "dataset.path") or str(manifest.shard_dir),
+        source=_batch_source(settings, run_id, manifest),
         rows={s.name: s.rows for s in manifest.split_report}
         or {s: manifest.split_rows(s) for s in ("train", "valid", "test")},
         cross_fitted=manifest.cross_fitted,
@@ -147,7 +148,10 @@ def review_facts(
         gaps=surface.worst_gaps(fairness) if fairness else [],
         left_out=surface.left_out_groups(fairness) if fairness else 0,
         confidence_level=params.fairness.confidence_level,
-        links=_links(registry.experiment_id_of(settings, run_id), run_id, version, report),
+        # The version's evidence: this run's, or (a build registered before) the earlier run's.
+        links=_links(
+            registry.experiment_id_of(settings, version.run_id), version.run_id, version, report
+        ),
         champion=_champion_change(settings, version, metrics, manifest.data_md5),
     )
 
@@ -206,6 +210,11 @@ def _champion_change(
         same_data=champion_md5 == data_md5,
         data_md5=champion_md5,
     )
+
+
+def _batch_source(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> str:
+    """Where the batch came from, as the run recorded it; else the DVC-tracked shard folder."""
+    return registry.run_param(settings, run_id, _BATCH_PATH_PARAM) or str(manifest.shard_dir)
 
 
 def _fairness(report: EvalReport) -> FairnessReport | None:
