@@ -146,7 +146,7 @@ def test_flow_run_page_shows_each_stage_artifact(
     # Prefect 3.8 stores a link artifact as Markdown: [text](url).
     link = str(published[link_key]["data"])
     assert re.search(
-        rf"\]\(https?://[^)]*#/models/{model.name}/versions/{model.version}\)", link
+        rf"\]\(https?://[^)]*#/models/{model.name}/versions/{model.version}(\?[^)]*)?\)", link
     ), link
 
     # Prefect 3.8 serves its V1 UI here unless the browser chose V2: the tabs are plain buttons.
