@@ -7,6 +7,8 @@ with a reader that still understands the old name.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 # --- artifact folders of a training run ---------------------------------------------------------
 
 VALIDATION_DIR = "validation"
@@ -209,3 +211,30 @@ BUILD_TAGS = (DATA_MD5_TAG, PARAMS_HASH_TAG, GIT_COMMIT_TAG, ENV_HASH_TAG)
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
+
+
+# --- pages of the MLflow UI (relative: the UI's router reads the fragment) -------------------------
+
+LOCAL_UI = "http://127.0.0.1:5000"
+"""Where ``evenflow ui`` serves the MLflow UI of a project whose store is a local file."""
+
+
+def artifact_page(experiment_id: str, run_id: str, path: str = "") -> str:
+    """The MLflow UI's page of a run artifact, relative to the UI (its router reads the fragment).
+
+    ``#/experiments/1/runs/abc/artifacts/model_card/model_card.html?workflowType=machine_learning``
+    opens the run's artifact browser on that file and previews it, on the UI's model-training
+    side; the same link works from a run or a version page.
+    """
+    tail = f"/{quote(path)}" if path else ""
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts{tail}?{UI_WORKFLOW_QUERY}"
+
+
+def run_page(experiment_id: str, run_id: str) -> str:
+    """The MLflow UI's page of a run, relative to the UI."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{UI_WORKFLOW_QUERY}"
+
+
+def version_page(name: str, version: str) -> str:
+    """The MLflow UI's page of a registered model version, relative to the UI."""
+    return f"#/models/{quote(name)}/versions/{version}?{UI_WORKFLOW_QUERY}"

@@ -81,7 +81,7 @@ def run(
             f"(run {version.run_id})"
         )
     alias = version.aliases[0] if version.aliases else None
-    typer.echo(render_next(next_commands(settings(), version.name, alias)))
+    typer.echo(render_next(next_commands(settings(), version.name, alias, version.version)))
 
 
 def _warn_unmarked_personal(params: RunParams, columns: tuple[str, ...]) -> None:

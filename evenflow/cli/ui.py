@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from evenflow import layout
 from evenflow.cli.environment import settings
 from evenflow.config.settings import EvenflowSettings, is_tracking_server
 
@@ -154,18 +155,21 @@ def _evenflow_executable() -> Path:
 
 
 def next_commands(
-    current: EvenflowSettings, model: str, alias: str | None
+    current: EvenflowSettings, model: str, alias: str | None, version: str | None = None
 ) -> list[tuple[str, str]]:
     """The commands a reviewer runs next, each with what it does: pasted as shown, they work.
 
-    A version without an alias is not offered for serving (the server takes ``MODEL@ALIAS``).
+    With ``version``, the UI line names that version's page (the Markdown verdict and its
+    evidence). A version without an alias is not offered for serving (the server takes
+    ``MODEL@ALIAS``).
     """
     evenflow = evenflow_command(current)
-    where = (
-        current.tracking_uri
+    base = (
+        current.tracking_uri.rstrip("/")
         if is_tracking_server(current.tracking_uri)
         else f"http://{HOST}:{UI_PORT}"
     )
+    where = base if version is None else f"{base}/{layout.version_page(model, version)}"
     commands = [
         (f"{evenflow} ui", f"the MLflow UI on this project's runs, {where}"),
         (f"{evenflow} review {shlex.quote(model)}", "the candidate beside the champion"),

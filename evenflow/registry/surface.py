@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -188,27 +187,3 @@ def _gaps(slices: tuple[SliceReport, ...]) -> Iterator[Gap]:
 def left_out_groups(report: FairnessReport) -> int:
     """Groups of every slice kept out of the figures (private or insufficient evidence)."""
     return len(report.left_out)
-
-
-# --- links that work in the MLflow UI -----------------------------------------------------------
-
-
-def artifact_page(experiment_id: str, run_id: str, path: str = "") -> str:
-    """The MLflow UI's page of a run artifact, relative to the UI (its router reads the fragment).
-
-    ``#/experiments/1/runs/abc/artifacts/model_card/model_card.html?workflowType=machine_learning``
-    opens the run's artifact browser on that file and previews it, on the UI's model-training
-    side; the same link works from a run or a version page.
-    """
-    tail = f"/{quote(path)}" if path else ""
-    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts{tail}?{layout.UI_WORKFLOW_QUERY}"
-
-
-def run_page(experiment_id: str, run_id: str) -> str:
-    """The MLflow UI's page of a run, relative to the UI."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}?{layout.UI_WORKFLOW_QUERY}"
-
-
-def version_page(name: str, version: str) -> str:
-    """The MLflow UI's page of a registered model version, relative to the UI."""
-    return f"#/models/{quote(name)}/versions/{version}?{layout.UI_WORKFLOW_QUERY}"

@@ -14,20 +14,17 @@ from pathlib import Path
 
 from pydantic import Field
 
+from evenflow import layout
 from evenflow.assess.fairness import Estimate, FairnessReport, GroupMetrics
 from evenflow.config.settings import is_tracking_server
 from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
 from evenflow.govern.monitoring import MonitoringReport
 from evenflow.records import ModelVersionRef, Record, ShardManifest, ValidationReport
-from evenflow.registry import surface
 from evenflow.reports.render import DASH, interval, num, render_markdown, with_interval
 
 Row = dict[str, str]
 """One row of a table artifact: column name -> cell text."""
-
-LOCAL_UI = "http://127.0.0.1:5000"
-"""Where ``evenflow ui`` serves the MLflow UI of a local (SQLite) store (its default port)."""
 
 INSUFFICIENT_MARK = " (insufficient evidence)"
 """Appended to a group kept out of summaries and gates for too few positives or negatives."""
@@ -146,8 +143,8 @@ def clause_row(clause: GateClause) -> list[str]:
 
 def version_page(tracking_uri: str, version: ModelVersionRef) -> str:
     """The MLflow UI page of a model version: the tracking server's, or ``evenflow ui``'s."""
-    base = tracking_uri.rstrip("/") if is_tracking_server(tracking_uri) else LOCAL_UI
-    return f"{base}/{surface.version_page(version.name, version.version)}"
+    base = tracking_uri.rstrip("/") if is_tracking_server(tracking_uri) else layout.LOCAL_UI
+    return f"{base}/{layout.version_page(version.name, version.version)}"
 
 
 def version_link_description(tracking_uri: str, version: ModelVersionRef) -> str:

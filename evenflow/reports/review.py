@@ -24,7 +24,6 @@ from evenflow.govern.ledger import TRUNCATED, LedgerEntry
 from evenflow.govern.review import GateSummary, ReviewSummary, VersionInfo
 from evenflow.numbers import finite_int
 from evenflow.registry.store import DESCRIPTION_LIMIT
-from evenflow.registry.surface import artifact_page
 from evenflow.reports.render import render_markdown
 
 PRIVATE_CELL = "private (n only)"
@@ -110,10 +109,16 @@ def _review_markdown(
         []
         if experiment_id is None
         else [
-            ("Model card (HTML)", artifact_page(experiment_id, card.run_id, card.html)),
-            ("Model card (Markdown)", artifact_page(experiment_id, card.run_id, card.markdown)),
-            ("Gate decision", artifact_page(experiment_id, card.run_id, layout.DECISION)),
-            ("Fairness report", artifact_page(experiment_id, card.run_id, layout.FAIRNESS_HTML)),
+            ("Model card (HTML)", layout.artifact_page(experiment_id, card.run_id, card.html)),
+            (
+                "Model card (Markdown)",
+                layout.artifact_page(experiment_id, card.run_id, card.markdown),
+            ),
+            ("Gate decision", layout.artifact_page(experiment_id, card.run_id, layout.DECISION)),
+            (
+                "Fairness report",
+                layout.artifact_page(experiment_id, card.run_id, layout.FAIRNESS_HTML),
+            ),
         ]
     )
     text = render_markdown(

@@ -171,7 +171,7 @@ def _links(
     """Links to the evidence, as the MLflow UI's own pages (they open in a new tab)."""
 
     def page(label: str, path: str) -> summaries.Link:
-        return summaries.Link(label, surface.artifact_page(experiment_id, run_id, path))
+        return summaries.Link(label, layout.artifact_page(experiment_id, run_id, path))
 
     links = [
         page("Model card (HTML)", layout.CARD_HTML),
@@ -183,10 +183,10 @@ def _links(
         page("Gate decision (every clause with its numbers)", layout.DECISION),
         page("All reports", layout.REPORTS_DIR),
         page("Validation (Great Expectations)", layout.VALIDATION_DIR),
-        summaries.Link("Training run", surface.run_page(experiment_id, run_id)),
+        summaries.Link("Training run", layout.run_page(experiment_id, run_id)),
         summaries.Link(
             f"Model version {version.name} v{version.version}",
-            surface.version_page(version.name, version.version),
+            layout.version_page(version.name, version.version),
         ),
     ]
     return links

@@ -30,7 +30,6 @@ from evenflow.assess.fairness import FairnessReport
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
 from evenflow.records import ModelVersionRef
-from evenflow.registry import surface
 from evenflow.reports import prefect_tables as tables
 from evenflow.reports.render import num
 from flows.train_and_register import train_and_register
@@ -131,7 +130,7 @@ def test_each_stage_publishes_its_artifact_and_the_cache_reasons_reach_the_run_l
 
     # The link opens the version this run registered, in the UI `evenflow ui` serves.
     link = published["adult-model-version"]
-    page = f"{tables.LOCAL_UI}/{surface.version_page('adult', version.version)}"
+    page = f"{layout.LOCAL_UI}/{layout.version_page('adult', version.version)}"
     assert link.data.endswith(f"({page})"), link.data
     assert registered.run_id == version.run_id
     assert "evenflow ui" in link.description
@@ -146,7 +145,7 @@ def test_each_stage_publishes_its_artifact_and_the_cache_reasons_reach_the_run_l
     assert sum(REUSED in record.getMessage() for record in caplog.records) == 1
     again = _artifacts(rerun_id)
     assert json.loads(again["adult-metrics"].data) == metric_rows
-    assert surface.version_page("adult", rerun.version) in again["adult-model-version"].data
+    assert layout.version_page("adult", rerun.version) in again["adult-model-version"].data
 
 
 def test_a_batch_that_breaks_its_contract_shows_why_on_the_artifacts_tab(

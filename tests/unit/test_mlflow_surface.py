@@ -180,7 +180,7 @@ def _facts(report: FairnessReport, *, version: str = "3") -> summaries.ReviewFac
         confidence_level=0.95,
         links=[
             summaries.Link(
-                "Model card (HTML)", surface.artifact_page("1", "abc123", layout.CARD_HTML)
+                "Model card (HTML)", layout.artifact_page("1", "abc123", layout.CARD_HTML)
             )
         ],
         champion=summaries.ChampionChange(

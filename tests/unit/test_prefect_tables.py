@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evenflow import layout
 from evenflow.assess.monitoring import ColumnCheck, DriftResult
 from evenflow.config.fairness import FairnessParams
 from evenflow.config.gates import GatePolicy
@@ -13,7 +14,6 @@ from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
 from evenflow.govern.monitoring import MonitoredModel, MonitoringReport
 from evenflow.records import ExpectationFailure, ModelVersionRef, RawBatch, ValidationReport
-from evenflow.registry import surface
 from evenflow.reports import prefect_tables as tables
 from tasks import artifacts
 
@@ -94,7 +94,7 @@ def test_gate_markdown_puts_the_verdict_first_and_each_clause_with_its_numbers()
 
 def test_version_page_is_the_servers_or_evenflow_uis() -> None:
     version = ModelVersionRef(name="adult", version="3", run_id="abc")
-    page = surface.version_page("adult", "3")
+    page = layout.version_page("adult", "3")
 
     assert page.startswith("#/models/adult/versions/3")
     assert tables.version_page("https://mlflow.example.org/", version) == (
