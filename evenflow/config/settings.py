@@ -6,11 +6,20 @@ DVC's cache plus a local remote. Server mode changes only these settings.
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _login_name() -> str:
+    """The login name, or "unknown" where the system has none (a container without a passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 class EvenflowSettings(BaseSettings):
@@ -49,6 +58,13 @@ class EvenflowSettings(BaseSettings):
     )
     dask_address: str | None = Field(
         default=None, description="Existing Dask scheduler, e.g. tcp://host:8786 (default: local)."
+    )
+    user: str = Field(
+        default_factory=_login_name,
+        description=(
+            "Who launches runs, recorded as MLflow's mlflow.user tag (default: the login name); "
+            "a reviewer of that name may not approve the run's model."
+        ),
     )
 
     @model_validator(mode="before")

@@ -250,3 +250,9 @@ def test_the_launcher_may_not_approve_unless_policy_allows(
         policy=ReviewPolicy(allow_self_review=True),
     )
     assert entry.reviewer == "Tess"
+
+
+def test_every_run_records_who_launched_it(settings: EvenflowSettings) -> None:
+    launched_by = settings.model_copy(update={"user": "tess"})
+    run_id = registry.start_run(launched_by, "launchers", "run", {})
+    assert registry.client_for(settings).get_run(run_id).data.tags[MLFLOW_USER] == "tess"
