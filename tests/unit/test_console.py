@@ -126,12 +126,14 @@ def test_dask_warnings_while_closing_are_hidden_after_success_and_shown_after_a_
     nanny = logging.getLogger("distributed.nanny")
     nanny.setLevel(logging.WARNING)  # as LocalCluster(silence_logs=WARNING) leaves it
 
-    def close() -> None:
-        nanny.warning("Worker process still alive after 4.0 seconds, killing")
-        nanny.error("a worker failed while closing")
+    # Each block logs its own lines: the console's each-warning-once filter, which a CLI test in
+    # this process may have left on pytest's handlers, must not hide the second block's.
+    def close(block: str) -> None:
+        nanny.warning("Worker process still alive after 4.0 seconds, killing (%s)", block)
+        nanny.error("a worker failed while closing (%s)", block)
 
     with caplog.at_level(logging.WARNING), closing_quietly_when_clean() as resources:
-        resources.callback(close)
+        resources.callback(close, "clean")
     assert [r.levelno for r in caplog.records if r.name == "distributed.nanny"] == [logging.ERROR]
     assert nanny.level == logging.WARNING, "the level is restored after the close"
 
@@ -141,7 +143,7 @@ def test_dask_warnings_while_closing_are_hidden_after_success_and_shown_after_a_
         caplog.at_level(logging.WARNING),
         closing_quietly_when_clean() as resources,
     ):
-        resources.callback(close)
+        resources.callback(close, "failed")
         raise RuntimeError("worker lost")
     assert [r.levelno for r in caplog.records if r.name == "distributed.nanny"] == [
         logging.WARNING,
