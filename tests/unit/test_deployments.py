@@ -40,16 +40,18 @@ def test_infra_deployments_load_with_their_schedules(
     served: dict[str, deployments.ServedDeployment],
 ) -> None:
     assert deployments.DEFAULT_FILE == REPO_ROOT / "infra" / "prefect.yaml"
-    assert set(served) == {"train-weekly", "monitor-daily", "score-on-demand"}
+    assert set(served) == {"train-weekly", "monitor-daily", "score-on-demand", "review-on-demand"}
     flows = {name: d.flow.name for name, d in served.items()}
     assert flows == {
         "train-weekly": "train-and-register",
         "monitor-daily": "monitor",
         "score-on-demand": "score",
+        "review-on-demand": "review-candidate",
     }
     runners = {name: d.to_runner() for name, d in served.items()}
     assert runners["score-on-demand"].schedules == []
     assert runners["score-on-demand"].entrypoint == "flows.score.score_batch"
+    assert runners["review-on-demand"].schedules == []
     for name, cadence in (("train-weekly", timedelta(days=7)), ("monitor-daily", timedelta(1))):
         [schedule] = runners[name].schedules
         assert schedule.active
