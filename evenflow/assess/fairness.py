@@ -22,6 +22,7 @@ from pydantic import Field
 
 from evenflow.assess.arrays import FloatArray, IntArray, ObjectArray
 from evenflow.assess.bootstrap import percentile_interval
+from evenflow.assess.estimates import Estimate
 from evenflow.assess.fairness_tally import (
     GROUP_METRICS,
     MIN_GROUPS,
@@ -39,6 +40,7 @@ from evenflow.assess.fairness_tally import (
     tally,
 )
 from evenflow.assess.group_rates import bin_edges
+from evenflow.assess.impact_ratio import ImpactRatioReport, impact_ratio_report
 from evenflow.assess.small_groups import (
     LEFT_OUT,
     PRIVATE,
@@ -52,14 +54,6 @@ from evenflow.config.fairness import FairnessParams
 from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
-
-
-class Estimate(Record):
-    """A point value with its percentile bootstrap interval (None where undefined)."""
-
-    value: float | None
-    low: float | None = None
-    high: float | None = None
 
 
 class Disparity(Estimate):
@@ -211,6 +205,14 @@ class FairnessReport(Record):
     left_out: tuple[LeftOutCell, ...] = Field(
         description="Every private or insufficient group of every slice, with its reason."
     )
+    impact_ratios: ImpactRatioReport | None = Field(
+        default=None,
+        description=(
+            "Impact-ratio tables (NYC Local Law 144): per category the selection and scoring "
+            "rates, their ratio to the highest category's, and the four-fifths flag; None in "
+            "reports written before they existed."
+        ),
+    )
 
     def slice(self, *columns: str) -> SliceReport:
         """Return the slice over exactly these columns (in the order given to the report)."""
@@ -269,6 +271,7 @@ def fairness_report(
         overall=reports[0].groups[0],
         slices=tuple(reports[1:]),
         left_out=tuple(_left_out_cells(reports)),
+        impact_ratios=impact_ratio_report(predictions, columns, params),
     )
 
 

@@ -6,13 +6,39 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from evenflow.config.fields import GroupFloor, RngSeed, ScoreCut
+from evenflow.config.fields import GroupFloor, PositiveShare, RngSeed, ScoreCut, Share
 from evenflow.records import Record
 
 JOIN = " × "
 """Separator of an intersection's column names and values (``race × sex``)."""
 
 _TOO_FEW_LABELS = "is shown with its intervals, marked insufficient evidence, and kept out of summaries and gates."
+
+
+class ImpactRatioParams(Record):
+    """How the impact-ratio table is drawn up (New York City Local Law 144's bias audit)."""
+
+    min_share: Share = Field(
+        default=0.02,
+        description=(
+            "Categories holding fewer than this share of all rows are left out of the impact "
+            "ratios and listed with their n."
+        ),
+    )
+    four_fifths: PositiveShare = Field(
+        default=0.8,
+        description=(
+            "Impact ratio a category's interval is judged against: 'below four-fifths' when its "
+            "upper end is under it, 'insufficient evidence' when the interval straddles it."
+        ),
+    )
+    unknown_values: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Values of a sensitive column that mean the category is unknown (e.g. 'Declined'), "
+            "besides missing values; such rows are counted, never compared."
+        ),
+    )
 
 
 class FairnessParams(Record):
@@ -58,6 +84,11 @@ class FairnessParams(Record):
     max_intersection_size: Annotated[int | None, Field(ge=2, le=16)] = Field(
         default=None,
         description="Largest intersection of sensitive columns reported; None reports all of them.",
+    )
+
+    impact_ratio: ImpactRatioParams = Field(
+        default_factory=ImpactRatioParams,
+        description="The impact-ratio table: the small-category exclusion and the four-fifths limit.",
     )
 
     @field_validator("score_quantiles")
