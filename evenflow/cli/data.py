@@ -85,10 +85,18 @@ def score(
         bool,
         typer.Option(help="Log the rejected rows to MLflow (default: counts and row numbers)."),
     ] = False,
+    reasons: Annotated[
+        bool,
+        typer.Option(
+            help="Give each adverse decision its principal reasons (reason_1..k, exact TreeSHAP); "
+            "sensitive columns and immutable features are never given."
+        ),
+    ] = True,
 ) -> None:
     """Score a batch with the model behind an alias; rows breaking the contract go to rejects.
 
-    The contract is the one the model was trained under, as its run records it.
+    The contract is the one the model was trained under, as its run records it. Each adverse
+    decision gets its principal reasons unless --no-reasons.
     """
     from evenflow.config.score import ScoreParams
 
@@ -104,6 +112,7 @@ def score(
         **({} if chunk_rows is None else {"chunk_rows": chunk_rows}),
         "keep_columns": keep_columns or (),
         "log_rejected_rows": log_rejected_rows,
+        "reasons": reasons,
     }
     params = ScoreParams.from_mapping(flags, FLAGS_SOURCE)
     from flows.score import score_batch
@@ -113,7 +122,19 @@ def score(
         f"scored {result.totals.n_scored:,} of {result.totals.n_input:,} rows with {result.model.name} "
         f"version {result.model.version} (@{result.model.alias}) → {result.out_path}\n"
         f"rejected {result.totals.n_rejected:,} → {result.rejects_path}\n"
-        f"summary: {result.summary_path}"
+        f"summary: {result.summary_path}\n"
+        f"{_reasons_line(result.reason_policy)}"
+    )
+
+
+def _reasons_line(policy: dict[str, Any]) -> str:
+    """One line on the reasons: how many per adverse decision and what is never given."""
+    if not policy.get("given"):
+        return f"reasons: none given ({policy.get('why', 'not recorded')})"
+    never = ", ".join(policy.get("excluded") or {}) or "nothing"
+    return (
+        f"reasons: reason_1..{policy['top_k']} for each adverse decision; "
+        f"never given: {never} (sensitive or immutable)"
     )
 
 

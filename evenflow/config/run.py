@@ -254,6 +254,35 @@ class ModelCardParams(Record):
     )
 
 
+ReasonText = Annotated[str, Field(min_length=1, max_length=200)]
+"""One reason as a person reads it in a notice (``"Income too low for the amount asked"``)."""
+
+
+class ReasonParams(Record):
+    """How scoring states the principal reasons behind each adverse decision.
+
+    An adverse-action notice (US ECOA / Regulation B) or a human reviewer (EU AI Act Art. 14)
+    needs reasons a person can read and act on: texts written by the model's owners, and a
+    policy that never names what the person cannot change or must not be judged on.
+    """
+
+    texts: dict[ColumnName, ReasonText] = Field(
+        default_factory=dict,
+        max_length=10_000,
+        description="Reason text per feature, or per feature family: a key that ends in '*' "
+        "(e.g. 'capital_*') covers every feature it starts; the longest match wins. A feature "
+        "without text is given by its name.",
+    )
+    top_k: int = Field(
+        default=4, ge=1, le=20, description="Reasons given per adverse decision (reason_1..k)."
+    )
+    immutable: ColumnNames = Field(
+        default=(),
+        description="Features a person cannot change (e.g. age): never given as a reason, like "
+        "the sensitive columns; the next feature takes their place.",
+    )
+
+
 class RunParams(YamlParams):
     """Everything that defines a training run; its hash is the run's ``params_hash``."""
 
@@ -278,6 +307,10 @@ class RunParams(YamlParams):
     )
     model_card: ModelCardParams = Field(
         default_factory=ModelCardParams, description="Intended and out-of-scope use."
+    )
+    reasons: ReasonParams = Field(
+        default_factory=ReasonParams,
+        description="Reasons given with each adverse decision when the model scores a batch.",
     )
 
     @model_validator(mode="after")
@@ -331,13 +364,15 @@ class RunParams(YamlParams):
     def recorded(self) -> dict[str, Any]:
         """These parameters as a run records them (JSON), in the shape older commits read.
 
-        Keys added since (``dataset.personal_columns``) are left out while they hold their
-        default, so a run's parameters load in the commit that made it (``reproduce``) and keep
-        their hash.
+        Keys added since (``dataset.personal_columns``, ``reasons``) are left out while they hold
+        their default, so a run's parameters load in the commit that made it (``reproduce``) and
+        keep their hash.
         """
         payload = self.model_dump(mode="json")
         if not payload["dataset"]["personal_columns"]:
             payload["dataset"].pop("personal_columns")
+        if self.reasons == ReasonParams():
+            payload.pop("reasons")
         return payload
 
     def params_hash(self) -> str:

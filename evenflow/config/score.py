@@ -44,6 +44,12 @@ class ScoreParams(Record):
         description="Input columns copied into the predictions and rejects besides the model's "
         "own (an id to join on, say); every other input column is left out.",
     )
+    reasons: bool = Field(
+        default=True,
+        description="Give each adverse decision its principal reasons (reason_1..k, from the "
+        "model's exact TreeSHAP contributions and its run configuration's reasons: section); "
+        "sensitive columns and immutable features are never given.",
+    )
     log_rejected_rows: bool = Field(
         default=False,
         description="Also log the rejected rows themselves with the MLflow run; by default it gets "
@@ -106,8 +112,11 @@ class ScoreParams(Record):
         """sha256 of what the run was asked to do.
 
         Paths are left out, as for training runs, and so is the chunk size: it changes no result.
+        ``reasons`` enters only when turned off, so runs made before it existed keep their hash.
         """
-        payload = {"name": self.name, "model": self.model_name, "alias": self.alias}
+        payload: dict[str, Any] = {"name": self.name, "model": self.model_name, "alias": self.alias}
+        if not self.reasons:
+            payload["reasons"] = False
         return canonical_hash(payload)
 
 

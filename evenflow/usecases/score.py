@@ -21,6 +21,7 @@ The batch is read, checked, scored and written ``chunk_rows`` rows at a time
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from evenflow import layout
+from evenflow.assess.reasons import ReasonPolicy, reason_columns, recorded_policy
 from evenflow.config.monitor import parse_model_ref
+from evenflow.config.run import ReasonParams
 from evenflow.config.score import ScoreParams, output_format, rejects_path, summary_path
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts import suite as contracts
@@ -45,10 +49,12 @@ from evenflow.registry import store as registry
 from evenflow.usecases import champion
 from evenflow.usecases.score_engine import (
     INPUT_ROW,
+    ReasonGiver,
     Scorer,
     ScoringModel,
     ScoringTotals,
     Totals,
+    evenflow_model,
     load_pyfunc,
     one_draw_stream,
     output_columns,
@@ -82,6 +88,10 @@ class ScoringResult(Record):
     rejected_by_rule: dict[str, int] = Field(description="Rows failing each rule.")
     threshold: str = Field(description="How decisions were made: the policy or the threshold.")
     warnings: tuple[str, ...] = ()
+    reason_policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Whether reasons were given, how, and which features never are and why.",
+    )
 
 
 def resolve_model(settings: EvenflowSettings, params: ScoreParams) -> ScoringModel:
@@ -197,11 +207,13 @@ def score_file(
     target = model.target or _suite_target(suite)
     checker = RowChecker(columns, suite, features=signature, target=target)
     lineage = _lineage(model, data_md5)
-    scorer = Scorer(pyfunc, signature, model, params.data)
+    giver, policy = reason_giver(settings, model, pyfunc, wanted=params.reasons)
+    scorer = Scorer(pyfunc, signature, model, params.data, giver)
     run = _Run(params, model, data_md5, columns, suite_path, threshold_used(pyfunc, columns))
+    reasons = giver.columns if giver else []
     with (
         staged_output(rejects_path(params.out), batch.object_types) as rejects,
-        staged_output(params.out, batch.object_types) as predictions,
+        staged_output(params.out, batch.object_types, reasons) as predictions,
         one_draw_stream(pyfunc),
     ):
         kept = output_columns(columns, signature, params.keep_columns, source=params.data)
@@ -216,6 +228,7 @@ def score_file(
                 f"{suite_path}; rows per failed rule: {check.counts}; see {reject_file}"
             )
         summary = run.summary(totals, check, scoring_run_id, flow_run_id)
+        summary["reasons"] = policy
         out_file = predictions.commit({**lineage, "summary": summary})
     summary["outputs"] = {
         "predictions": {"path": str(out_file.resolve()), "md5": file_md5(out_file)},
@@ -231,7 +244,67 @@ def score_file(
         totals.n_rejected,
         check.counts,
     )
-    return run.result(totals, check, out_file=out_file, reject_file=reject_file, sidecar=sidecar)
+    result = run.result(totals, check, out_file=out_file, reject_file=reject_file, sidecar=sidecar)
+    return result.model_copy(update={"reason_policy": policy})
+
+
+def reason_giver(
+    settings: EvenflowSettings, model: ScoringModel, pyfunc: Any, *, wanted: bool
+) -> tuple[ReasonGiver | None, dict[str, Any]]:
+    """What gives the batch's adverse decisions their reasons, and the policy as recorded.
+
+    The policy comes from the model's own training run (``params/run_params.json``): its
+    ``reasons:`` section (texts, top_k, immutable features) and its sensitive columns, with the
+    threshold policy's group column. A model whose run does not record them gets no reasons
+    rather than reasons that might name a sensitive column; the record says why.
+    """
+    if not wanted:
+        return None, {"given": False, "why": "turned off (--no-reasons)"}
+    loaded = evenflow_model(pyfunc)
+    if loaded is None:
+        return None, _not_given(model, "it is not an evenflow booster model")
+    config = _training_config(settings, model.run_id)
+    if config is None:
+        return None, _not_given(
+            model, f"its run records no {layout.RUN_PARAMS}, so its sensitive columns are unknown"
+        )
+    sensitive, reasons = config
+    if loaded.policy is not None:
+        sensitive = (*sensitive, loaded.policy.sensitive_column)
+    policy = ReasonPolicy.for_model(
+        [feature.name for feature in loaded.features],
+        sensitive=sensitive,
+        immutable=reasons.immutable,
+        texts=reasons.texts,
+        top_k=reasons.top_k,
+    )
+    logger.info(
+        "reasons: %s for adverse decisions; never given: %s",
+        ", ".join(reason_columns(policy.top_k)),
+        ", ".join(f"{name} ({why})" for name, why in policy.excluded.items()) or "none",
+    )
+    return ReasonGiver(loaded, policy), recorded_policy(policy)
+
+
+def _not_given(model: ScoringModel, why: str) -> dict[str, Any]:
+    logger.warning("no reasons given: %s version %s: %s", model.name, model.version, why)
+    return {"given": False, "why": why}
+
+
+def _training_config(
+    settings: EvenflowSettings, run_id: str
+) -> tuple[tuple[str, ...], ReasonParams] | None:
+    """The training run's sensitive columns and ``reasons:`` section; None if it records none."""
+    client = registry.client_for(settings)
+    with tempfile.TemporaryDirectory(prefix="evenflow-score-") as scratch:
+        try:
+            doc = registry.download_json(client, run_id, layout.RUN_PARAMS, Path(scratch))
+        except (MlflowException, OSError):
+            return None
+    sensitive = tuple(str(c) for c in (doc.get("dataset") or {}).get("sensitive") or ())
+    if not sensitive:
+        return None
+    return sensitive, ReasonParams.model_validate(doc.get("reasons") or {})
 
 
 def _lineage(model: ScoringModel, data_md5: str) -> dict[str, str]:
@@ -361,12 +434,25 @@ def log_scoring(
             layout.THRESHOLD_TAG: result.threshold,
         },
     )
+    registry.log_params(settings, run_id, reason_params(result.reason_policy))
     registry.log_artifact(settings, run_id, result.summary_path, layout.SCORING_DIR)
     registry.log_json(
         settings, run_id, rejects_summary(result), f"{layout.SCORING_DIR}/{layout.REJECTS_SUMMARY}"
     )
     if log_rejected_rows:
         registry.log_artifact(settings, run_id, result.rejects_path, layout.SCORING_DIR)
+
+
+def reason_params(policy: Mapping[str, Any]) -> dict[str, str]:
+    """The reason policy as MLflow parameters (the whole of it is in the logged sidecar)."""
+    if not policy.get("given"):
+        return {"reasons.given": "false", "reasons.why_not": str(policy.get("why", ""))}
+    excluded = policy.get("excluded") or {}
+    return {
+        "reasons.given": "true",
+        "reasons.top_k": str(policy["top_k"]),
+        "reasons.never_given": ", ".join(f"{k} ({v})" for k, v in excluded.items()) or "none",
+    }
 
 
 def rejects_summary(result: ScoringResult) -> dict[str, Any]:

@@ -24,10 +24,12 @@ import pyarrow as pa
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
+from evenflow.assess.reasons import ReasonPolicy, contributions, reason_columns, top_reasons
 from evenflow.config.score import output_format
 from evenflow.config.settings import EvenflowSettings
 from evenflow.contracts.row_check import RowChecker
 from evenflow.data.batch_io import StagedTable, staged_table
+from evenflow.data.features import typed_features
 from evenflow.errors import ConfigError, DataError
 from evenflow.layout import SCORING_PARQUET_KEY
 from evenflow.records import Record
@@ -151,6 +153,38 @@ def one_draw_stream(pyfunc: Any) -> Iterator[None]:
         model.draws = None
 
 
+def evenflow_model(pyfunc: Any) -> EvenflowModel | None:
+    """The loaded evenflow model inside the pyfunc (booster, features, trainer), or None."""
+    model = _python_model(pyfunc)
+    return model if isinstance(model, EvenflowModel) else None
+
+
+@dataclass(frozen=True)
+class ReasonGiver:
+    """The booster behind the pyfunc and the policy that turns its contributions into reasons."""
+
+    model: EvenflowModel
+    policy: ReasonPolicy
+
+    @property
+    def columns(self) -> list[str]:
+        """The output columns it adds: ``reason_1 … reason_k``."""
+        return reason_columns(self.policy.top_k)
+
+    def reasons(self, typed: pd.DataFrame, prediction: np.ndarray) -> pd.DataFrame:
+        """Reasons for the adverse rows (their contributions only are computed); null elsewhere."""
+        adverse = np.asarray(prediction) == self.policy.adverse_prediction
+        given = pd.DataFrame(None, index=typed.index, columns=self.columns, dtype=object)
+        if not adverse.any():
+            return given
+        rows = typed_features(typed.loc[adverse], self.model.features)
+        found = contributions(self.model.booster, rows, self.model.trainer)
+        given.loc[adverse] = top_reasons(
+            found, np.ones(len(rows), dtype=bool), self.policy, index=rows.index
+        )
+        return given
+
+
 @dataclass(frozen=True)
 class Scorer:
     """The registered model and what it needs to score a chunk's checked rows."""
@@ -159,6 +193,8 @@ class Scorer:
     signature: Mapping[str, str]
     model: ScoringModel
     source: Path
+    reasons: ReasonGiver | None = None
+    """Gives ``reason_1 … reason_k`` to adverse decisions; None: no reason columns."""
 
     def score(self, accepted: pd.DataFrame) -> pd.DataFrame:
         """The rows typed as the model's inputs, with its score and decision.
@@ -168,7 +204,10 @@ class Scorer:
         """
         typed = typed_for_signature(accepted, self.signature)
         if typed.empty:
-            return typed.assign(**{SCORE: np.empty(0), PREDICTION: np.empty(0, dtype=np.int64)})
+            empty = typed.assign(**{SCORE: np.empty(0), PREDICTION: np.empty(0, dtype=np.int64)})
+            if self.reasons is None:
+                return empty
+            return empty.assign(**{c: np.empty(0, dtype=object) for c in self.reasons.columns})
         try:  # the model's columns only: MLflow would drop the others, warning at each chunk
             decided = self.pyfunc.predict(typed[list(self.signature)])
         except MlflowException as exc:
@@ -176,9 +215,13 @@ class Scorer:
                 f"{self.source}: model {self.model.name!r} version {self.model.version} refused "
                 f"the checked rows: {_first_line(exc)}"
             ) from None
-        return typed.assign(
+        scored = typed.assign(
             **{SCORE: decided["score"].to_numpy(), PREDICTION: decided["prediction"].to_numpy()}
         )
+        if self.reasons is None:
+            return scored
+        given = self.reasons.reasons(typed[list(self.signature)], scored[PREDICTION].to_numpy())
+        return pd.concat([scored, given], axis=1)
 
 
 class ScoringTotals(Record):
@@ -270,11 +313,15 @@ def output_columns(
 
 
 def staged_output(
-    target: Path, object_types: Mapping[str, pa.DataType]
+    target: Path, object_types: Mapping[str, pa.DataType], text_columns: Sequence[str] = ()
 ) -> AbstractContextManager[StagedTable]:
-    """Predictions or rejects, staged beside ``target`` until committed."""
+    """Predictions or rejects, staged beside ``target`` until committed.
+
+    ``text_columns`` (the reasons) are text even in a chunk where every value is null.
+    """
     types = {
         **object_types,
+        **dict.fromkeys(text_columns, pa.string()),
         FAILED_RULES: pa.string(),
         **dict.fromkeys(LINEAGE_COLUMNS, pa.string()),
     }
