@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from evenflow.cli import data, models, ops, reproduce, run, ui
+from evenflow.cli import audit, data, models, ops, reproduce, run, ui
 from evenflow.cli.environment import prepare
 from evenflow.cli.handling import VERBOSE_ENV, handled
 from evenflow.config.settings import EvenflowSettings
@@ -27,8 +27,15 @@ expectations_app = typer.Typer(
 stack_app = typer.Typer(
     help="The server stack (MLflow, Prefect, Dask) as local processes.", no_args_is_help=True
 )
+audit_app = typer.Typer(
+    cls=audit.BundleByDefault,
+    help="A version's evidence as one zip an auditor can verify: "
+    "`evenflow audit MODEL VERSION --out bundle.zip`, `evenflow audit verify bundle.zip`.",
+    no_args_is_help=True,
+)
 app.add_typer(expectations_app, name="expectations")
 app.add_typer(stack_app, name="stack")
+app.add_typer(audit_app, name="audit")
 
 
 @app.callback()
@@ -72,3 +79,5 @@ _register(expectations_app, data.expectations_init, "init")
 _register(stack_app, ops.stack_up, "up")
 _register(stack_app, ops.stack_status, "status")
 _register(stack_app, ops.stack_down, "down")
+_register(audit_app, audit.bundle, "bundle")
+_register(audit_app, audit.verify, "verify")
