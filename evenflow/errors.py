@@ -66,3 +66,22 @@ class PostgresUnreachable(StackError):
 
 class ServiceUnhealthy(StackError):
     """A stack service exited or did not become healthy in time; the message ends with its log."""
+
+
+class ShardChanged(DataError):
+    """A shard's bytes differ from the md5 its manifest recorded: it changed after it was versioned.
+
+    A data error, never retried: reading the shard again gives the same wrong bytes. It crosses
+    from a Dask worker to the driver by pickle, hence :meth:`__reduce__`.
+    """
+
+    def __init__(self, shard: str, expected: str, actual: str, folder: str) -> None:
+        super().__init__(
+            f"shard {shard}: md5 {actual} read, manifest says {expected}: the shard changed after "
+            f"it was versioned; delete its folder {folder} and run again (sharding writes it "
+            "again from the batch, byte for byte)"
+        )
+        self.shard, self.expected, self.actual, self.folder = shard, expected, actual, folder
+
+    def __reduce__(self) -> tuple[type[ShardChanged], tuple[str, str, str, str]]:
+        return type(self), (self.shard, self.expected, self.actual, self.folder)

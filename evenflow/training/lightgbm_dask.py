@@ -26,6 +26,7 @@ from evenflow.training.partitions import (
     WEIGHT,
     pinned_frame,
     read_partition,
+    split_shards,
 )
 
 
@@ -151,8 +152,10 @@ def _valid_auc_by_round(booster: Any, manifest: ShardManifest) -> list[float]:
     ``lightgbm.dask``'s own eval history comes from one worker's slice of valid only.
     """
     parts = [
-        read_partition(str(path), manifest.features, manifest.target, manifest.positive_label, [])
-        for path in manifest.split_paths("valid")
+        read_partition(
+            str(path), manifest.features, manifest.target, manifest.positive_label, [], md5=md5
+        )
+        for path, md5 in split_shards(manifest, "valid")
     ]
     frame = pd.concat(parts, ignore_index=True)
     features = frame[[f.name for f in manifest.features]]
@@ -167,13 +170,14 @@ def _valid_auc_by_round(booster: Any, manifest: ShardManifest) -> list[float]:
 def _predict_local(booster: Any, manifest: ShardManifest, split: str) -> pd.DataFrame:
     """Score a split shard by shard with a local booster (bounded memory, same columns as Dask)."""
     parts = []
-    for path in manifest.split_paths(split):  # type: ignore[arg-type]
+    for path, md5 in split_shards(manifest, split):
         frame = read_partition(
             str(path),
             manifest.features,
             manifest.target,
             manifest.positive_label,
             [manifest.row_id, *manifest.sensitive],
+            md5=md5,
         )
         scores = booster.predict(frame[[f.name for f in manifest.features]])
         parts.append(

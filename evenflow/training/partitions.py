@@ -1,19 +1,23 @@
 """Shards read on fixed workers: shard ``i`` on the worker of rank ``i mod n``, so re-runs build the same model.
 
-The driver never holds the training data; each worker reads its own shards from disk.
+The driver never holds the training data; each worker reads its own shards and checks their md5
+against the manifest, so a model is never trained on bytes other than the versioned ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import dask.dataframe as dd
 import pandas as pd
-from distributed import Client, Future
+import pyarrow as pa
+from distributed import Client, Future, wait
 
 from evenflow.assess.reweighing import weights_for
 from evenflow.data.features import label_values, typed_column
-from evenflow.errors import ConfigError
+from evenflow.errors import ConfigError, ShardChanged
 from evenflow.records import FeatureSpec, Record, ShardManifest
 from evenflow.training.cluster import ranked_workers
 
@@ -29,6 +33,30 @@ class SampleWeights(Record):
     table: dict[tuple[str, int], float]
 
 
+def _shown(path: Path) -> str:
+    """A path as the user types it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_shard(path: str, md5: str | None) -> pd.DataFrame:
+    """A shard's rows, its bytes read once: hashed and parsed from the same buffer.
+
+    Raises :class:`ShardChanged` when ``md5`` (the manifest's) is not the md5 of those bytes;
+    ``None`` skips the check (a file that no manifest describes).
+    """
+    data = Path(path).read_bytes()
+    if md5 is not None:
+        actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if actual != md5:
+            # A shard sits one folder (its split or fold) below the shard directory.
+            shard = Path(path)
+            raise ShardChanged(_shown(shard), md5, actual, _shown(shard.parents[1]))
+    return pd.read_parquet(pa.BufferReader(data))
+
+
 def read_partition(
     path: str,
     features: Sequence[FeatureSpec],
@@ -36,10 +64,14 @@ def read_partition(
     positive_label: str,
     keep: Sequence[str],
     *,
+    md5: str | None = None,
     weights: SampleWeights | None = None,
 ) -> pd.DataFrame:
-    """Read one shard on a worker: typed features, a 0/1 label, the ``keep`` columns, weights."""
-    raw = pd.read_parquet(path)
+    """Read one shard on a worker: typed features, a 0/1 label, the ``keep`` columns, weights.
+
+    ``md5`` is the manifest's md5 of the shard: the bytes read must have it (see :func:`read_shard`).
+    """
+    raw = read_shard(path, md5)
     frame = pd.DataFrame(index=raw.index)
     for feature in features:
         frame[feature.name] = typed_column(raw[feature.name], feature)
@@ -52,6 +84,11 @@ def read_partition(
     return frame
 
 
+def split_shards(manifest: ShardManifest, split: str) -> list[tuple[Path, str]]:
+    """A split's shards in shard order: absolute path and the md5 the manifest recorded."""
+    return [(manifest.shard_dir / s.path, s.md5) for s in manifest.shards if s.split == split]
+
+
 def pinned_frame(
     client: Client,
     manifest: ShardManifest,
@@ -61,7 +98,8 @@ def pinned_frame(
 ) -> tuple[dd.DataFrame, dict[str, int]]:
     """Build a Dask frame whose partitions are read on fixed workers; return it and the shard map."""
     workers = ranked_workers(client)
-    paths = manifest.split_paths(split)  # type: ignore[arg-type]
+    shards = split_shards(manifest, split)
+    paths = [path for path, _ in shards]
     if len(paths) < len(workers):
         # XGBoost refuses a worker without rows when features are categorical.
         raise ConfigError(
@@ -70,7 +108,7 @@ def pinned_frame(
         )
     futures: list[Future[pd.DataFrame]] = []
     placement: dict[str, int] = {}
-    for index, path in enumerate(paths):
+    for index, (path, md5) in enumerate(shards):
         rank = index % len(workers)
         futures.append(
             client.submit(
@@ -80,6 +118,7 @@ def pinned_frame(
                 manifest.target,
                 manifest.positive_label,
                 keep,
+                md5=md5,
                 weights=weights,
                 workers=[workers[rank]],
                 allow_other_workers=False,
@@ -87,12 +126,26 @@ def pinned_frame(
             )
         )
         placement[str(path.relative_to(manifest.shard_dir))] = rank
+    _raise_failed_read(futures)
     meta = read_partition(
         str(paths[0]),
         manifest.features,
         manifest.target,
         manifest.positive_label,
         keep,
+        md5=shards[0][1],
         weights=weights,
     ).iloc[:0]
     return dd.from_delayed(futures, meta=meta, verify_meta=False), placement
+
+
+def _raise_failed_read(futures: Sequence[Future[pd.DataFrame]]) -> None:
+    """Wait for the shards to be read; raise the first failed read's own error.
+
+    Handed a failed partition, XGBoost asserts ``part.status == "finished"``: its bare
+    ``AssertionError`` would hide which shard failed and why (a changed shard, a lost worker).
+    """
+    wait(futures)
+    for future in futures:
+        if future.status == "error":
+            future.result()
