@@ -55,6 +55,22 @@ from evenflow.records import Record
 
 logger = logging.getLogger(__name__)
 
+__all__ = [  # Estimate is re-exported: the report's figures, defined apart for the impact ratios
+    "BootstrapInfo",
+    "Disparity",
+    "Estimate",
+    "FairnessReport",
+    "GroupMetrics",
+    "LeftOut",
+    "LeftOutCell",
+    "ReliabilityBin",
+    "ScoreDistribution",
+    "SliceReport",
+    "SliceSummary",
+    "fairness_report",
+    "report_to_json",
+]
+
 
 class Disparity(Estimate):
     """A between-group summary, naming the groups at its two ends."""

@@ -67,6 +67,15 @@ class GatePolicy(Record):
             f"Keys among: {', '.join(MIN_SUMMARIES)}."
         ),
     )
+    min_impact_ratio: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Slice -> smallest acceptable impact ratio of every reported category's selection "
+            "rate (e.g. {sex: 0.8}; an intersection is written 'race*sex'), judged on its "
+            "bootstrap interval: a category fails when its whole interval lies below the limit "
+            "(with use_interval_bound 'upper', when its lower end does). Empty: off."
+        ),
+    )
     use_interval_bound: Literal["point", "upper"] = Field(
         default="point",
         description=(
@@ -104,6 +113,18 @@ class GatePolicy(Record):
     @classmethod
     def _known_min_summaries(cls, value: dict[str, float]) -> dict[str, float]:
         return _check_limits(value, MIN_SUMMARIES, "min_ratio")
+
+    @field_validator("min_impact_ratio")
+    @classmethod
+    def _impact_slices_are_named(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not slice_columns(entry) for entry in value):
+            raise ValueError("min_impact_ratio: a slice must name at least one column")
+        if len({frozenset(slice_columns(entry)) for entry in value}) != len(value):
+            raise ValueError(f"min_impact_ratio: slices repeat: {list(value)}")
+        outside = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+        if outside:
+            raise ValueError(f"min_impact_ratio limits must lie in [0, 1], got {outside}")
+        return value
 
     @field_validator("columns")
     @classmethod

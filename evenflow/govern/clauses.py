@@ -25,6 +25,7 @@ ClauseKind = Literal[
     "auc_vs_baseline",
     "max_disparity",
     "min_ratio",
+    "min_impact_ratio",
     "non_regression",
 ]
 

@@ -16,6 +16,10 @@ Clauses:
   below a maximum, per slice.
 - ``min_ratio.<summary>[<slice>]``: a between-group ratio (demographic parity ratio) at or above
   a minimum, per slice.
+- ``min_impact_ratio[<slice>]``: every reported category's impact ratio (its selection rate over
+  the highest category's, from the fairness report's impact-ratio table) at or above a minimum,
+  judged on its interval: a category fails when even the interval's upper end is below the limit
+  (the table's "below four-fifths"); with ``use_interval_bound="upper"``, when its lower end is.
 - ``non_regression.<metric>[<column>=<group>]``: no group's recall or precision worse than the
   champion's by more than a margin.
 
@@ -36,7 +40,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from evenflow.assess.estimates import Estimate
 from evenflow.assess.fairness import Disparity, FairnessReport, SliceReport
+from evenflow.assess.impact_ratio import ImpactCategory, ImpactSlice
 from evenflow.assess.small_groups import REPORTED
 from evenflow.config.fairness import JOIN
 from evenflow.config.gates import GatePolicy, slice_columns
@@ -127,9 +133,15 @@ def gate_failures(
         *_auc_bound_clause(policy, metrics),
         *_baseline_clause(policy, metrics, baseline_metrics),
         *_fairness_clauses(policy, fairness),
+        *_impact_clauses(policy, fairness),
         *regression,
     ]
-    excluded = [*_fairness_excluded(policy, fairness), *regression_excluded]
+    fairness_excluded = list(_fairness_excluded(policy, fairness))
+    excluded = [
+        *fairness_excluded,
+        *_impact_excluded(policy, fairness, fairness_excluded),
+        *regression_excluded,
+    ]
     return GateDecision.from_clauses(policy, clauses, excluded)
 
 
@@ -349,6 +361,107 @@ def _chosen(
     if comparison == "<=":
         return "upper", value.high
     return "lower", value.low
+
+
+# --- impact ratios --------------------------------------------------------------------------
+
+
+def _impact_table(fairness: FairnessReport, columns: tuple[str, ...]) -> ImpactSlice | None:
+    if fairness.impact_ratios is None:
+        return None
+    try:
+        return fairness.impact_ratios.slice(*columns)
+    except KeyError:
+        return None
+
+
+def _impact_clauses(policy: GatePolicy, fairness: FairnessReport) -> Iterator[GateClause]:
+    for entry, limit in policy.min_impact_ratio.items():
+        columns = slice_columns(entry)
+        yield _impact_clause(policy, JOIN.join(columns), _impact_table(fairness, columns), limit)
+
+
+def _impact_excluded(
+    policy: GatePolicy, fairness: FairnessReport, already: Sequence[ExcludedGroup]
+) -> Iterator[ExcludedGroup]:
+    """Private and insufficient categories of the gated impact-ratio tables, not listed yet."""
+    listed = {(item.slice, item.group) for item in already}
+    for entry in policy.min_impact_ratio:
+        columns = slice_columns(entry)
+        table = _impact_table(fairness, columns)
+        for category in () if table is None else table.categories:
+            key = (JOIN.join(columns), category.name)
+            if category.status != REPORTED and key not in listed:
+                listed.add(key)
+                yield ExcludedGroup(
+                    clauses="fairness",
+                    slice=key[0],
+                    group=category.name,
+                    status=category.status,
+                    n=category.n,
+                    reason=category.reason or category.status,
+                )
+
+
+def _gated_ratio(category: ImpactCategory) -> Estimate | None:
+    """A category's selection impact ratio, if the gate uses it (reported, with a ratio)."""
+    if category.status != REPORTED or category.selection is None:
+        return None
+    ratio = category.selection.impact_ratio
+    return None if ratio is None or ratio.value is None else ratio
+
+
+def _impact_clause(
+    policy: GatePolicy, slice_name: str, table: ImpactSlice | None, limit: float
+) -> GateClause:
+    """Every reported category's impact ratio, judged on its interval, against ``limit``."""
+    base = {
+        "name": f"min_impact_ratio[{slice_name}]",
+        "kind": "min_impact_ratio",
+        "comparison": ">=",
+    }
+    if table is None:
+        detail = f"no impact-ratio table for '{slice_name}' in the fairness report"
+        return _unmeasured(base, limit, detail)
+    ratios = {c.name: r for c in table.categories if (r := _gated_ratio(c)) is not None}
+    if not ratios:
+        why = table.note or "no reported category"
+        return _unmeasured(base, limit, f"impact ratios on '{slice_name}' not computed: {why}")
+    bound: Bound = "lower" if policy.use_interval_bound == "upper" else "upper"
+    judged = {name: r.low if bound == "lower" else r.high for name, r in ratios.items()}
+    if any(value is None for value in judged.values()):
+        detail = f"impact ratios on '{slice_name}' have no interval (fairness.n_bootstrap is 0)"
+        return _unmeasured(base, limit, detail)
+    worst = min(judged, key=lambda name: judged[name] or 0.0)
+    compared, ratio = judged[worst], ratios[worst]
+    below = [name for name, value in judged.items() if value is None or not at_least(value, limit)]
+    detail = (
+        f"impact ratio of the selection rate on '{slice_name}': lowest {bound} bound "
+        f"{figure_text(compared)} >= {figure_text(limit)} required (category {worst}: point "
+        f"{figure_text(ratio.value)}, interval {interval_text(ratio.low, ratio.high)}; reference "
+        f"{table.reference.get('selection')}; below the limit: {', '.join(below) or 'none'}; "
+        f"{_impact_disclosure(table)})"
+    )
+    return GateClause(
+        **base,
+        observed=ratio.value,
+        low=ratio.low,
+        high=ratio.high,
+        bound=bound,
+        compared=compared,
+        limit=limit,
+        passed=not below,
+        detail=detail,
+    )
+
+
+def _impact_disclosure(table: ImpactSlice) -> str:
+    """What the table left out of the ratios: small categories, unknown rows, unreported ones."""
+    unreported = sum(1 for c in table.categories if c.status != REPORTED)
+    return (
+        f"{len(table.excluded)} small categories excluded, {table.n_unknown} rows of unknown "
+        f"category, {unreported} private or insufficient categories not gated"
+    )
 
 
 def _unmeasured(base: Mapping[str, Any], limit: float, detail: str) -> GateClause:

@@ -24,6 +24,7 @@ from evenflow import layout
 from evenflow.assess.fairness import FairnessReport, SliceReport
 from evenflow.govern.gates import GateDecision
 from evenflow.reports.card_rows import (
+    IMPACT_HEADER,
     CellText,
     clause_detail_rows,
     clause_result,
@@ -32,6 +33,8 @@ from evenflow.reports.card_rows import (
     excluded_rows,
     gate_table,
     group_importance_table,
+    impact_disclosure,
+    impact_rows,
     importance_rows,
     is_figure,
     left_out_rows,
@@ -78,6 +81,7 @@ _PROXY_HEADER = ("Sensitive column", "AUC", "Kind", "Rows", "Classes", "Top feat
 _SUMMARY_HEADER = ("Summary", "Value", "Highest", "Lowest")
 VERDICT_HEADING = "Verdict and gate decision"
 GATE_DETAILS_HEADING = "Gate details"
+IMPACT_HEADING = "Impact ratios"
 FAIRNESS_LEGEND = (
     "Rows shaded yellow are groups with insufficient evidence (too few positives or negatives): "
     "shown with their wide intervals, marked, and left out of the summaries and the gate. Grey "
@@ -244,7 +248,7 @@ def card_content(inputs: ModelCardInputs, relative_to: Path | None = None) -> Ca
             ],
         ),
         Section("Metrics", _metrics(inputs)),
-        Section("Fairness", _fairness(inputs)),
+        Section("Fairness", [*_fairness(inputs), *_impact_ratios(inputs.fairness)]),
         Section("Mitigation", _mitigation(inputs, relative_to)),
         Section("Drift", _drift(inputs)),
         Section("Explanations (SHAP)", _shap(inputs, relative_to)),
@@ -309,6 +313,41 @@ def _slice_tables(item: SliceReport) -> list[Block]:
     header = ("Group", "n", "Positives", "Negatives", *(label for _, label in PLOTTED_RATES))
     classes = [g.status if g.status != "reported" else "" for g in item.groups]
     blocks.append(Table(header, slice_group_rows(item), only="markdown", row_classes=classes))
+    return blocks
+
+
+def _impact_ratios(report: FairnessReport | None) -> list[Block]:
+    """The bias-audit tables (NYC Local Law 144): one per sensitive column and intersection.
+
+    They close the Fairness section under their own heading (the card's section list, in
+    ``model_card.SECTIONS``, is kept elsewhere).
+    """
+    if report is None:
+        return []
+    tables = report.impact_ratios
+    if tables is None:
+        return [Heading(IMPACT_HEADING), Text(NOT_PROVIDED)]
+    limit = num(tables.settings.four_fifths)
+    blocks: list[Block] = [
+        Heading(IMPACT_HEADING),
+        Text(
+            f"Selection rate: the share selected ({tables.selection_rule}); scoring rate: the "
+            f"share scored above the median score of all rows ({num(tables.median_score)}). "
+            "Impact ratio: a category's rate divided by the highest category's rate, with a "
+            f"{tables.confidence_level:.0%} percentile bootstrap interval from "
+            f"{tables.replicates:,} replicates. Flag: below four-fifths when the whole interval "
+            f"lies under {limit}, insufficient evidence when it straddles {limit} (or the "
+            f"category has too few labels), ok when it lies at or above {limit}. A private "
+            "category shows only its n."
+        ),
+    ]
+    for table in tables.slices:
+        classes = [c.status if c.status != "reported" else "" for c in table.categories]
+        blocks += [
+            Heading(f"{IMPACT_HEADING}: {table.name}"),
+            Text(impact_disclosure(table, tables)),
+            Table(IMPACT_HEADER, impact_rows(table), row_classes=classes),
+        ]
     return blocks
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from evenflow.assess.explain import Explanations
 from evenflow.assess.fairness import Estimate, FairnessReport, SliceReport
+from evenflow.assess.impact_ratio import RATES, ImpactRatioReport, ImpactSlice, RateRatio
 from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
 from evenflow.records import ValidationReport
@@ -337,3 +338,60 @@ def slice_group_rows(item: SliceReport) -> Rows:
         cells: list[CellText] = [estimate_cell(getattr(group, f)) for f, _ in PLOTTED_RATES]
         rows.append([*counts, *cells])
     return rows
+
+
+IMPACT_HEADER = (
+    "Category",
+    "n",
+    "Share of rows",
+    "Selection rate",
+    "Impact ratio",
+    "Flag",
+    "Scoring rate",
+    "Impact ratio (scoring)",
+    "Flag (scoring)",
+)
+
+
+def impact_rows(table: ImpactSlice) -> Rows:
+    """A slice's categories: n and share, then per rate its value, impact ratio and flag.
+
+    A private category shows only n; an insufficient one is marked and flagged as such.
+    """
+    rows: list[list[CellText]] = []
+    for category in table.categories:
+        mark = " (insufficient evidence)" if category.status == "insufficient" else ""
+        counts: list[CellText] = [category.name + mark, num(category.n), _percent(category.share)]
+        if category.status == "private":  # only n: never a rate
+            rows.append([*counts, *(["private"] * 3 * len(RATES))])
+            continue
+        figures = (category.selection, category.scoring)
+        rows.append([*counts, *(cell for rate in figures for cell in _rate_cells(rate))])
+    return rows
+
+
+def _rate_cells(figure: RateRatio | None) -> list[CellText]:
+    if figure is None:
+        return [DASH, DASH, DASH]
+    return [estimate_cell(figure.rate), estimate_cell(figure.impact_ratio), figure.flag or DASH]
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def impact_disclosure(table: ImpactSlice, report: ImpactRatioReport) -> str:
+    """What the table leaves out of its ratios, said in a sentence: unknown rows, small categories."""
+    minimum = _percent(report.settings.min_share)
+    small = (
+        "; ".join(f"{c.name} (n={num(c.n)})" for c in table.excluded) if table.excluded else "none"
+    )
+    reference = table.reference.get("selection") or DASH
+    scoring_reference = table.reference.get("scoring") or DASH
+    text = (
+        f"{num(table.n_rows)} rows, {num(table.n_unknown)} of them with an unknown category "
+        f"(counted, not compared). Categories under {minimum} of the rows, excluded from the "
+        f"ratios: {small}. Highest selection rate: {reference}; highest scoring rate: "
+        f"{scoring_reference}."
+    )
+    return f"{text} {table.note}." if table.note else text
