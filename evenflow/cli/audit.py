@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from evenflow.cli.environment import settings
+from evenflow.govern.annex_iv import ANSWERED, PARTLY, UNANSWERED
 
 DEFAULT_COMMAND = "bundle"
 
@@ -48,10 +49,12 @@ def bundle(
 
     target = out if out is not None else Path(f"{model}-v{version}-audit.zip")
     manifest = build_bundle(settings(), model, version, target)
-    counts: dict[str, int] = {}
-    for row in manifest.annex_iv:
-        counts[row.status] = counts.get(row.status, 0) + 1
-    annex = ", ".join(f"{n} {status}" for status, n in counts.items())
+    statuses = [row.status for row in manifest.annex_iv]
+    annex = ", ".join(
+        f"{statuses.count(status)} {status}"
+        for status in (ANSWERED, PARTLY, UNANSWERED)
+        if status in statuses
+    )
     typer.echo(
         f"wrote {target}: {len(manifest.files)} files, {len(manifest.withheld)} more as hashes only "
         f"(run {manifest.run_id})"
@@ -90,10 +93,16 @@ def verify(
     checked = f"verified: {bundle}: all {result.files_checked} files hash as listed"
     if result.registry_checked:
         checked += (
-            f"; {result.artifacts_checked} run artifacts and {result.ledger_entries_checked} "
-            f"ledger entries match the registry ({result.model} v{result.version})"
+            f"; {_count(result.artifacts_checked, 'run artifact')} and "
+            f"{_count(result.ledger_entries_checked, 'ledger entry', 'ledger entries')} match "
+            f"the registry ({result.model} v{result.version})"
         )
     typer.echo(checked)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 ledger entry``, ``3 ledger entries``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def _quoted(path: Path) -> str:

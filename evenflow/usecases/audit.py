@@ -83,6 +83,9 @@ CONTRACT_RECORD = "contract/expectations.json"
 README = "README.md"
 README_TEMPLATE = "audit_readme.md.j2"
 
+#: Aliases move as champions change: recorded in the review record, never compared.
+UNCOMPARED = "aliases_when_bundled"
+
 Source = Literal["run artifact", "registry", "derived"]
 
 
@@ -323,7 +326,7 @@ def review_record(found: ModelVersion) -> dict[str, Any]:
         "run_id": str(found.run_id),
         "tags": dict(sorted(found.tags.items())),
         "description": found.description or "",
-        "aliases_when_bundled": sorted(found.aliases or ()),
+        UNCOMPARED: sorted(found.aliases or ()),
     }
 
 
@@ -532,7 +535,8 @@ def _records_match(
         if path not in contents:
             continue
         then = json.loads(contents[path])
-        then.pop("aliases_when_bundled", None)
+        for record in (then, now):
+            record.pop(UNCOMPARED, None)
         findings += _compare(path, then, now, notes)
     return findings
 
