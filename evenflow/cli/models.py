@@ -1,6 +1,7 @@
 """The reviewer's commands: review, promote, reject, roll back, history, audit the aliases.
 
-``audit-aliases`` checks that every ``champion`` alias is where the promotion ledger put it.
+``audit-aliases`` checks that every ``champion`` alias is where the promotion ledger put it;
+``history --verify`` checks the ledger's hash chain.
 """
 
 from __future__ import annotations
@@ -74,12 +75,30 @@ def rollback(model: ModelArgument, reviewer: ReviewerOption, note: NoteOption) -
     _say_put_right(entry)
 
 
-def history(model: ModelArgument) -> None:
-    """Print the model's append-only promotion ledger."""
+def history(
+    model: ModelArgument,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the ledger's hash chain: exit 1, naming the entry, if one was edited, "
+            "removed, inserted or reordered.",
+        ),
+    ] = False,
+) -> None:
+    """Print the model's append-only promotion ledger (with --verify: and whether it is intact)."""
     from evenflow.reports.review import render_history
     from evenflow.usecases import champion
 
-    typer.echo(render_history(champion.history(settings(), model)))
+    current = settings()
+    typer.echo(render_history(champion.history(current, model), hashes=verify))
+    if not verify:
+        return
+    verdict = champion.verify(current, model)
+    typer.echo("")
+    typer.echo("\n".join(verdict.describe()))
+    if not verdict.intact:
+        raise typer.Exit(code=1)
 
 
 def audit_aliases(

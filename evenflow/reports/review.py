@@ -162,8 +162,12 @@ def _gate_headline(gate: GateSummary) -> str:
     return f"**Gate {verdict}** ({gate.n_clauses} clauses checked; tag `{gate.tag or 'none'}`)"
 
 
-def render_history(entries: Sequence[LedgerEntry]) -> str:
-    """The ledger as an aligned table, oldest first."""
+def render_history(entries: Sequence[LedgerEntry], *, hashes: bool = False) -> str:
+    """The ledger as an aligned table, oldest first; ``hashes`` adds each entry's chain hashes.
+
+    Hashes are shortened to 12 characters, as the evidence digest; ``-``: written before the
+    hash chain.
+    """
     if not entries:
         return "No promotion decisions recorded."
     rows = [
@@ -175,13 +179,15 @@ def render_history(entries: Sequence[LedgerEntry]) -> str:
             e.previous_champion or "-",
             e.reviewer,
             (e.evidence_sha256 or "-")[:12],
+            *([(e.prev_sha256 or "-")[:12], (e.sha256 or "-")[:12]] if hashes else []),
             e.override or "-",
             e.note,
         ]
         for e in entries
     ]
     headers = ["seq", "at (UTC)", "action", "version", "previous", "reviewer", "evidence"]
-    return _export([_table([*headers, "override", "note"], rows)])
+    chain = ["prev sha256", "sha256"] if hashes else []
+    return _export([_table([*headers, *chain, "override", "note"], rows)])
 
 
 def _export(parts: Sequence[RenderableType]) -> str:

@@ -11,6 +11,9 @@ Every decision, and every use of ``champion`` by scoring and monitoring, first c
 with the ledger (:mod:`evenflow.govern.alias_guard`): a champion set outside the ledger is
 reported here, refused by :func:`guard_alias`, listed by :func:`audit_aliases`, and put right by
 a promote or rollback through the ledger.
+
+Every decision also verifies the ledger's hash chain first (:func:`verify`) and refuses to append
+to a broken one: an edited or removed entry must be looked at, not buried under a new decision.
 """
 
 from __future__ import annotations
@@ -36,7 +39,19 @@ from evenflow.govern.evidence import (
     evidence_hashes,
     reviewed_files,
 )
-from evenflow.govern.ledger import Action, LedgerEntry, decision_time, ledger_entries
+from evenflow.govern.ledger import (
+    Action,
+    ChainBreak,
+    ChainVerdict,
+    LedgerEntry,
+    decision_time,
+    ledger_entries,
+    missing_tail,
+    read_ledger,
+    refuse_broken,
+    verdict,
+    verify_chain,
+)
 from evenflow.govern.promotion import (
     check_reviewer,
     decision_tags,
@@ -54,6 +69,14 @@ logger = logging.getLogger(__name__)
 
 #: MLflow's user id of a run created without one.
 _UNKNOWN_USER = "unknown"
+
+#: Version tags that name the ledger entry of a decision about the version.
+_LEDGER_SEQ_TAGS = (
+    layout.PROMOTION_SEQ_TAG,
+    layout.REJECTION_SEQ_TAG,
+    layout.ROLLBACK_SEQ_TAG,
+    layout.RESTORED_SEQ_TAG,
+)
 
 
 def review(settings: EvenflowSettings, model: str, version: str | None = None) -> ReviewSummary:
@@ -123,10 +146,15 @@ class _Desk:
 def _open(
     settings: EvenflowSettings, model: str, reviewer: str, note: str, now: datetime | None
 ) -> _Desk:
-    """Every decision starts here: a reviewer's name that fits a tag, the ledger and the alias."""
+    """Every decision starts here: a reviewer's name that fits a tag, an intact ledger, the alias.
+
+    Raises:
+        PromotionRefused: The ledger's hash chain is broken (naming the entry).
+    """
     check_reviewer(reviewer)
     client = store.client_for(settings)
     found = store.registered_model(client, model)
+    refuse_broken(_verify_registered(client, found))
     entries = ledger_entries(found.tags)
     alias = _audit_registered(found, entries)
     if not alias.resolved:
@@ -273,8 +301,45 @@ def rollback(
 
 
 def history(settings: EvenflowSettings, model: str) -> list[LedgerEntry]:
-    """The model's append-only promotion ledger, oldest first."""
-    return ledger_entries(store.registered_model(store.client_for(settings), model).tags)
+    """The model's append-only promotion ledger, oldest first (entries that cannot be read left out).
+
+    An unreadable entry is named by :func:`verify`; history still shows the rest.
+    """
+    entries, _ = read_ledger(store.registered_model(store.client_for(settings), model).tags)
+    return entries
+
+
+def verify(settings: EvenflowSettings, model: str) -> ChainVerdict:
+    """Whether ``model``'s ledger is as it was appended: its hash chain, and no entry missing.
+
+    Besides the chain, the ledger entries named by versions' decision tags must be there: that
+    finds entries removed from the end, which a hash chain alone cannot.
+    """
+    client = store.client_for(settings)
+    return _verify_registered(client, store.registered_model(client, model))
+
+
+def _verify_registered(client: MlflowClient, found: RegisteredModel) -> ChainVerdict:
+    """The verdict on a registered model already read (its ledger tags), with its versions' tags."""
+    entries, unreadable = read_ledger(found.tags)
+    breaks: list[ChainBreak] = [
+        *unreadable,
+        *verify_chain(entries, unreadable={item.seq for item in unreadable}),
+        *missing_tail(entries, _referenced_seqs(client, found.name)),
+    ]
+    return verdict(found.name, entries, breaks)
+
+
+def _referenced_seqs(client: MlflowClient, model: str) -> dict[int, str]:
+    """Ledger entries named by the model's versions (their decision tags): seq -> version."""
+    quoted = "'" + model.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    named: dict[int, str] = {}
+    for found in client.search_model_versions(f"name = {quoted}"):
+        for key in _LEDGER_SEQ_TAGS:
+            value = (found.tags or {}).get(key, "")
+            if value.isdigit():
+                named.setdefault(int(value), str(found.version))
+    return named
 
 
 def audit(settings: EvenflowSettings, model: str) -> AliasAudit:
