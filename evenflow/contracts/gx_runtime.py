@@ -30,6 +30,7 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 
 from evenflow.contracts.data_docs import localise_site
 from evenflow.io import atomic_dir
+from evenflow.logs import held_at
 
 logger = logging.getLogger(__name__)
 
@@ -40,22 +41,13 @@ _WIDE = frozenset({"int64", "float64", "uint64"})
 @contextmanager
 def gx_context() -> Iterator[AbstractDataContext]:
     """A throwaway file-mode GX context (temp folder, no progress bars, GX's logs at WARNING)."""
-    with quiet_gx_logs(), tempfile.TemporaryDirectory(prefix="evenflow-gx-") as root:
+    with (
+        held_at(logging.WARNING, "great_expectations"),
+        tempfile.TemporaryDirectory(prefix="evenflow-gx-") as root,
+    ):
         context = gx.get_context(mode="file", project_root_dir=root)
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         yield context
-
-
-@contextmanager
-def quiet_gx_logs() -> Iterator[None]:
-    """Hold GX's loggers at WARNING for the call: its INFO lines are internals, not news."""
-    gx_logger = logging.getLogger("great_expectations")
-    previous = gx_logger.level
-    gx_logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        gx_logger.setLevel(previous)
 
 
 def add_checkpoint(

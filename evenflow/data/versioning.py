@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from dvc.repo import Repo
@@ -25,6 +23,7 @@ from dvc_objects.fs.local import LocalFileSystem
 
 from evenflow.errors import VersioningError
 from evenflow.io import atomic_dir
+from evenflow.logs import held_at
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,8 @@ def ensure_repo(project_root: Path, remote: str) -> None:
 
 def _init_repo(project_root: Path) -> None:
     no_scm = not (project_root / ".git").exists()
-    with _dvc_quiet():  # "Initialized DVC repository." and its git hints, on stdout
+    # "Initialized DVC repository." and its git hints, on stdout
+    with held_at(logging.WARNING, "dvc"):
         Repo.init(str(project_root), no_scm=no_scm).close()
     logger.info("initialised DVC in %s", project_root)
     (project_root / ".dvcignore").write_text(DVCIGNORE, encoding="utf-8")
@@ -77,18 +77,6 @@ def version_directory(project_root: Path, data_root: Path, shard_dir: Path) -> s
         _push(repo, cache, tree_hash)
     logger.info("versioned %s as %s", shard_dir, tree_hash.value)
     return str(tree_hash.value)
-
-
-@contextmanager
-def _dvc_quiet() -> Iterator[None]:
-    """DVC's INFO lines off for the block (its warnings and errors still shown)."""
-    dvc_logger = logging.getLogger("dvc")
-    level = dvc_logger.level
-    dvc_logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        dvc_logger.setLevel(level)
 
 
 def _store_tree(cache: HashFileDB, directory: Path) -> HashInfo:

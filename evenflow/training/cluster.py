@@ -11,6 +11,7 @@ from distributed import Client, LocalCluster
 
 from evenflow.config.run import ClusterParams, ModelParams
 from evenflow.errors import ConfigError
+from evenflow.logs import family, held_at
 from evenflow.training.device import device_plan
 from evenflow.training.failures import WorkerLost
 
@@ -70,27 +71,8 @@ def closing_quietly_when_clean() -> Iterator[ExitStack]:
     with ExitStack() as resources:
         yield resources
         clean = resources.pop_all()
-    with _dask_quiet():
+    with held_at(logging.ERROR, *family(DASK_LOGGER)):
         clean.close()
-
-
-@contextmanager
-def _dask_quiet() -> Iterator[None]:
-    """Dask's loggers (``distributed`` and every ``distributed.*``) at ERROR for the block."""
-    names = [
-        name
-        for name in logging.root.manager.loggerDict
-        if name == DASK_LOGGER or name.startswith(f"{DASK_LOGGER}.")
-    ]
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [each.level for each in loggers]
-    for each in loggers:
-        each.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for each, level in zip(loggers, levels, strict=True):
-            each.setLevel(level)
 
 
 def _wait_for_a_worker(client: Client, address: str, timeout_s: float = 60.0) -> None:
