@@ -156,6 +156,12 @@ def test_a_private_category_shows_only_n() -> None:
     assert few.status == "private" and few.n == 8
     assert few.selection is None and few.scoring is None
     assert table.reference["selection"] in {"big", "other"}
+    unlabelled = impact_ratio_report(frame.drop(columns="label"), ["g"], FairnessParams())
+    assert {c.name: c.status for c in unlabelled.slice("g").categories} == {
+        "big": "reported",
+        "other": "reported",
+        "few": "private",
+    }
 
 
 @pytest.mark.parametrize(
@@ -188,6 +194,14 @@ def constructed() -> FairnessReport:
         {"ref": (1000, 500), "low": (1000, 250), "mid": (100, 40), "high": (1000, 480)}
     )
     return fairness_report(frame, ["g"], FairnessParams(n_bootstrap=400))
+
+
+def test_without_bootstrap_the_flag_reads_the_point_value() -> None:
+    frame = _decided({"ref": (1000, 500), "low": (1000, 250), "high": (1000, 480)})
+    table = impact_ratio_report(frame, ["g"], FairnessParams(n_bootstrap=0)).slice("g")
+    figures = {c.name: c.selection for c in table.categories if c.selection is not None}
+    assert {name: f.flag for name, f in figures.items()} == {"high": OK, "low": BELOW, "ref": OK}
+    assert all(f.impact_ratio is not None and f.impact_ratio.low is None for f in figures.values())
 
 
 def _table(report: FairnessReport, *columns: str) -> ImpactSlice:
