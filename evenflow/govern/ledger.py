@@ -373,8 +373,8 @@ def refuse_broken(checked: ChainVerdict) -> None:
     raise PromotionRefused(
         f"the promotion ledger of {checked.model} is broken at {first.describe()}{more}; no "
         f"decision is appended to a broken ledger. Inspect it with `evenflow history "
-        f"{checked.model} --verify`, and restore the entry's tag (evenflow.ledger.NNNNNN) from "
-        "an audit bundle or a registry backup"
+        f"{checked.model} --verify`, and restore the registered-model tag {ledger_key(first.seq)} "
+        "from an audit bundle or a registry backup"
     )
 
 
