@@ -29,7 +29,7 @@ UNANSWERED: Status = "not answered by the bundle"
 
 # Bundle paths, as the audit use case writes them (run artifacts keep their artifact path).
 CARD = ("model_card/model_card.md", "model_card/model_card.html")
-LINEAGE = ("registry/lineage.json",)
+LINEAGE = ("registry/lineage.json", "lineage/*")
 REVIEW = ("registry/review.json",)
 LEDGER = ("registry/ledger/*.json",)
 ENVIRONMENT = ("model/requirements.txt", "model/conda.yaml", "model/python_env.yaml")
@@ -37,9 +37,14 @@ PARAMS = ("params/run_params.json",)
 TRAINING = ("training/*.json",)
 DATA = ("data/manifest.json", "data/split_report.json")
 CONTRACT = ("contract/expectations.json", "validation/validation_result.json")
-METRICS = ("reports/metrics.json", "reports/baselines.json", "reports/baseline_groups.json")
+METRICS = (
+    "reports/metrics.json",
+    "reports/classification.*",
+    "reports/baselines.json",
+    "reports/baseline_groups.json",
+)
 FAIRNESS = ("reports/groups.json", "reports/fairness/*")
-DRIFT = ("reports/drift_summary.json",)
+DRIFT = ("reports/drift_summary.json", "reports/data_drift.*")
 EXPLANATIONS = ("explanations/*",)
 MITIGATIONS = ("mitigations/*",)
 GATE = ("gate/decision.json",)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -252,10 +253,16 @@ def _artifact_files(client: MlflowClient, run_id: str, folder: str) -> Iterator[
 
 
 def _download(client: MlflowClient, run_id: str, artifact: str, root: Path) -> Path:
-    """One run artifact at ``root/<artifact path>``."""
-    target = root / PurePosixPath(artifact).parent
-    target.mkdir(parents=True, exist_ok=True)
-    return Path(client.download_artifacts(run_id, artifact, str(target)))
+    """One run artifact at ``root/<artifact path>``.
+
+    Where MLflow puts a download under its destination differs by store (a run's ``model/``
+    resolves to MLflow 3's logged model), so each file is fetched alone and moved into place.
+    """
+    target = root / artifact
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as fetched:
+        shutil.move(client.download_artifacts(run_id, artifact, fetched), target)
+    return target
 
 
 def _bundled(staging: Path, path: str, source: Source, origin: str) -> BundleFile:
