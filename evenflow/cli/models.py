@@ -92,9 +92,15 @@ def history(
 
     current = settings()
     typer.echo(render_history(champion.history(current, model), hashes=verify))
-    if not verify:
-        return
     verdict = champion.verify(current, model)
+    if not verify:
+        if not verdict.intact:  # never let a reader of the plain table miss it
+            typer.echo(
+                f"warning: the ledger is broken at {verdict.breaks[0].describe()}; see "
+                f"`evenflow history {model} --verify`",
+                err=True,
+            )
+        return
     typer.echo("")
     typer.echo("\n".join(verdict.describe()))
     if not verdict.intact:

@@ -62,6 +62,10 @@ Action = Literal["promote", "reject", "rollback"]
 _SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
+class BrokenLedger(PromotionRefused):
+    """A decision was refused because the ledger's hash chain is broken (the entry is named)."""
+
+
 class LedgerEntry(Record):
     """One decision in a registered model's promotion ledger."""
 
@@ -364,13 +368,13 @@ def refuse_broken(checked: ChainVerdict) -> None:
     """Refuse to append a decision to a broken ledger: the break would be buried under it.
 
     Raises:
-        PromotionRefused: Naming the first broken entry and how to inspect the ledger.
+        BrokenLedger: Naming the first broken entry and how to inspect the ledger.
     """
     if checked.intact:
         return
     first = checked.breaks[0]
     more = f" (and {len(checked.breaks) - 1} more)" if len(checked.breaks) > 1 else ""
-    raise PromotionRefused(
+    raise BrokenLedger(
         f"the promotion ledger of {checked.model} is broken at {first.describe()}{more}; no "
         f"decision is appended to a broken ledger. Inspect it with `evenflow history "
         f"{checked.model} --verify`, and restore the registered-model tag {ledger_key(first.seq)} "
@@ -408,8 +412,8 @@ def append(client: MlflowClient, model: str, **fields: Any) -> LedgerEntry:
     """Append one entry under the next free key, chained to the newest; a key is never rewritten.
 
     Raises:
-        PromotionRefused: The ledger is broken (:func:`refuse_broken`), or someone appended
-            meanwhile.
+        BrokenLedger: The ledger's hash chain is broken (:func:`refuse_broken`).
+        PromotionRefused: Someone appended meanwhile.
     """
     tags = store.registered_model(client, model).tags
     checked = verify_tags(model, tags)

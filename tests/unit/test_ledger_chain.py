@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from evenflow.cli.main import app
 from evenflow.config.settings import EvenflowSettings
-from evenflow.errors import PromotionRefused
 from evenflow.govern.ledger import (
     GENESIS_SHA256,
     TRUNCATED,
     UNCHAINED,
+    BrokenLedger,
     LedgerEntry,
     canonical_json,
     chain_link,
@@ -241,11 +241,13 @@ def test_an_edited_note_is_named_and_blocks_decisions(
     assert "entry 1: edited" in result.output
     assert "approved by the board" in result.output  # the ledger is still shown
 
-    with pytest.raises(PromotionRefused, match=r"broken at entry 1: edited") as refused:
+    with pytest.raises(BrokenLedger, match=r"broken at entry 1: edited") as refused:
         champion.rollback(settings, model, "bob", "undo")
     assert f"evenflow history {model} --verify" in str(refused.value)
     assert len(champion.history(settings, model)) == 2  # nothing appended
-    assert _cli(settings, "history", model).exit_code == 0  # without --verify: the table only
+    plain = _cli(settings, "history", model)  # without --verify: the table, and a warning
+    assert plain.exit_code == 0, plain.output
+    assert "warning: the ledger is broken at entry 1: edited" in plain.stderr
 
 
 def test_a_removed_entry_is_named(settings: EvenflowSettings, model: str, make: Any) -> None:
