@@ -17,7 +17,9 @@ import typer
 from typer.core import TyperGroup
 
 from evenflow.cli.environment import settings
+from evenflow.cli.ui import evenflow_command
 from evenflow.govern.annex_iv import ANSWERED, PARTLY, UNANSWERED
+from evenflow.io import file_sha256
 
 DEFAULT_COMMAND = "bundle"
 
@@ -48,7 +50,8 @@ def bundle(
     from evenflow.usecases.audit import build_bundle
 
     target = out if out is not None else Path(f"{model}-v{version}-audit.zip")
-    manifest = build_bundle(settings(), model, version, target)
+    current = settings()
+    manifest = build_bundle(current, model, version, target)
     statuses = [row.status for row in manifest.annex_iv]
     annex = ", ".join(
         f"{statuses.count(status)} {status}"
@@ -62,7 +65,9 @@ def bundle(
     typer.echo(f"Annex IV and Art. 10-15: {annex} (the table is in the bundle's README.md)")
     if manifest.absent:
         typer.echo(f"not recorded for this version: {'; '.join(manifest.absent)}")
-    typer.echo(f"check it: evenflow audit verify {_quoted(target)}")
+    typer.echo(f"sha256 of the zip: {file_sha256(target)} (record it where the auditor can see it)")
+    verify_command = f"{evenflow_command(current)} audit verify {_quoted(target.absolute())}"
+    typer.echo(f"check it: {verify_command}")
 
 
 def verify(

@@ -191,7 +191,8 @@ def test_the_cli_bundles_and_verifies_with_exit_codes(
     out = tmp_path / "cli.zip"
     built = _cli(settings, "audit", MODEL, made.version, "--out", str(out))
     assert built.exit_code == 0, built.output
-    assert f"check it: evenflow audit verify {out}" in built.output
+    assert f"audit verify {out}" in built.output
+    assert f"sha256 of the zip: {file_sha256(out)}" in built.output
     assert zipfile.is_zipfile(out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cli.zip")]  # no temp left
 
