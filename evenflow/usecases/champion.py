@@ -149,7 +149,7 @@ def _open(
     """Every decision starts here: a reviewer's name that fits a tag, an intact ledger, the alias.
 
     Raises:
-        PromotionRefused: The ledger's hash chain is broken (naming the entry).
+        BrokenLedger: The ledger's hash chain is broken, or an entry is missing (it is named).
     """
     check_reviewer(reviewer)
     client = store.client_for(settings)
