@@ -39,9 +39,9 @@ from pydantic import Field, ValidationError
 
 from evenflow import layout
 from evenflow.config.settings import EvenflowSettings
-from evenflow.errors import DataError, EvenflowError
+from evenflow.errors import DataError
 from evenflow.govern.annex_iv import AnnexRow, annex_iv_table
-from evenflow.govern.ledger import LedgerEntry, ledger_entries, ledger_key
+from evenflow.govern.ledger import LedgerEntry, ledger_key, read_ledger, verify_chain
 from evenflow.io import atomic_path
 from evenflow.records import Record
 from evenflow.registry import store
@@ -176,7 +176,7 @@ def build_bundle(
     with tempfile.TemporaryDirectory(prefix="evenflow-audit-") as scratch:
         staging = Path(scratch) / "bundle"
         files, withheld, absent = _gather_artifacts(client, run_id, staging, Path(scratch))
-        files += _write_registry_records(client, model, found, staging)
+        files += _write_registry_records(client, model, found, staging, absent)
         files += _write_contract(staging)
         annex = annex_iv_table([f.path for f in files])
         manifest = BundleManifest(
@@ -338,13 +338,16 @@ def review_record(found: ModelVersion) -> dict[str, Any]:
 
 
 def _write_registry_records(
-    client: MlflowClient, model: str, found: ModelVersion, staging: Path
+    client: MlflowClient, model: str, found: ModelVersion, staging: Path, absent: list[str]
 ) -> list[BundleFile]:
+    """The lineage, the review and each readable ledger entry; an unreadable one goes in ``absent``."""
     _write_json(staging, LINEAGE_RECORD, lineage_record(client, found))
     files = [_bundled(staging, LINEAGE_RECORD, "registry", "the training run's tags and params")]
     _write_json(staging, REVIEW_RECORD, review_record(found))
     files.append(_bundled(staging, REVIEW_RECORD, "registry", "the version's tags and description"))
-    for entry in ledger_entries(store.registered_model(client, model).tags):
+    entries, unreadable = read_ledger(store.registered_model(client, model).tags)
+    absent += [f"ledger entry {item.seq}: {item.problem}" for item in unreadable]
+    for entry in entries:
         path = _ledger_path(entry.seq)
         _write_json(staging, path, entry.model_dump(mode="json"))
         files.append(
@@ -430,7 +433,7 @@ def verify_bundle(
     with zipfile.ZipFile(bundle) as archive:
         findings = _integrity(manifest, archive)
         contents = {f.path: archive.read(f.path) for f in manifest.files if _has(archive, f.path)}
-    findings += _derived(contents)
+    findings += _derived(contents) + _chain_findings(contents)
     notes: list[str] = []
     artifacts = entries = 0
     if registry:
@@ -599,18 +602,22 @@ def _ledger_matches(
 
 def _registry_entries(tags: Mapping[str, str]) -> dict[int, dict[str, Any] | str]:
     """The registry's ledger by sequence number: each entry's JSON, or why it cannot be read."""
-    try:
-        return {e.seq: e.model_dump(mode="json") for e in ledger_entries(tags)}
-    except (ValidationError, EvenflowError):
-        pass  # one entry is unreadable: read them one by one to name it
-    entries: dict[int, dict[str, Any] | str] = {}
-    for key in sorted(k for k in tags if k.startswith(layout.LEDGER_PREFIX)):
-        number = key.removeprefix(layout.LEDGER_PREFIX)
-        if not number.isdigit():
-            continue
-        seq = int(number)
-        try:
-            entries[seq] = LedgerEntry.model_validate_json(tags[key]).model_dump(mode="json")
-        except ValidationError:
-            entries[seq] = "unreadable in the registry (not a ledger entry)"
-    return entries
+    entries, unreadable = read_ledger(tags)
+    found: dict[int, dict[str, Any] | str] = {e.seq: e.model_dump(mode="json") for e in entries}
+    found |= {item.seq: f"in the registry: {item.problem}" for item in unreadable}
+    return found
+
+
+def _chain_findings(contents: Mapping[str, bytes]) -> list[Finding]:
+    """Breaks of the hash chain among the bundle's own ledger entries (checked offline too)."""
+    entries = []
+    for path, data in sorted(contents.items()):
+        if path.startswith(f"{LEDGER_FOLDER}/"):
+            try:
+                entries.append(LedgerEntry.model_validate_json(data))
+            except ValidationError:
+                continue  # an edited file: its hash already names it
+    return [
+        Finding(subject=f"ledger entry {item.seq} ({_ledger_path(item.seq)})", problem=item.problem)
+        for item in verify_chain(entries)
+    ]

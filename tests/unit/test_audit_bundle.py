@@ -234,3 +234,31 @@ def test_an_edited_ledger_entry_fails_naming_the_entry(
     result = verify_bundle(settings, out)
     assert [f.subject for f in result.findings] == [f"ledger entry 1 ({key})"]
     assert "note" in result.findings[0].problem
+
+
+def test_a_ledger_entry_rewritten_with_its_manifest_hash_breaks_the_chain_offline(
+    settings: EvenflowSettings, copy: Path
+) -> None:
+    """A forger who also fixes MANIFEST.json passes the hashes, not the ledger's own chain."""
+    path = "registry/ledger/000001.json"
+
+    def forge(name: str, data: bytes) -> bytes:
+        return forged if name == path else data
+
+    with zipfile.ZipFile(copy) as archive:
+        entry = json.loads(archive.read(path))
+        manifest = json.loads(archive.read(MANIFEST_NAME))
+    entry["reviewer"] = "someone else"
+    forged = json.dumps(entry).encode()
+    for item in manifest["files"]:
+        if item["path"] == path:
+            item["sha256"], item["size"] = hashlib.sha256(forged).hexdigest(), len(forged)
+    _rewrite(
+        copy,
+        lambda name, data: (
+            json.dumps(manifest).encode() if name == MANIFEST_NAME else forge(name, data)
+        ),
+    )
+
+    result = verify_bundle(settings, copy, registry=False)
+    assert [f.subject for f in result.findings] == [f"ledger entry 1 ({path})"]
