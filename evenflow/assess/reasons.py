@@ -27,7 +27,6 @@ from pydantic import Field
 from evenflow.records import Record
 
 REASON_PREFIX = "reason_"
-FAMILY_WILDCARD = "*"
 SENSITIVE = "sensitive column"
 IMMUTABLE = "immutable (configured in reasons.immutable)"
 ROWS_PER_CALL = 65_536
@@ -46,8 +45,9 @@ class ReasonPolicy(Record):
     adverse_prediction: int = Field(
         default=0, description="The decision that gets reasons: 0, not the positive label."
     )
-    texts: dict[str, str] = Field(
-        default_factory=dict, description="Reason text per feature or family ('prefix*')."
+    texts: dict[str, str] = Field(default_factory=dict, description="Reason text per feature.")
+    families: dict[str, str] = Field(
+        default_factory=dict, description="Reason text per feature-name prefix."
     )
     excluded: dict[str, str] = Field(
         default_factory=dict, description="Model features never given as a reason, and why."
@@ -67,22 +67,24 @@ class ReasonPolicy(Record):
         immutable: Sequence[str],
         texts: Mapping[str, str],
         top_k: int,
+        families: Mapping[str, str] | None = None,
     ) -> ReasonPolicy:
         """The policy for a model's features: sensitive first, so it is the reason recorded."""
         excluded = {name: IMMUTABLE for name in features if name in set(immutable)}
         excluded.update({name: SENSITIVE for name in features if name in set(sensitive)})
-        return cls(top_k=top_k, texts=dict(texts), excluded=dict(sorted(excluded.items())))
+        return cls(
+            top_k=top_k,
+            texts=dict(texts),
+            families=dict(families or {}),
+            excluded=dict(sorted(excluded.items())),
+        )
 
     def text(self, feature: str) -> str:
         """The feature's reason text: its own, else its longest family's, else its name."""
         if feature in self.texts:
             return self.texts[feature]
-        families = [
-            key
-            for key in self.texts
-            if key.endswith(FAMILY_WILDCARD) and feature.startswith(key[: -len(FAMILY_WILDCARD)])
-        ]
-        return self.texts[max(families, key=len)] if families else feature
+        families = [prefix for prefix in self.families if feature.startswith(prefix)]
+        return self.families[max(families, key=len)] if families else feature
 
 
 @dataclass(frozen=True)
@@ -165,4 +167,5 @@ def recorded_policy(policy: ReasonPolicy) -> dict[str, Any]:
         "method": policy.method,
         "excluded": policy.excluded,
         "texts": policy.texts,
+        "families": policy.families,
     }

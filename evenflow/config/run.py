@@ -257,6 +257,9 @@ class ModelCardParams(Record):
 ReasonText = Annotated[str, Field(min_length=1, max_length=200)]
 """One reason as a person reads it in a notice (``"Income too low for the amount asked"``)."""
 
+ReasonKey = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\- /:]+$")]
+"""A feature name or prefix; a run logs each as an MLflow parameter name, hence the characters."""
+
 
 class ReasonParams(Record):
     """How scoring states the principal reasons behind each adverse decision.
@@ -266,12 +269,17 @@ class ReasonParams(Record):
     policy that never names what the person cannot change or must not be judged on.
     """
 
-    texts: dict[ColumnName, ReasonText] = Field(
+    texts: dict[ReasonKey, ReasonText] = Field(
         default_factory=dict,
-        max_length=10_000,
-        description="Reason text per feature, or per feature family: a key that ends in '*' "
-        "(e.g. 'capital_*') covers every feature it starts; the longest match wins. A feature "
-        "without text is given by its name.",
+        max_length=1_000,
+        description="Reason text per feature. A feature with neither text nor family is given "
+        "by its name.",
+    )
+    families: dict[ReasonKey, ReasonText] = Field(
+        default_factory=dict,
+        max_length=1_000,
+        description="Reason text per feature family: every feature whose name starts with the "
+        "key (e.g. 'capital_'); the longest key wins, a feature's own text wins over it.",
     )
     top_k: int = Field(
         default=4, ge=1, le=20, description="Reasons given per adverse decision (reason_1..k)."

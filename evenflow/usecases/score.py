@@ -259,7 +259,7 @@ def reason_giver(
     rather than reasons that might name a sensitive column; the record says why.
     """
     if not wanted:
-        return None, {"given": False, "why": "turned off (--no-reasons)"}
+        return None, {"given": False, "why": "turned off by --no-reasons"}
     loaded = evenflow_model(pyfunc)
     if loaded is None:
         return None, _not_given(model, "it is not an evenflow booster model")
@@ -276,6 +276,7 @@ def reason_giver(
         sensitive=sensitive,
         immutable=reasons.immutable,
         texts=reasons.texts,
+        families=reasons.families,
         top_k=reasons.top_k,
     )
     logger.info(
