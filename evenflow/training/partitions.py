@@ -7,6 +7,7 @@ against the manifest, so a model is never trained on bytes other than the versio
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,29 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+class _DropShardChangedDump(logging.Filter):
+    """Drops a Dask worker's "Compute Failed" dump of a :class:`ShardChanged`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        # The record's arguments are the key, state, task, the exception's repr and its traceback.
+        error = str(args[3]) if len(args) > 3 else ""  # noqa: PLR2004
+        return not (
+            str(record.msg).startswith("Compute Failed")
+            and error.startswith(f"{ShardChanged.__name__}(")
+        )
+
+
+def _quiet_worker_dump() -> None:
+    """Keep a worker from logging a changed shard as a six-line dump before the driver shows it.
+
+    The driver re-raises the error and the CLI states it in one line; the worker's copy is noise.
+    """
+    worker_log = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _DropShardChangedDump) for f in worker_log.filters):
+        worker_log.addFilter(_DropShardChangedDump())
+
+
 def read_shard(path: str, md5: str | None) -> pd.DataFrame:
     """A shard's rows, its bytes read once: hashed and parsed from the same buffer.
 
@@ -53,6 +77,7 @@ def read_shard(path: str, md5: str | None) -> pd.DataFrame:
         if actual != md5:
             # A shard sits one folder (its split or fold) below the shard directory.
             shard = Path(path)
+            _quiet_worker_dump()
             raise ShardChanged(_shown(shard), md5, actual, _shown(shard.parents[1]))
     return pd.read_parquet(pa.BufferReader(data))
 

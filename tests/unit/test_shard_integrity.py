@@ -6,6 +6,7 @@ Real shards of the Adult sample, a real local Dask cluster and real XGBoost / Li
 
 from __future__ import annotations
 
+import logging
 import pickle
 import shutil
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from evenflow.data.sharding import write_shards
 from evenflow.errors import DataError, ShardChanged
 from evenflow.io import file_md5
 from evenflow.records import ShardManifest
-from evenflow.training.cluster import dask_client
+from evenflow.training.cluster import dask_client, ranked_workers
 from evenflow.training.engine import train_model
 from evenflow.training.failures import is_infrastructure_failure
 from evenflow.training.partitions import LABEL, read_partition, read_shard
@@ -127,6 +128,34 @@ def test_a_changed_shard_is_a_data_error_after_crossing_from_a_worker() -> None:
     assert not is_infrastructure_failure(wrapped)
 
 
+def _dump(error: Exception) -> logging.LogRecord:
+    """The record a Dask worker logs for a task that raised ``error``."""
+    return logging.LogRecord(
+        "distributed.worker",
+        logging.ERROR,
+        "worker.py",
+        1,
+        "Compute Failed\nKey:       %s\nState:     %s\nTask:  %s\nException: %r\nTraceback: %r\n",
+        ("read_partition-1", "executing", "<Task read_partition>", repr(error), "  File ..."),
+        None,
+    )
+
+
+def _drops_the_dump() -> bool:
+    """On a worker: whether its log drops the dump of a changed shard and keeps any other."""
+    worker_log = logging.getLogger("distributed.worker")
+    changed = ShardChanged("data/x/train/part-0.parquet", "a" * 32, "b" * 32, "data/x")
+    return not worker_log.filter(_dump(changed)) and bool(
+        worker_log.filter(_dump(ValueError("a bug")))
+    )
+
+
+def _reader_of(client: Client, path: Path, manifest: ShardManifest) -> str:
+    """The worker that reads ``path``: train shard ``i`` is pinned to the worker of rank ``i``."""
+    index = [manifest.shard_dir / s.path for s in manifest.shards if s.split == "train"].index(path)
+    return ranked_workers(client)[index % len(ranked_workers(client))]
+
+
 @pytest.mark.parametrize("trainer", ["xgboost", "lightgbm"])
 def test_training_on_a_changed_shard_fails_with_one_line_naming_it(
     trainer: Literal["xgboost", "lightgbm"],
@@ -145,6 +174,9 @@ def test_training_on_a_changed_shard_fails_with_one_line_naming_it(
     assert caught.value.expected == md5
     assert not is_infrastructure_failure(caught.value)
     assert not (tmp_path / "out" / layout.PREDICTIONS_FILE).exists()
+    # The worker that read the shard keeps its "Compute Failed" dump of the error off the console.
+    quiet = client.run(_drops_the_dump, workers=[_reader_of(client, path, manifest)])
+    assert list(quiet.values()) == [True]
 
     def train() -> None:
         train_model(client, manifest, model, CLUSTER.threads_per_worker, tmp_path / "again")
