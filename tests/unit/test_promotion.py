@@ -27,12 +27,14 @@ from evenflow.errors import PromotionRefused
 from evenflow.govern.evidence import evidence_digest
 from evenflow.govern.gates import GatePolicy, gate_failures
 from evenflow.govern.ledger import (
+    GENESIS_SHA256,
     LEDGER_VALUE_LIMIT,
     TRUNCATED,
     LedgerEntry,
     encode_entry,
     ledger_key,
     next_seq,
+    sealed,
 )
 from evenflow.govern.promotion import promotion_refusal, rollback_target
 from evenflow.govern.review import review
@@ -296,15 +298,18 @@ def test_promote_sets_champion_and_writes_the_ledger(
     entry = promote(settings, model, made.version, "ada", "looks fair", now=NOW)
 
     assert _champion(settings, model) == made.version
-    assert entry == LedgerEntry(
-        seq=1,
-        action="promote",
-        version=made.version,
-        previous_champion=None,
-        reviewer="ada",
-        at=NOW,
-        note="looks fair",
-        evidence_sha256=summary.evidence.sha256,
+    assert entry == sealed(
+        LedgerEntry(
+            seq=1,
+            action="promote",
+            version=made.version,
+            previous_champion=None,
+            reviewer="ada",
+            at=NOW,
+            note="looks fair",
+            evidence_sha256=summary.evidence.sha256,
+            prev_sha256=GENESIS_SHA256,  # the first entry of the hash chain
+        )
     )
     assert history(settings, model) == [entry]
     tags = registry.client_for(settings).get_model_version(model, made.version).tags
