@@ -76,6 +76,18 @@ ENVIRONMENT_FILES = tuple(
 #: package at the recorded git commit.
 SKIPPED = (f"{layout.VALIDATION_DIR}/data_docs", f"{layout.MODEL_ARTIFACT}/code")
 ROW_LEVEL = "*.parquet"
+#: Files every fully recorded version has; a bundle lists which of them it lacks under ``absent``.
+EXPECTED = (
+    layout.CARD_HTML,
+    layout.CARD_MARKDOWN,
+    layout.METRICS,
+    layout.FAIRNESS,
+    layout.DECISION,
+    layout.MANIFEST,
+    f"{layout.VALIDATION_DIR}/{layout.VALIDATION_RESULT_FILE}",
+    layout.RUN_PARAMS,
+    f"{layout.MODEL_ARTIFACT}/requirements.txt",
+)
 
 LINEAGE_RECORD = "registry/lineage.json"
 REVIEW_RECORD = "registry/review.json"
@@ -213,23 +225,8 @@ def _gather_artifacts(
         else:
             local = _download(client, run_id, artifact, scratch / "withheld")
             withheld.append(WithheldFile(artifact=artifact, sha256=_sha256(local), reason=kind))
-    absent = [f"{p} (not among the run's artifacts)" for p in _expected() if p not in listed]
+    absent = [f"{p} (not among the run's artifacts)" for p in EXPECTED if p not in listed]
     return files, withheld, absent
-
-
-def _expected() -> tuple[str, ...]:
-    """Files every fully recorded version has; a bundle lists which of them it lacks."""
-    return (
-        layout.CARD_HTML,
-        layout.CARD_MARKDOWN,
-        layout.METRICS,
-        layout.FAIRNESS,
-        layout.DECISION,
-        layout.MANIFEST,
-        f"{layout.VALIDATION_DIR}/{layout.VALIDATION_RESULT_FILE}",
-        layout.RUN_PARAMS,
-        f"{layout.MODEL_ARTIFACT}/requirements.txt",
-    )
 
 
 def _disposition(artifact: str) -> str:
