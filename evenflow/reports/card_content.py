@@ -248,7 +248,8 @@ def card_content(inputs: ModelCardInputs, relative_to: Path | None = None) -> Ca
             ],
         ),
         Section("Metrics", _metrics(inputs)),
-        Section("Fairness", [*_fairness(inputs), *_impact_ratios(inputs.fairness)]),
+        Section("Fairness", _fairness(inputs)),
+        Section(IMPACT_HEADING, _impact_ratios(inputs.fairness)),
         Section("Mitigation", _mitigation(inputs, relative_to)),
         Section("Drift", _drift(inputs)),
         Section("Explanations (SHAP)", _shap(inputs, relative_to)),
@@ -317,19 +318,12 @@ def _slice_tables(item: SliceReport) -> list[Block]:
 
 
 def _impact_ratios(report: FairnessReport | None) -> list[Block]:
-    """The bias-audit tables (NYC Local Law 144): one per sensitive column and intersection.
-
-    They close the Fairness section under their own heading (the card's section list, in
-    ``model_card.SECTIONS``, is kept elsewhere).
-    """
-    if report is None:
-        return []
-    tables = report.impact_ratios
+    """The bias-audit tables (NYC Local Law 144): one per sensitive column and intersection."""
+    tables = None if report is None else report.impact_ratios
     if tables is None:
-        return [Heading(IMPACT_HEADING), Text(NOT_PROVIDED)]
+        return [Text(NOT_PROVIDED)]
     limit = num(tables.settings.four_fifths)
     blocks: list[Block] = [
-        Heading(IMPACT_HEADING),
         Text(
             f"Selection rate: the share selected ({tables.selection_rule}); scoring rate: the "
             f"share scored above the median score of all rows ({num(tables.median_score)}). "
@@ -344,7 +338,7 @@ def _impact_ratios(report: FairnessReport | None) -> list[Block]:
     for table in tables.slices:
         classes = [c.status if c.status != "reported" else "" for c in table.categories]
         blocks += [
-            Heading(f"{IMPACT_HEADING}: {table.name}"),
+            Heading(table.name),
             Text(impact_disclosure(table, tables)),
             Table(IMPACT_HEADER, impact_rows(table), row_classes=classes),
         ]

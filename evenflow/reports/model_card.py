@@ -36,6 +36,7 @@ from evenflow.io import write_text_atomic
 from evenflow.records import ValidationReport
 from evenflow.reports.card_content import (
     GATE_DETAILS_HEADING,
+    IMPACT_HEADING,
     NOT_PROVIDED,
     VERDICT_HEADING,
     card_content,
@@ -72,6 +73,7 @@ SECTIONS = (
     "Data",
     "Metrics",
     "Fairness",
+    IMPACT_HEADING,
     "Mitigation",
     "Drift",
     "Explanations (SHAP)",
