@@ -124,11 +124,10 @@ def pinned_frame(
     """Build a Dask frame whose partitions are read on fixed workers; return it and the shard map."""
     workers = ranked_workers(client)
     shards = split_shards(manifest, split)
-    paths = [path for path, _ in shards]
-    if len(paths) < len(workers):
+    if len(shards) < len(workers):
         # XGBoost refuses a worker without rows when features are categorical.
         raise ConfigError(
-            f"the {split} split has {len(paths)} shard(s) for {len(workers)} Dask workers: every "
+            f"the {split} split has {len(shards)} shard(s) for {len(workers)} Dask workers: every "
             "worker needs one; raise shards.n_shards or use fewer workers"
         )
     futures: list[Future[pd.DataFrame]] = []
@@ -152,16 +151,14 @@ def pinned_frame(
         )
         placement[str(path.relative_to(manifest.shard_dir))] = rank
     _raise_failed_read(futures)
-    meta = read_partition(
-        str(paths[0]),
-        manifest.features,
-        manifest.target,
-        manifest.positive_label,
-        keep,
-        md5=shards[0][1],
-        weights=weights,
-    ).iloc[:0]
+    # The columns and dtypes, taken on the worker that holds shard 0: the driver reads no shard.
+    meta = client.submit(_no_rows, futures[0], workers=[workers[0]], pure=False).result()
     return dd.from_delayed(futures, meta=meta, verify_meta=False), placement
+
+
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's columns and dtypes without its rows."""
+    return frame.iloc[:0]
 
 
 def _raise_failed_read(futures: Sequence[Future[pd.DataFrame]]) -> None:
