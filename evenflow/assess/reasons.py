@@ -6,8 +6,10 @@ them exactly: its TreeSHAP contributions plus the bias add up to the row's margi
 the most negative contributions are what pulled the score below the cut. No sampling, no
 background data, no surrogate model: the same booster that scored the row explains it.
 
-The positive label is the favourable decision (the one the selection rate counts), so a row
-predicted 0 is adverse and gets reasons; a row predicted 1 gets none.
+By default the positive label is the favourable decision (the one the selection rate counts), so
+a row predicted 0 is adverse and its reasons are its most negative contributions; a model whose
+positive label is the adverse outcome (one that predicts default, say) sets
+``reasons.adverse_prediction: 1``, and its reasons are the most positive contributions.
 
 What may be given as a reason is a policy, recorded with every scoring run: sensitive columns and
 the features the model's owners declared immutable (age, say) are never given: a person can do
@@ -42,8 +44,8 @@ class ReasonPolicy(Record):
     """What scoring may give as a reason, and what it never gives and why (recorded per run)."""
 
     top_k: int = Field(ge=1, le=20, description="Reasons per adverse decision.")
-    adverse_prediction: int = Field(
-        default=0, description="The decision that gets reasons: 0, not the positive label."
+    adverse_prediction: Literal[0, 1] = Field(
+        default=0, description="The decision that gets reasons: 0 unless the positive is adverse."
     )
     texts: dict[str, str] = Field(default_factory=dict, description="Reason text per feature.")
     families: dict[str, str] = Field(
@@ -53,8 +55,8 @@ class ReasonPolicy(Record):
         default_factory=dict, description="Model features never given as a reason, and why."
     )
     method: str = Field(
-        default="exact TreeSHAP contributions of the booster (log-odds), most negative first; "
-        "ties broken by feature name",
+        default="exact TreeSHAP contributions of the booster (log-odds), those pushing hardest "
+        "toward the adverse decision first; ties broken by feature name",
         description="How the reasons were found.",
     )
 
@@ -68,6 +70,7 @@ class ReasonPolicy(Record):
         texts: Mapping[str, str],
         top_k: int,
         families: Mapping[str, str] | None = None,
+        adverse_prediction: Literal[0, 1] = 0,
     ) -> ReasonPolicy:
         """The policy for a model's features: sensitive first, so it is the reason recorded."""
         excluded = {name: IMMUTABLE for name in features if name in set(immutable)}
@@ -76,6 +79,7 @@ class ReasonPolicy(Record):
             top_k=top_k,
             texts=dict(texts),
             families=dict(families or {}),
+            adverse_prediction=adverse_prediction,
             excluded=dict(sorted(excluded.items())),
         )
 
@@ -138,15 +142,16 @@ def top_reasons(
 ) -> pd.DataFrame:
     """``reason_1 … reason_k`` per row: texts of the features that pushed hardest toward refusal.
 
-    Only adverse rows get reasons, and only features whose contribution is negative (that pushed
-    the score down); a row with fewer such features leaves the last columns empty (null).
+    Only adverse rows get reasons, and only features that pushed toward the adverse decision (a
+    negative contribution, or a positive one where the positive prediction is adverse); a row with fewer such features leaves the last columns empty (null).
     Excluded features are skipped, never replaced by a blank. Order: most negative first, ties
     broken by feature name, so the same row gets the same reasons in any batch, any chunk.
     """
     columns = reason_columns(policy.top_k)
     allowed = sorted(name for name in found.features if name not in policy.excluded)
     position = {name: i for i, name in enumerate(found.features)}
-    values = found.values[:, [position[name] for name in allowed]]
+    toward_adverse = -1.0 if policy.adverse_prediction else 1.0
+    values = toward_adverse * found.values[:, [position[name] for name in allowed]]
     order = np.argsort(values, axis=1, kind="stable")[:, : policy.top_k]
     picked = np.take_along_axis(values, order, axis=1)
     texts = np.array([policy.text(name) for name in allowed] or [""], dtype=object)

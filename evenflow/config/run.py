@@ -289,6 +289,12 @@ class ReasonParams(Record):
         description="Features a person cannot change (e.g. age): never given as a reason, like "
         "the sensitive columns; the next feature takes their place.",
     )
+    adverse_prediction: Literal[0, 1] = Field(
+        default=0,
+        description="The prediction that is adverse to the person and gets reasons: 0 when the "
+        "positive label is the favourable outcome (as the selection rate assumes), 1 when it is "
+        "the unfavourable one (a model that predicts default).",
+    )
 
 
 class RunParams(YamlParams):

@@ -278,6 +278,7 @@ def reason_giver(
         texts=reasons.texts,
         families=reasons.families,
         top_k=reasons.top_k,
+        adverse_prediction=reasons.adverse_prediction,
     )
     logger.info(
         "reasons: %s for adverse decisions; never given: %s",

@@ -113,6 +113,14 @@ def test_most_negative_first_ties_broken_by_name_whatever_the_column_order() -> 
         policy,
     )
     pd.testing.assert_frame_equal(given, again)
+    # Where the positive prediction is the adverse one, the most positive contributions lead.
+    flipped = top_reasons(
+        Contributions(names, values, np.zeros(2)),
+        np.array([1, 1]),
+        policy.model_copy(update={"adverse_prediction": 1}),
+    )
+    assert flipped.iloc[0].tolist() == ["d", None, None, None]
+    assert flipped.iloc[1].tolist() == ["e", "b", "c", None]
     # A favourable decision gets no reason at all.
     favourable = top_reasons(Contributions(names, values, np.zeros(2)), np.array([0, 0]), policy)
     assert favourable.isna().all().all()
