@@ -17,7 +17,12 @@ from uuid import UUID, uuid4
 import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterName,
+)
 from prefect.client.schemas.objects import FlowRun
 from prefect.flow_runs import resume_flow_run
 from prefect.states import State
@@ -97,8 +102,10 @@ def test_an_approval_typed_into_the_paused_run_makes_champion(
     paused = run.paused()
 
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts()
-    review_text = next(a for a in artifacts if a.key == "review-approve-review").data
+        [artifact] = client.read_artifacts(  # by key: the session's server holds many
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-approve-review"]))
+        )
+    review_text = artifact.data
     assert f"# Review review-approve version {made.version}" in str(review_text)
     with pytest.raises(RuntimeError, match="Cannot resume"):  # the input is typed: note required
         _decide(paused.id, decision="approve", reviewer="ada")
