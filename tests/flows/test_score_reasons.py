@@ -110,6 +110,16 @@ def test_adverse_decisions_get_reasons_by_the_model_s_policy_in_any_chunking(
     whole = tmp_path / "whole.parquet"
     score_batch(ScoreParams(data=data, out=whole, name="adult"))
     pd.testing.assert_frame_equal(pd.read_parquet(whole)[reasons], scored[reasons])
+    texts = tmp_path / "texts.csv"
+    cli = CliRunner().invoke(
+        app, ["score", "--data", str(data), "--out", str(texts), "--model", "adult"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert (
+        "reasons: reason_1..3 for each adverse decision; never given: age, native-country, "
+        "race, sex (sensitive or immutable)"
+    ) in cli.output
+    pd.testing.assert_frame_equal(pd.read_csv(texts)[reasons], scored[reasons].fillna(np.nan))
     plain = tmp_path / "plain.csv"
     args = ["score", "--data", str(data), "--out", str(plain), "--model", "adult", "--no-reasons"]
     cli = CliRunner().invoke(app, args)
