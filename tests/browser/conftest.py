@@ -49,8 +49,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = ViewportSize(width=1280, height=900)
-SERVER_START_TIMEOUT_S = 120
-RUN_TIMEOUT_S = 300
+SERVER_START_TIMEOUT_S = 180
+RUN_TIMEOUT_S = 420
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 LOCAL_SCHEMES = {"file", "data", "blob", "about", "chrome", "chrome-extension"}
 
