@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,8 +35,8 @@ from playwright.sync_api import (
 
 from evenflow import layout
 from tests.conftest import REPO_ROOT, sample_params
+from tests.integration.prefect_processes import BIN, free_port, run_to_end
 
-BIN = Path(sys.executable).parent
 CHROMIUM = Path(os.environ.get("EVENFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -93,14 +91,6 @@ class OfflineGuard:
             return
         self.aborted.append(url)
         route.abort("internetdisconnected")
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_until_healthy(server: Server, health_url: str, what: str) -> None:
@@ -235,17 +225,8 @@ def trained_model(
         "EVENFLOW_CODE_ROOT": str(REPO_ROOT),
         "EVENFLOW_DVC_REMOTE": str(browser_root / "dvc-remote"),
     }
-    done = subprocess.run(
-        [str(BIN / "evenflow"), "run", "--config", str(config)],
-        cwd=project_root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    console = done.stdout + done.stderr
-    assert done.returncode == 0, f"`evenflow run` failed:\n{console[-4000:]}"
+    command = [str(BIN / "evenflow"), "run", "--config", str(config)]
+    console = run_to_end(command, env, project_root, RUN_TIMEOUT_S)
     store = f"sqlite:///{project_root / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     name = params.dataset.name

@@ -1,6 +1,6 @@
 """Prefect server, `evenflow serve`, `prefect worker` as subprocesses of a test, and their cleanup.
 
-Shared by the schedule tests: each process gets its own PREFECT_HOME under the test's tmp_path
+Shared by the schedule tests and the browser tests' servers: each process gets its own PREFECT_HOME under the test's tmp_path
 and no inherited ``PREFECT_*`` setting, runs in its own session (so stopping it ends the runs it
 started) and logs to a file whose tail is shown when something fails.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from pathlib import Path
 from urllib.error import URLError
 
 import pytest
+
+from tests.conftest import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 150
@@ -61,6 +64,42 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def evenflow_environment(
+    tmp_path: Path, api_url: str, project: Path, **extra: str
+) -> dict[str, str]:
+    """``environment`` for evenflow against the Prefect API at ``api_url``: its project, this
+    checkout's code and a DVC remote under ``tmp_path``, as an operator's shell would set them."""
+    return environment(
+        tmp_path,
+        PREFECT_API_URL=api_url,
+        EVENFLOW_PROJECT_ROOT=str(project),
+        EVENFLOW_CODE_ROOT=str(REPO_ROOT),
+        EVENFLOW_DVC_REMOTE=str(tmp_path / "dvc-remote"),
+        **extra,
+    )
+
+
+def run_to_end(command: list[str], env: dict[str, str], cwd: Path, timeout_s: float) -> str:
+    """Run a command to its end; what it printed (stdout, then stderr), failing unless it exits 0.
+
+    The failure names the command as typed (no venv path) and ends with its output's last 4,000
+    characters: enough for a traceback, short enough to read in a CI log.
+    """
+    done = subprocess.run(
+        command,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    typed = shlex.join([Path(command[0]).name, *command[1:]])
+    assert done.returncode == 0, f"`{typed}` exited {done.returncode}:\n{output[-4000:]}"
+    return output
 
 
 def start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> Started:

@@ -33,7 +33,13 @@ from evenflow.config.run import RunParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.ops.deployments import DEFAULT_FILE, read_project
 from tests.conftest import REPO_ROOT, sample_params
-from tests.integration.prefect_processes import BIN, environment, start, stop
+from tests.integration.prefect_processes import (
+    BIN,
+    evenflow_environment,
+    run_to_end,
+    start,
+    stop,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,18 +72,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def _prefect(args: list[str], env: dict[str, str], cwd: Path) -> str:
     """Run the prefect CLI; its output, once it has exited 0."""
-    done = subprocess.run(
-        [str(BIN / "prefect"), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{output}"
-    return output
+    return run_to_end([str(BIN / "prefect"), *args], env, cwd, COMMAND_TIMEOUT_S)
 
 
 async def _deployment(name: str) -> DeploymentResponse:
@@ -97,13 +92,7 @@ def test_prefect_deploy_puts_the_deployments_on_a_process_pool_and_a_worker_runs
     project.mkdir()
     pool = read_project(DEFAULT_FILE).deployments[0].work_pool
     assert pool is not None
-    env = environment(
-        tmp_path,
-        PREFECT_API_URL=prefect_api,
-        EVENFLOW_PROJECT_ROOT=str(project),
-        EVENFLOW_CODE_ROOT=str(REPO_ROOT),
-        EVENFLOW_DVC_REMOTE=str(tmp_path / "dvc-remote"),
-    )
+    env = evenflow_environment(tmp_path, prefect_api, project)
     _prefect(["work-pool", "create", pool.name, "--type", "process"], env, checkout)
     before = _tree(checkout)
 

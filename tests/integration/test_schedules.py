@@ -31,7 +31,7 @@ from tests.integration.prefect_processes import (
     BIN,
     STARTUP_TIMEOUT_S,
     Started,
-    environment,
+    evenflow_environment,
     start,
     stop,
 )
@@ -51,14 +51,8 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def served(prefect_api: str, project: Path, tmp_path: Path) -> Iterator[Started]:
     """`evenflow serve` for the training and scoring deployments, pointed at the server."""
-    env = environment(
-        tmp_path,
-        PREFECT_API_URL=prefect_api,
-        EVENFLOW_PROJECT_ROOT=str(project),
-        EVENFLOW_CODE_ROOT=str(REPO_ROOT),
-        EVENFLOW_DVC_REMOTE=str(tmp_path / "dvc-remote"),
-        PREFECT_RUNNER_POLL_FREQUENCY="2",  # pick a run up in 2 s, not 10
-    )
+    # PREFECT_RUNNER_POLL_FREQUENCY: pick a run up in 2 s, not 10.
+    env = evenflow_environment(tmp_path, prefect_api, project, PREFECT_RUNNER_POLL_FREQUENCY="2")
     command = [str(BIN / "evenflow"), "serve", "--only", "train-weekly,score-on-demand"]
     serve = start(command, env, tmp_path / "serve.log", REPO_ROOT)
     try:

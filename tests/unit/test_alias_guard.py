@@ -2,23 +2,19 @@
 
 A ``champion`` alias set with ``MlflowClient`` (as the MLflow UI would) is refused by scoring's
 resolve step and reported by ``audit-aliases`` until a promote through the ledger records it.
-Versions are made cheaply, as in test_promotion (artifacts of synthetic predictions, no model).
+Versions are made cheaply by tests/unit/conftest.py's ``make`` (synthetic predictions, no model).
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 from prefect.logging import disable_run_logger
-from typer.testing import CliRunner
 
 from evenflow import layout
-from evenflow.cli.main import app
 from evenflow.config.gates import SELF_REVIEW_ENV, ReviewPolicy
 from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
@@ -30,36 +26,13 @@ from evenflow.registry import store as registry
 from evenflow.usecases import champion
 from evenflow.usecases.score import served_model_uri
 from tasks.scoring import resolve_model
-from tests.unit.test_promotion import Made, _make_version
-
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-TRAINER = "tess"
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> EvenflowSettings:
-    """One SQLite registry per module (migrations cost seconds); each test uses its own model."""
-    return EvenflowSettings(project_root=tmp_path_factory.mktemp("registry"))
+from tests.unit.conftest import NOW, TRAINER, promote_reviewed, run_cli
 
 
 @pytest.fixture
-def model(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"\W", "-", request.node.name)
-
-
-@pytest.fixture
-def make(settings: EvenflowSettings, model: str, tmp_path: Path) -> Any:
-    """Register a version whose training run was launched by ``TRAINER`` (MLflow's user tag)."""
-    counter = iter(range(100))
-
-    def _make(**kwargs: Any) -> Made:
-        folder = tmp_path / f"v{next(counter)}"
-        folder.mkdir()
-        made = _make_version(settings, model, folder, **kwargs)
-        registry.client_for(settings).set_tag(made.run_id, MLFLOW_USER, TRAINER)
-        return made
-
-    return _make
+def trainer() -> str:
+    """Every version here was trained by ``TRAINER`` (MLflow's user tag), not the reviewer."""
+    return TRAINER
 
 
 def _entry(seq: int, action: str, version: str, previous: str | None) -> LedgerEntry:
@@ -74,23 +47,6 @@ def _entry(seq: int, action: str, version: str, previous: str | None) -> LedgerE
             "note": "n",
             "evidence_sha256": None,
         }
-    )
-
-
-def _promote(settings: EvenflowSettings, model: str, version: str, note: str) -> LedgerEntry:
-    champion.review(settings, model, version)
-    return champion.promote(settings, model, version, "ada", note, now=NOW)
-
-
-def _cli(settings: EvenflowSettings, *args: str) -> Any:
-    """``evenflow ARGS`` (audit-aliases or promote), the real command line."""
-    return CliRunner().invoke(
-        app,
-        list(args),
-        env={
-            "EVENFLOW_PROJECT_ROOT": str(settings.project_root),
-            "EVENFLOW_TRACKING_URI": settings.tracking_uri,
-        },
     )
 
 
@@ -154,7 +110,7 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
     settings: EvenflowSettings, model: str, make: Any, tmp_path: Path
 ) -> None:
     first, second = make(seed=1), make(seed=2)
-    _promote(settings, model, first.version, "first")
+    promote_reviewed(settings, model, first.version, "first")
     client = registry.client_for(settings)
     client.set_registered_model_alias(model, layout.CHAMPION, second.version)  # as the UI would
 
@@ -165,7 +121,7 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
     with pytest.raises(UnrecordedChampion):  # evenflow serve-model refuses it too
         served_model_uri(settings, f"{model}@champion")
 
-    result = _cli(settings, "audit-aliases", model)
+    result = run_cli(settings, "audit-aliases", model)
     assert result.exit_code == 1, result.output
     assert (
         f"{model}: champion alias set outside the ledger: it points at v{second.version}, "
@@ -174,7 +130,7 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
     assert "scoring and monitoring refuse them" in result.output
 
     champion.review(settings, model, second.version)
-    promoted = _cli(
+    promoted = run_cli(
         settings, "promote", model, second.version, "--reviewer", "ada", "--note", "recorded"
     )
     assert promoted.exit_code == 0, promoted.output
@@ -188,7 +144,7 @@ def test_a_champion_set_outside_the_ledger_is_refused_and_reported(
         first.version,
         second.version,
     )
-    result = _cli(settings, "audit-aliases", model)
+    result = run_cli(settings, "audit-aliases", model)
     assert result.exit_code == 0, result.output
     assert f"{model}: ok, champion v{second.version} (ledger entry 2)" in result.output
     with disable_run_logger():
@@ -212,7 +168,7 @@ def test_a_champion_without_any_ledger_entry_is_reported(
     )
     assert "the ledger records no champion" in audit.describe()
     # "Already the champion" does not stop recording it: the ledger never made it champion.
-    entry = _promote(settings, model, made.version, "recorded")
+    entry = promote_reviewed(settings, model, made.version, "recorded")
     assert (entry.previous_champion, entry.unrecorded_champion) == (None, made.version)
     assert champion.audit(settings, model).state == "ok"
 
@@ -221,7 +177,7 @@ def test_audit_of_every_model_lists_each_by_name(
     settings: EvenflowSettings, model: str, make: Any
 ) -> None:
     made = make()
-    _promote(settings, model, made.version, "ok")
+    promote_reviewed(settings, model, made.version, "ok")
     audits = champion.audit_aliases(settings)
     names = [audit.model for audit in audits]
     assert names == sorted(names)

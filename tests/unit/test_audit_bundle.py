@@ -1,7 +1,7 @@
 """The audit bundle on a real MLflow registry (SQLite): built, verified, and caught when tampered with.
 
-One version is made cheaply (as in test_promotion), reviewed and promoted so the ledger has an
-entry, and bundled once per module; each test tampers with its own copy of the zip. The test
+One version is made cheaply (tests/unit/conftest.py's make_version), reviewed and promoted so the
+ledger has an entry, and bundled once per module; each test tampers with its own copy of the zip. The test
 that edits the registry's ledger runs last and on its own model, so it spoils nothing shared.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -17,10 +16,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from evenflow import layout
-from evenflow.cli.main import app
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern.annex_iv import ITEMS, UNANSWERED, annex_iv_table
 from evenflow.govern.ledger import ledger_key
@@ -28,22 +25,16 @@ from evenflow.io import file_sha256
 from evenflow.registry import store as registry
 from evenflow.usecases.audit import MANIFEST_NAME, BundleManifest, build_bundle, verify_bundle
 from tests.conftest import make_champion
-from tests.unit.test_promotion import Made, _make_version
+from tests.unit.conftest import Made, make_version, run_cli
 
 MODEL = "audited"
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> EvenflowSettings:
-    """One SQLite registry per module (migrations cost seconds)."""
-    return EvenflowSettings(project_root=tmp_path_factory.mktemp("registry"))
 
 
 @pytest.fixture(scope="module")
 def made(settings: EvenflowSettings, tmp_path_factory: pytest.TempPathFactory) -> Made:
     """A version with a validation result and a row-level file, reviewed and made champion."""
     folder = tmp_path_factory.mktemp("version")
-    made = _make_version(settings, MODEL, folder)
+    made = make_version(settings, MODEL, folder)
     client = registry.client_for(settings)
     validation = folder / "validation"
     validation.mkdir()
@@ -92,17 +83,6 @@ def _rewrite(zip_path: Path, change: Any) -> None:
             kept = change(name, data)
             if kept is not None:
                 archive.writestr(name, kept)
-
-
-def _cli(settings: EvenflowSettings, *args: str) -> Any:
-    return CliRunner().invoke(
-        app,
-        list(args),
-        env={
-            "EVENFLOW_PROJECT_ROOT": str(settings.project_root),
-            "EVENFLOW_TRACKING_URI": settings.tracking_uri,
-        },
-    )
 
 
 def test_a_bundle_holds_the_evidence_hashed_and_verifies(
@@ -189,37 +169,36 @@ def test_the_cli_bundles_and_verifies_with_exit_codes(
     settings: EvenflowSettings, made: Made, tmp_path: Path, copy: Path
 ) -> None:
     out = tmp_path / "cli.zip"
-    built = _cli(settings, "audit", MODEL, made.version, "--out", str(out))
+    built = run_cli(settings, "audit", MODEL, made.version, "--out", str(out))
     assert built.exit_code == 0, built.output
     assert f"audit verify {out}" in built.output
     assert f"sha256 of the zip: {file_sha256(out)}" in built.output
     assert zipfile.is_zipfile(out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cli.zip")]  # no temp left
 
-    verified = _cli(settings, "audit", "verify", str(out))
+    verified = run_cli(settings, "audit", "verify", str(out))
     assert verified.exit_code == 0, verified.output
     assert "verified:" in verified.output
 
     _rewrite(copy, lambda name, data: b"tampered" if name == layout.CARD_MARKDOWN else data)
-    failed = _cli(settings, "audit", "verify", str(copy))
+    failed = run_cli(settings, "audit", "verify", str(copy))
     assert failed.exit_code == 1
     assert layout.CARD_MARKDOWN in failed.output
 
-    missing = _cli(settings, "audit", "nosuchmodel", "1", "--out", str(tmp_path / "x.zip"))
+    missing = run_cli(settings, "audit", "nosuchmodel", "1", "--out", str(tmp_path / "x.zip"))
     assert missing.exit_code == 2 and "nosuchmodel" in missing.output
     assert not (tmp_path / "x.zip").exists()
     not_a_bundle = tmp_path / "not.zip"
     not_a_bundle.write_text("plain text", encoding="utf-8")
-    assert _cli(settings, "audit", "verify", str(not_a_bundle)).exit_code == 2
+    assert run_cli(settings, "audit", "verify", str(not_a_bundle)).exit_code == 2
 
 
 def test_an_edited_ledger_entry_fails_naming_the_entry(
-    settings: EvenflowSettings, tmp_path: Path, request: pytest.FixtureRequest
+    settings: EvenflowSettings, tmp_path: Path, model: str
 ) -> None:
-    model = re.sub(r"\W", "-", request.node.name)
     folder = tmp_path / "v"
     folder.mkdir()
-    made = _make_version(settings, model, folder)
+    made = make_version(settings, model, folder)
     make_champion(settings, model, made.version)
     out = tmp_path / "b.zip"
     build_bundle(settings, model, made.version, out)

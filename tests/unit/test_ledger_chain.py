@@ -1,23 +1,18 @@
 """The ledger's hash chain: pure verification, and tampering with a real MLflow registry (SQLite).
 
 Tampering is done as anyone with write access would: ``MlflowClient.set_registered_model_tag``
-to edit an entry, ``delete_registered_model_tag`` to remove one. Versions are made cheaply, as in
-test_promotion (artifacts of synthetic predictions, no model).
+to edit an entry, ``delete_registered_model_tag`` to remove one. Versions are made cheaply by
+tests/unit/conftest.py's ``make`` (artifacts of synthetic predictions, no model), each its own seed.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mlflow.utils.mlflow_tags import MLFLOW_USER
-from typer.testing import CliRunner
 
-from evenflow.cli.main import app
 from evenflow.config.settings import EvenflowSettings
 from evenflow.govern.ledger import (
     GENESIS_SHA256,
@@ -35,36 +30,13 @@ from evenflow.govern.ledger import (
 )
 from evenflow.registry import store as registry
 from evenflow.usecases import champion
-from tests.unit.test_promotion import Made, _make_version
-
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-TRAINER = "tess"
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> EvenflowSettings:
-    """One SQLite registry per module (migrations cost seconds); each test uses its own model."""
-    return EvenflowSettings(project_root=tmp_path_factory.mktemp("registry"))
+from tests.unit.conftest import NOW, TRAINER, promote_reviewed, run_cli
 
 
 @pytest.fixture
-def model(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"\W", "-", request.node.name)
-
-
-@pytest.fixture
-def make(settings: EvenflowSettings, model: str, tmp_path: Path) -> Any:
-    """Register a version whose training run someone other than the reviewer launched."""
-    counter = iter(range(100))
-
-    def _make() -> Made:
-        folder = tmp_path / f"v{next(counter)}"
-        folder.mkdir()
-        made = _make_version(settings, model, folder, seed=next(counter))
-        registry.client_for(settings).set_tag(made.run_id, MLFLOW_USER, TRAINER)
-        return made
-
-    return _make
+def trainer() -> str:
+    """Versions trained by someone other than the reviewer, so promoting them is allowed."""
+    return TRAINER
 
 
 def _fields(seq: int, note: str = "n") -> dict[str, Any]:
@@ -94,23 +66,6 @@ def _chain(count: int, *, unchained: int = 0) -> list[LedgerEntry]:
 
 def _problems(entries: list[LedgerEntry]) -> list[tuple[int, str]]:
     return [(item.seq, item.problem.split(":")[0]) for item in verify_chain(entries)]
-
-
-def _promote(settings: EvenflowSettings, model: str, version: str, note: str) -> LedgerEntry:
-    champion.review(settings, model, version)
-    return champion.promote(settings, model, version, "ada", note, now=NOW)
-
-
-def _cli(settings: EvenflowSettings, *args: str) -> Any:
-    """``evenflow ARGS``, the real command line."""
-    return CliRunner().invoke(
-        app,
-        list(args),
-        env={
-            "EVENFLOW_PROJECT_ROOT": str(settings.project_root),
-            "EVENFLOW_TRACKING_URI": settings.tracking_uri,
-        },
-    )
 
 
 def _edit(settings: EvenflowSettings, model: str, seq: int, **changes: Any) -> None:
@@ -208,9 +163,9 @@ def test_a_truncated_note_is_sealed_as_stored() -> None:
 
 
 def test_promotions_chain_and_verify(settings: EvenflowSettings, model: str, make: Any) -> None:
-    first, second = make(), make()
-    one = _promote(settings, model, first.version, "first")
-    two = _promote(settings, model, second.version, "second")
+    first, second = make(seed=1), make(seed=2)
+    one = promote_reviewed(settings, model, first.version, "first")
+    two = promote_reviewed(settings, model, second.version, "second")
 
     assert (one.prev_sha256, two.prev_sha256) == (GENESIS_SHA256, one.sha256)
     assert two.sha256 == entry_sha256(two)
@@ -218,7 +173,7 @@ def test_promotions_chain_and_verify(settings: EvenflowSettings, model: str, mak
     assert verdict.intact and verdict.chain_start == 1 and verdict.unchained == ()
     assert (verdict.head_seq, verdict.head_sha256) == (2, two.sha256)
 
-    result = _cli(settings, "history", model, "--verify")
+    result = run_cli(settings, "history", model, "--verify")
     assert result.exit_code == 0, result.output
     assert f"{model}: ledger intact" in result.output
     assert f"head: entry 2 sha256 {two.sha256}" in result.output
@@ -228,14 +183,14 @@ def test_promotions_chain_and_verify(settings: EvenflowSettings, model: str, mak
 def test_an_edited_note_is_named_and_blocks_decisions(
     settings: EvenflowSettings, model: str, make: Any
 ) -> None:
-    first, second = make(), make()
-    _promote(settings, model, first.version, "first")
-    _promote(settings, model, second.version, "second")
+    first, second = make(seed=1), make(seed=2)
+    promote_reviewed(settings, model, first.version, "first")
+    promote_reviewed(settings, model, second.version, "second")
     _edit(settings, model, 1, note="approved by the board")
 
     verdict = champion.verify(settings, model)
     assert [(b.seq, b.problem.split(":")[0]) for b in verdict.breaks] == [(1, "edited")]
-    result = _cli(settings, "history", model, "--verify")
+    result = run_cli(settings, "history", model, "--verify")
     assert result.exit_code == 1, result.output
     assert f"{model}: ledger BROKEN at entry 1" in result.output
     assert "entry 1: edited" in result.output
@@ -245,15 +200,15 @@ def test_an_edited_note_is_named_and_blocks_decisions(
         champion.rollback(settings, model, "bob", "undo")
     assert f"evenflow history {model} --verify" in str(refused.value)
     assert len(champion.history(settings, model)) == 2  # nothing appended
-    plain = _cli(settings, "history", model)  # without --verify: the table, and a warning
+    plain = run_cli(settings, "history", model)  # without --verify: the table, and a warning
     assert plain.exit_code == 0, plain.output
     assert "warning: the ledger is broken at entry 1: edited" in plain.stderr
 
 
 def test_a_removed_entry_is_named(settings: EvenflowSettings, model: str, make: Any) -> None:
-    versions = [make() for _ in range(3)]
+    versions = [make(seed=seed) for seed in (1, 2, 3)]
     for number, made in enumerate(versions):
-        _promote(settings, model, made.version, f"promotion {number}")
+        promote_reviewed(settings, model, made.version, f"promotion {number}")
     client = registry.client_for(settings)
 
     client.delete_registered_model_tag(model, ledger_key(2))
@@ -263,7 +218,7 @@ def test_a_removed_entry_is_named(settings: EvenflowSettings, model: str, make: 
     ]
 
     client.delete_registered_model_tag(model, ledger_key(3))  # the newest: no entry follows
-    result = _cli(settings, "history", model, "--verify")
+    result = run_cli(settings, "history", model, "--verify")
     assert result.exit_code == 1, result.output
     named = ", ".join(f"version {m.version} names entry {i}" for i, m in enumerate(versions, 1))
     assert (
@@ -274,27 +229,27 @@ def test_a_removed_entry_is_named(settings: EvenflowSettings, model: str, make: 
 def test_the_chain_starts_after_entries_written_before_it(
     settings: EvenflowSettings, model: str, make: Any
 ) -> None:
-    first, second = make(), make()
-    _promote(settings, model, first.version, "first")
+    first, second = make(seed=1), make(seed=2)
+    promote_reviewed(settings, model, first.version, "first")
     client = registry.client_for(settings)
     old = LedgerEntry.model_validate_json(client.get_registered_model(model).tags[ledger_key(1)])
     legacy = old.model_copy(update={"prev_sha256": None, "sha256": None})  # as written before
     client.set_registered_model_tag(model, ledger_key(1), legacy.model_dump_json())
 
-    two = _promote(settings, model, second.version, "second")
+    two = promote_reviewed(settings, model, second.version, "second")
 
     assert two.prev_sha256 == entry_sha256(legacy)
     verdict = champion.verify(settings, model)
     assert verdict.intact and (verdict.unchained, verdict.chain_start) == ((1,), 2)
-    result = _cli(settings, "history", model, "--verify")
+    result = run_cli(settings, "history", model, "--verify")
     assert result.exit_code == 0, result.output
     assert f"entry 1: {UNCHAINED}" in result.output
     assert "the hash chain starts at entry 2" in result.output
 
 
 def test_an_unreadable_entry_is_named(settings: EvenflowSettings, model: str, make: Any) -> None:
-    _promote(settings, model, make().version, "first")
+    promote_reviewed(settings, model, make(seed=1).version, "first")
     registry.client_for(settings).set_registered_model_tag(model, ledger_key(1), "{not json")
-    result = _cli(settings, "history", model, "--verify")
+    result = run_cli(settings, "history", model, "--verify")
     assert result.exit_code == 1, result.output
     assert "entry 1: not a readable ledger entry" in result.output

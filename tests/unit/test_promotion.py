@@ -1,31 +1,19 @@
 """Review, promotion, rejection, rollback and the ledger, on a real MLflow registry (SQLite).
 
-Versions are made cheaply: a run whose artifacts are real evaluation, fairness and gate outputs
-of small synthetic predictions, a hand-written model card and manifest, registered without a model.
+Versions are made cheaply by tests/unit/conftest.py's ``make``: a run whose artifacts are real
+evaluation, fairness and gate outputs of small synthetic predictions, registered without a model.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from evenflow import layout
-from evenflow.assess.evaluation import write_evaluation
-from evenflow.assess.fairness import fairness_report, report_to_json
-from evenflow.config.fairness import FairnessParams
-from evenflow.config.run import EvalParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import PromotionRefused
 from evenflow.govern.evidence import evidence_digest
-from evenflow.govern.gates import GatePolicy, gate_failures
 from evenflow.govern.ledger import (
     GENESIS_SHA256,
     LEDGER_VALUE_LIMIT,
@@ -38,15 +26,18 @@ from evenflow.govern.ledger import (
 )
 from evenflow.govern.promotion import promotion_refusal, rollback_target
 from evenflow.govern.review import review
-from evenflow.io import file_sha256, write_json_atomic
+from evenflow.io import file_sha256
 from evenflow.layout import CARD_HTML, CARD_MARKDOWN, REVIEWED_SHA_TAG
-from evenflow.records import FeatureSpec, ShardInfo, ShardManifest
 from evenflow.registry import store as registry
 from evenflow.reports.review import render_history, render_review, review_description
 from evenflow.usecases.champion import history, promote, reject, rollback
 from evenflow.usecases.review import record_review
+from tests.unit.conftest import NOW, Made, make_version
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+# tests/flows/test_review_flow.py imports these two from here (they live in tests/unit/conftest.py).
+_make_version = make_version
+__all__ = ["Made", "_make_version"]
+
 EVIDENCE = {
     CARD_HTML,
     CARD_MARKDOWN,
@@ -55,128 +46,6 @@ EVIDENCE = {
     "reports/fairness/fairness.json",
     "gate/decision.json",
 }
-
-
-@dataclass(frozen=True)
-class Made:
-    """A registered version and the figures its artifacts hold."""
-
-    version: str
-    run_id: str
-    metrics: dict[str, float]
-    groups: list[dict[str, Any]]
-    folder: Path
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> EvenflowSettings:
-    """One SQLite registry per module (migrations cost seconds); each test uses its own model."""
-    return EvenflowSettings(project_root=tmp_path_factory.mktemp("registry"))
-
-
-@pytest.fixture
-def model(request: pytest.FixtureRequest) -> str:
-    return re.sub(r"\W", "-", request.node.name)
-
-
-def _predictions(seed: int, shift: float) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    n = 600
-    sex = rng.choice(["Female", "Male"], size=n, p=[0.4, 0.6])
-    label = (rng.random(n) < np.where(sex == "Male", 0.35, 0.2)).astype(int)
-    score = np.clip(0.35 * label + 0.65 * rng.random(n) + shift, 0.0, 1.0)
-    return pd.DataFrame({"label": label, "score": score, "sex": sex, "_row_id": np.arange(n)})
-
-
-def _manifest(rows: int, features: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    specs = tuple(
-        FeatureSpec(name=name, kind="categorical" if cats else "numeric", categories=cats)
-        for name, cats in features.items()
-    )
-    shards = tuple(
-        ShardInfo(split=split, path=f"{split}/part-0.parquet", md5="0" * 32, n_rows=count)
-        for split, count in (("train", rows), ("valid", rows // 5), ("test", rows // 5))
-    )
-    manifest = ShardManifest(
-        dataset="adult",
-        raw_md5="r" * 32,
-        data_md5=f"{rows:032d}.dir",
-        shard_dir=Path("/data/adult"),
-        shards=shards,
-        features=specs,
-        target="income",
-        positive_label=">50K",
-        sensitive=("sex",),
-    )
-    return manifest.model_dump(mode="json")
-
-
-def _make_version(
-    settings: EvenflowSettings,
-    model: str,
-    folder: Path,
-    *,
-    seed: int = 0,
-    shift: float = 0.0,
-    passed: bool = True,
-    rows: int = 1000,
-    features: dict[str, tuple[str, ...]] | None = None,
-) -> Made:
-    """Log the artifacts a training run logs and register a version from the run."""
-    client = registry.client_for(settings)
-    run_id = registry.start_run(settings, "promotion-tests", model, {})
-    predictions = _predictions(seed, shift)
-    rule = FairnessParams(n_bootstrap=50)
-    report = write_evaluation(
-        predictions,
-        ["sex"],
-        EvalParams(),
-        folder / "reports",
-        predictions_path=folder / "p",
-        fairness=rule,
-    )
-    fairness = fairness_report(predictions, ["sex"], rule)
-    fairness_json = folder / "reports" / "fairness" / "fairness.json"
-    write_json_atomic(fairness_json, report_to_json(fairness))  # the HTML twin is slow to draw
-    groups = json.loads(report.groups_path.read_text(encoding="utf-8"))
-    policy = GatePolicy(min_auc=0.5 if passed else 0.999)
-    decision = gate_failures(policy, report.metrics, fairness, None, groups)
-    write_json_atomic(folder / "gate" / "decision.json", decision.model_dump(mode="json"))
-    card = folder / "model_card"
-    card.mkdir()
-    (card / "model_card.html").write_text(f"<h1>{model} seed {seed}</h1>", encoding="utf-8")
-    (card / "model_card.md").write_text(f"# {model} seed {seed}\n", encoding="utf-8")
-    manifest = _manifest(rows, features or {"age": (), "workclass": ("Private", "State-gov")})
-    write_json_atomic(folder / "data" / "manifest.json", manifest)
-    for part in ("reports", "gate", "model_card", "data"):
-        client.log_artifacts(run_id, str(folder / part), part)
-    if not client.search_registered_models(filter_string=f"name = '{model}'"):
-        client.create_registered_model(model)
-    version = str(
-        client.create_model_version(model, f"runs:/{run_id}/model", run_id=run_id).version
-    )
-    tags = {
-        "evenflow.gate": "passed" if passed else "failed",
-        "evenflow.gate_failed": "; ".join(c.name for c in decision.failed),
-        "evenflow.data_md5": manifest["data_md5"],
-    }
-    for key, value in tags.items():
-        client.set_model_version_tag(model, version, key, value)
-    if passed:
-        client.set_registered_model_alias(model, layout.CANDIDATE, version)
-    return Made(version, run_id, report.metrics, groups, folder)
-
-
-@pytest.fixture
-def make(settings: EvenflowSettings, model: str, tmp_path: Path) -> Any:
-    counter = iter(range(100))
-
-    def _make(**kwargs: Any) -> Made:
-        folder = tmp_path / f"v{next(counter)}"
-        folder.mkdir()
-        return _make_version(settings, model, folder, **kwargs)
-
-    return _make
 
 
 def _reviewed(settings: EvenflowSettings, model: str, version: str) -> None:

@@ -23,8 +23,6 @@ from distributed import Client
 from evenflow import layout
 from evenflow.cli.handling import BAD_INPUT_EXIT, handled
 from evenflow.config.run import ClusterParams, ModelParams
-from evenflow.data.features import feature_specs
-from evenflow.data.sharding import write_shards
 from evenflow.errors import DataError, ShardChanged
 from evenflow.io import file_md5
 from evenflow.records import ShardManifest
@@ -32,7 +30,7 @@ from evenflow.training.cluster import dask_client, ranked_workers
 from evenflow.training.engine import train_model
 from evenflow.training.failures import is_infrastructure_failure
 from evenflow.training.partitions import LABEL, read_partition, read_shard
-from tests.conftest import sample_params
+from tests.unit.conftest import sample_shards
 
 CLUSTER = ClusterParams(n_workers=2, threads_per_worker=1)
 
@@ -40,22 +38,7 @@ CLUSTER = ClusterParams(n_workers=2, threads_per_worker=1)
 @pytest.fixture(scope="module")
 def versioned(tmp_path_factory: pytest.TempPathFactory, adult_sample_path: Path) -> ShardManifest:
     """The 3,000-row Adult sample cut into 2 shards per split, as sharding leaves it."""
-    params = sample_params(adult_sample_path)
-    spec = params.dataset
-    frame = pd.read_csv(adult_sample_path)
-    shard_dir = tmp_path_factory.mktemp("versioned") / "adult"
-    shards = write_shards(frame, spec, params.split, params.shards, shard_dir)
-    return ShardManifest(
-        dataset=spec.name,
-        raw_md5="0" * 32,
-        data_md5="0" * 32 + ".dir",
-        shard_dir=shard_dir,
-        shards=tuple(shards),
-        features=feature_specs(frame, spec),
-        target=spec.target,
-        positive_label=spec.positive_label,
-        sensitive=spec.sensitive,
-    )
+    return sample_shards(adult_sample_path, tmp_path_factory.mktemp("versioned") / "adult", 2)
 
 
 @pytest.fixture

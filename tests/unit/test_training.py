@@ -20,8 +20,7 @@ from sklearn.metrics import roc_auc_score
 
 from evenflow.assess import reweighing
 from evenflow.config.run import ClusterParams, ModelParams
-from evenflow.data.features import feature_specs, label_values
-from evenflow.data.sharding import write_shards
+from evenflow.data.features import label_values
 from evenflow.errors import ConfigError, DataError
 from evenflow.records import ShardManifest, TrainingResult
 from evenflow.training.checkpoints import CHECKPOINT_FILE
@@ -31,7 +30,7 @@ from evenflow.training.engine import train_model
 from evenflow.training.failures import WorkerLost, is_infrastructure_failure
 from evenflow.training.faults import KILL_WORKER_ENV
 from evenflow.training.partitions import LABEL, SCORE, WEIGHT, SampleWeights, read_partition
-from tests.conftest import sample_params
+from tests.unit.conftest import sample_shards
 
 N_WORKERS = 2
 CLUSTER = ClusterParams(n_workers=N_WORKERS, threads_per_worker=1)
@@ -41,22 +40,7 @@ MODEL = ModelParams(device="cpu", num_boost_round=40, early_stopping_rounds=10)
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory, adult_sample_path: Path) -> ShardManifest:
     """The 3,000-row Adult sample cut into 4 shards per split."""
-    params = sample_params(adult_sample_path, shards__n_shards=4)
-    spec = params.dataset
-    frame = pd.read_csv(adult_sample_path)
-    shard_dir = tmp_path_factory.mktemp("shards") / "adult"
-    shards = write_shards(frame, spec, params.split, params.shards, shard_dir)
-    return ShardManifest(
-        dataset=spec.name,
-        raw_md5="0" * 32,
-        data_md5="0" * 32 + ".dir",
-        shard_dir=shard_dir,
-        shards=tuple(shards),
-        features=feature_specs(frame, spec),
-        target=spec.target,
-        positive_label=spec.positive_label,
-        sensitive=spec.sensitive,
-    )
+    return sample_shards(adult_sample_path, tmp_path_factory.mktemp("shards") / "adult", 4)
 
 
 @pytest.fixture(scope="module")
