@@ -130,13 +130,13 @@ def _base_env(home: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's folder: project, server state, logs and screenshots."""
     return tmp_path_factory.mktemp("browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def project_root(browser_root: Path) -> Path:
     """A scratch project whose code is this checkout."""
     root = browser_root / "project"
@@ -178,7 +178,7 @@ def _launch_mlflow(root: Path, project: Path) -> Server:
     return Server(url, _start(command, _base_env(root / "mlflow-home"), log), log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def servers(browser_root: Path, project_root: Path) -> Iterator[tuple[Server, Server]]:
     """The Prefect and MLflow servers, started side by side (each takes seconds to come up)."""
     started: list[Server] = []
@@ -194,19 +194,19 @@ def servers(browser_root: Path, project_root: Path) -> Iterator[tuple[Server, Se
             _stop(server.process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prefect_server(servers: tuple[Server, Server]) -> Server:
     """The session's Prefect server (API and UI)."""
     return servers[0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mlflow_server(servers: tuple[Server, Server]) -> Server:
     """The session's MLflow server, on the store ``evenflow run`` writes."""
     return servers[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def trained_model(
     browser_root: Path,
     project_root: Path,
@@ -243,7 +243,7 @@ def trained_model(
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium; its absence fails the test with what to install."""
     if not CHROMIUM.exists():
