@@ -26,8 +26,7 @@ from evenflow.records import ModelVersionRef
 from evenflow.usecases import score as scoring
 from evenflow.usecases.score import ScoringResult
 from flows.score import score_batch
-from flows.train_and_register import train_and_register
-from tests.conftest import REPO_ROOT, make_champion, sample_params
+from tests.flows.conftest import trained_champion
 
 pytestmark = pytest.mark.slow
 
@@ -45,24 +44,17 @@ def champion(
     tmp_path_factory: pytest.TempPathFactory, adult_sample_path: Path
 ) -> Iterator[Champion]:
     """Train once (threshold mitigation on sex, so the policy is visible) and make it champion."""
-    root = tmp_path_factory.mktemp("scoring")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("EVENFLOW_PROJECT_ROOT", str(root / "project"))
-        env.setenv("EVENFLOW_CODE_ROOT", str(REPO_ROOT))
-        env.setenv("EVENFLOW_DVC_REMOTE", str(root / "dvc-remote"))
-        (root / "project").mkdir()
-        params = sample_params(
-            adult_sample_path, mitigation__method="threshold", mitigation__sensitive_column="sex"
-        )
-        version = train_and_register(params)
-        uri = EvenflowSettings().tracking_uri
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        make_champion(EvenflowSettings(), "adult", version.version)
-        policy_file = client.download_artifacts(
-            version.run_id, "reports/threshold_policy.json", str(root / "dl")
+    with trained_champion(
+        tmp_path_factory.mktemp("scoring"),
+        adult_sample_path,
+        mitigation__method="threshold",
+        mitigation__sensitive_column="sex",
+    ) as trained:
+        policy_file = trained.client.download_artifacts(
+            trained.version.run_id, "reports/threshold_policy.json", str(trained.root / "dl")
         )
         policy = ThresholdPolicy.from_json(Path(policy_file).read_text(encoding="utf-8"))
-        yield Champion(root, version, client, policy)
+        yield Champion(trained.root, trained.version, trained.client, policy)
 
 
 def _batch(adult_sample_path: Path, out: Path, *, drop: tuple[str, ...] = ()) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -12,18 +11,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from evenflow.assess.reasons import IMMUTABLE, SENSITIVE, contributions
 from evenflow.cli.main import app
 from evenflow.config.score import ScoreParams
-from evenflow.config.settings import EvenflowSettings
 from evenflow.data.features import typed_features
-from evenflow.records import ModelVersionRef
 from flows.score import score_batch
-from flows.train_and_register import train_and_register
-from tests.conftest import REPO_ROOT, make_champion, sample_params
+from tests.flows.conftest import TrainedChampion, trained_champion
 
 pytestmark = pytest.mark.slow
 
@@ -32,39 +27,24 @@ FAMILIES = {"capital-": "Little or no capital income", "education": "Level of ed
 NEVER = ("sex", "race", "age", "native-country")
 
 
-@dataclass(frozen=True)
-class Champion:
-    root: Path
-    version: ModelVersionRef
-    client: MlflowClient
-
-
 @pytest.fixture(scope="module")
 def champion(
     tmp_path_factory: pytest.TempPathFactory, adult_sample_path: Path
-) -> Iterator[Champion]:
+) -> Iterator[TrainedChampion]:
     """Train once with reason texts and two immutable features, and make it champion."""
-    root = tmp_path_factory.mktemp("reasons")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("EVENFLOW_PROJECT_ROOT", str(root / "project"))
-        env.setenv("EVENFLOW_CODE_ROOT", str(REPO_ROOT))
-        env.setenv("EVENFLOW_DVC_REMOTE", str(root / "dvc-remote"))
-        (root / "project").mkdir()
-        params = sample_params(
-            adult_sample_path,
-            reasons__texts=TEXTS,
-            reasons__families=FAMILIES,
-            reasons__immutable=("age", "native-country"),
-            reasons__top_k=3,
-        )
-        version = train_and_register(params)
-        uri = EvenflowSettings().tracking_uri
-        make_champion(EvenflowSettings(), "adult", version.version)
-        yield Champion(root, version, MlflowClient(tracking_uri=uri, registry_uri=uri))
+    with trained_champion(
+        tmp_path_factory.mktemp("reasons"),
+        adult_sample_path,
+        reasons__texts=TEXTS,
+        reasons__families=FAMILIES,
+        reasons__immutable=("age", "native-country"),
+        reasons__top_k=3,
+    ) as trained:
+        yield trained
 
 
 def test_adverse_decisions_get_reasons_by_the_model_s_policy_in_any_chunking(
-    champion: Champion, adult_sample_path: Path, tmp_path: Path
+    champion: TrainedChampion, adult_sample_path: Path, tmp_path: Path
 ) -> None:
     data = tmp_path / "batch.csv"
     pd.read_csv(adult_sample_path).drop(columns=["income", "split"]).to_csv(data, index=False)
