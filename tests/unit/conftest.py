@@ -207,6 +207,22 @@ def make(
     return _make
 
 
+def ledger_entry(seq: int, action: str, version: str, previous: str | None) -> LedgerEntry:
+    """A ledger entry as ``ada`` wrote it at ``NOW``, for the pure ledger decisions."""
+    return LedgerEntry.model_validate(
+        {
+            "seq": seq,
+            "action": action,
+            "version": version,
+            "previous_champion": previous,
+            "reviewer": "ada",
+            "at": NOW,
+            "note": "n",
+            "evidence_sha256": None,
+        }
+    )
+
+
 def promote_reviewed(
     settings: EvenflowSettings, model: str, version: str, note: str
 ) -> LedgerEntry:

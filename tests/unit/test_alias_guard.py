@@ -20,34 +20,18 @@ from evenflow.config.score import ScoreParams
 from evenflow.config.settings import EvenflowSettings
 from evenflow.errors import PromotionRefused
 from evenflow.govern.alias_guard import UnrecordedChampion, audit_alias, refuse_unrecorded
-from evenflow.govern.ledger import LedgerEntry
 from evenflow.govern.promotion import replaced_champion, self_review_refusal
 from evenflow.registry import store as registry
 from evenflow.usecases import champion
 from evenflow.usecases.score import served_model_uri
 from tasks.scoring import resolve_model
-from tests.unit.conftest import NOW, TRAINER, promote_reviewed, run_cli
+from tests.unit.conftest import NOW, TRAINER, ledger_entry, promote_reviewed, run_cli
 
 
 @pytest.fixture
 def trainer() -> str:
     """Every version here was trained by ``TRAINER`` (MLflow's user tag), not the reviewer."""
     return TRAINER
-
-
-def _entry(seq: int, action: str, version: str, previous: str | None) -> LedgerEntry:
-    return LedgerEntry.model_validate(
-        {
-            "seq": seq,
-            "action": action,
-            "version": version,
-            "previous_champion": previous,
-            "reviewer": "ada",
-            "at": NOW,
-            "note": "n",
-            "evidence_sha256": None,
-        }
-    )
 
 
 def _score_params(tmp_path: Path, model: str) -> ScoreParams:
@@ -60,7 +44,7 @@ def _score_params(tmp_path: Path, model: str) -> ScoreParams:
 
 
 def test_audit_states() -> None:
-    ledger = [_entry(1, "promote", "1", None), _entry(2, "promote", "2", "1")]
+    ledger = [ledger_entry(1, "promote", "1", None), ledger_entry(2, "promote", "2", "1")]
     assert audit_alias("m", "2", ledger).state == "ok"
     assert audit_alias("m", None, []).state == "no champion"
     outside = audit_alias("m", "3", ledger)
@@ -73,12 +57,12 @@ def test_audit_states() -> None:
     assert audit_alias("m", "1", []).state == "set outside the ledger"
     assert audit_alias("m", None, ledger).state == "removed outside the ledger"
     # A rollback sets the champion; a rejection does not.
-    rolled = [*ledger, _entry(3, "rollback", "1", "2"), _entry(4, "reject", "2", "1")]
+    rolled = [*ledger, ledger_entry(3, "rollback", "1", "2"), ledger_entry(4, "reject", "2", "1")]
     assert audit_alias("m", "1", rolled).state == "ok"
 
 
 def test_refusal_names_both_versions_and_the_way_out() -> None:
-    outside = audit_alias("m", "3", [_entry(1, "promote", "2", None)])
+    outside = audit_alias("m", "3", [ledger_entry(1, "promote", "2", None)])
     with pytest.raises(UnrecordedChampion) as caught:
         refuse_unrecorded(outside)
     text = str(caught.value)
@@ -98,7 +82,7 @@ def test_self_review_refusal() -> None:
 
 
 def test_replaced_champion_never_points_at_itself() -> None:
-    ledger = [_entry(1, "promote", "1", None), _entry(2, "promote", "2", "1")]
+    ledger = [ledger_entry(1, "promote", "1", None), ledger_entry(2, "promote", "2", "1")]
     assert replaced_champion(ledger, "2", "3") == "2"
     assert replaced_champion(ledger, "2", "2") == "1"  # re-recorded: it replaced v1 before
 

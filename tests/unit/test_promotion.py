@@ -32,7 +32,7 @@ from evenflow.registry import store as registry
 from evenflow.reports.review import render_history, render_review, review_description
 from evenflow.usecases.champion import history, promote, reject, rollback
 from evenflow.usecases.review import record_review
-from tests.unit.conftest import NOW, Made, make_version
+from tests.unit.conftest import NOW, Made, ledger_entry, make_version
 
 # tests/flows/test_review_flow.py imports these two from here (they live in tests/unit/conftest.py).
 _make_version = make_version
@@ -391,27 +391,12 @@ def test_promotion_refusal(
         assert reason is not None and expected in reason
 
 
-def _entry(seq: int, action: str, version: str, previous: str | None) -> LedgerEntry:
-    return LedgerEntry.model_validate(
-        {
-            "seq": seq,
-            "action": action,
-            "version": version,
-            "previous_champion": previous,
-            "reviewer": "r",
-            "at": NOW,
-            "note": "",
-            "evidence_sha256": None,
-        }
-    )
-
-
 def test_rollback_target_follows_the_latest_promote() -> None:
     entries = [
-        _entry(1, "promote", "1", None),
-        _entry(2, "promote", "2", "1"),
-        _entry(3, "promote", "3", "2"),
-        _entry(4, "rollback", "2", "3"),
+        ledger_entry(1, "promote", "1", None),
+        ledger_entry(2, "promote", "2", "1"),
+        ledger_entry(3, "promote", "3", "2"),
+        ledger_entry(4, "rollback", "2", "3"),
     ]
     assert rollback_target(entries, "2") == "1"  # not back to 3
     assert rollback_target(entries[:3], "3") == "2"
@@ -430,7 +415,7 @@ def test_next_seq_and_encoding() -> None:
     tags = {ledger_key(1): "{}", ledger_key(7): "{}", "evenflow.ledger.x": "", "other": ""}
     assert next_seq(tags) == 8
     assert next_seq({}) == 1
-    entry = _entry(1, "promote", "1", None).model_copy(update={"note": "é" * 9000})
+    entry = ledger_entry(1, "promote", "1", None).model_copy(update={"note": "é" * 9000})
     value = encode_entry(entry, limit=500)
     assert len(value) <= 500
     assert LedgerEntry.model_validate_json(value).note.endswith(TRUNCATED)
