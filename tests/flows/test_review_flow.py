@@ -33,7 +33,7 @@ from evenflow.errors import PromotionRefused
 from evenflow.registry import store as registry
 from evenflow.usecases import champion
 from flows.review import review_candidate
-from tests.unit.test_promotion import Made, _make_version
+from tests.unit.conftest import Made, make_version
 
 TRAINER = "tess"
 WAIT_S = 120
@@ -52,7 +52,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvenflowSetti
 def _version(settings: EvenflowSettings, model: str, folder: Path) -> Made:
     """A candidate whose training run ``TRAINER`` launched."""
     folder.mkdir()
-    made = _make_version(settings, model, folder)
+    made = make_version(settings, model, folder)
     registry.client_for(settings).set_tag(made.run_id, MLFLOW_USER, TRAINER)
     return made
 

@@ -32,11 +32,7 @@ from evenflow.registry import store as registry
 from evenflow.reports.review import render_history, render_review, review_description
 from evenflow.usecases.champion import history, promote, reject, rollback
 from evenflow.usecases.review import record_review
-from tests.unit.conftest import NOW, Made, ledger_entry, make_version
-
-# tests/flows/test_review_flow.py imports these two from here (they live in tests/unit/conftest.py).
-_make_version = make_version
-__all__ = ["Made", "_make_version"]
+from tests.unit.conftest import NOW, ledger_entry
 
 EVIDENCE = {
     CARD_HTML,
