@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from evenflow.config.fairness import FairnessParams
+from evenflow.config.fairness import FairnessParams, ImpactRatioParams
 from evenflow.config.fields import (
     BatchRows,
     ColumnName,
@@ -378,15 +378,19 @@ class RunParams(YamlParams):
     def recorded(self) -> dict[str, Any]:
         """These parameters as a run records them (JSON), in the shape older commits read.
 
-        Keys added since (``dataset.personal_columns``, ``reasons``) are left out while they hold
-        their default, so a run's parameters load in the commit that made it (``reproduce``) and
-        keep their hash.
+        Keys added since (``dataset.personal_columns``, ``reasons``, ``fairness.impact_ratio``,
+        ``gates.min_impact_ratio``) are left out while they hold their default, so a run's
+        parameters load in the commit that made it (``reproduce``) and keep their hash.
         """
         payload = self.model_dump(mode="json")
         if not payload["dataset"]["personal_columns"]:
             payload["dataset"].pop("personal_columns")
         if self.reasons == ReasonParams():
             payload.pop("reasons")
+        if self.fairness.impact_ratio == ImpactRatioParams():
+            payload["fairness"].pop("impact_ratio")
+        if not self.gates.min_impact_ratio:
+            payload["gates"].pop("min_impact_ratio")
         return payload
 
     def params_hash(self) -> str:

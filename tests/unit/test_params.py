@@ -89,3 +89,18 @@ def test_settings_default_under_the_project_and_read_the_environment(
     assert settings.dask_address == "tcp://scheduler:8786"
     monkeypatch.setenv("EVENFLOW_TRACKING_URI", "http://mlflow:5000")
     assert EvenflowSettings().tracking_uri == "http://mlflow:5000"
+
+
+def test_sections_added_since_are_left_out_of_the_record_at_their_defaults() -> None:
+    """Older commits refuse unknown keys (``extra="forbid"``): ``reproduce`` must load the record."""
+    params = builtin_example()
+    recorded = params.recorded()
+    assert "reasons" not in recorded
+    assert "impact_ratio" not in recorded["fairness"]
+    assert "min_impact_ratio" not in recorded["gates"]
+    gated = params.model_copy(
+        update={"gates": params.gates.model_copy(update={"min_impact_ratio": {"sex": 0.8}})}
+    )
+    assert gated.recorded()["gates"]["min_impact_ratio"] == {"sex": 0.8}
+    assert gated.params_hash() != params.params_hash()
+    assert RunParams.from_mapping(recorded).params_hash() == params.params_hash()
