@@ -83,7 +83,7 @@ def verify(
     ] = True,
 ) -> None:
     """Recompute every hash of a bundle and compare it with the registry; exit 1 if anything differs."""
-    from evenflow.usecases.audit import verify_bundle
+    from evenflow.usecases.audit_verify import verify_bundle
 
     result = verify_bundle(settings(), bundle, registry=registry)
     for note in result.notes:

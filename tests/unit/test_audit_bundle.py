@@ -23,7 +23,8 @@ from evenflow.govern.annex_iv import ITEMS, UNANSWERED, annex_iv_table
 from evenflow.govern.ledger import ledger_key
 from evenflow.io import file_sha256
 from evenflow.registry import store as registry
-from evenflow.usecases.audit import MANIFEST_NAME, BundleManifest, build_bundle, verify_bundle
+from evenflow.usecases.audit import MANIFEST_NAME, BundleManifest, build_bundle
+from evenflow.usecases.audit_verify import verify_bundle
 from tests.conftest import make_champion
 from tests.unit.conftest import Made, make_version, run_cli
 
