@@ -40,7 +40,8 @@ from evenflow.assess.fairness_tally import (
     tally,
 )
 from evenflow.assess.group_rates import bin_edges
-from evenflow.assess.impact_ratio import ImpactRatioReport, impact_ratio_report
+from evenflow.assess.impact_ratio import impact_ratio_report
+from evenflow.assess.impact_tables import ImpactRatioReport
 from evenflow.assess.small_groups import (
     LEFT_OUT,
     PRIVATE,

@@ -42,7 +42,7 @@ from pydantic import Field, model_validator
 
 from evenflow.assess.estimates import Estimate
 from evenflow.assess.fairness import Disparity, FairnessReport, SliceReport
-from evenflow.assess.impact_ratio import ImpactCategory, ImpactSlice
+from evenflow.assess.impact_tables import ImpactCategory, ImpactSlice
 from evenflow.assess.small_groups import REPORTED
 from evenflow.config.fairness import JOIN
 from evenflow.config.gates import GatePolicy, slice_columns

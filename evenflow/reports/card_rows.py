@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from evenflow.assess.explain import Explanations
 from evenflow.assess.fairness import Estimate, FairnessReport, SliceReport
-from evenflow.assess.impact_ratio import RATES, ImpactRatioReport, ImpactSlice, RateRatio
+from evenflow.assess.impact_tables import RATES, ImpactRatioReport, ImpactSlice, RateRatio
 from evenflow.govern.clauses import GateClause
 from evenflow.govern.gates import GateDecision
 from evenflow.records import ValidationReport

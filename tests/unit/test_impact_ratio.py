@@ -11,14 +11,14 @@ from pydantic import ValidationError
 
 from evenflow import layout
 from evenflow.assess.fairness import FairnessReport, fairness_report
-from evenflow.assess.impact_ratio import (
+from evenflow.assess.impact_ratio import impact_ratio_report
+from evenflow.assess.impact_tables import (
     BELOW,
     OK,
     UNSURE,
     ImpactRatioReport,
     ImpactSlice,
     impact_flag,
-    impact_ratio_report,
 )
 from evenflow.config.fairness import FairnessParams, ImpactRatioParams
 from evenflow.config.gates import GatePolicy
