@@ -64,7 +64,7 @@ def train_and_register(
         record_validation(settings, run_id, validation_report)
         # Shard and version
         manifest = shard_dataset(params, settings, batch)
-        record_shards(settings, run_id, manifest)
+        record_shards(settings, run_id, manifest, batch)
         publish_shards(manifest)
         # Train
         training = train_model(manifest, params, settings)

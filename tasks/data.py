@@ -128,7 +128,9 @@ def shard_dataset(params: RunParams, settings: EvenflowSettings, batch: RawBatch
 
 
 @task(name="record-shards")
-def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
+def record_shards(
+    settings: EvenflowSettings, run_id: str, manifest: ShardManifest, batch: RawBatch
+) -> None:
     """Log the manifest with the run, tag it with the data hash, and log the data as its input.
 
     The dataset input (digest = the DVC md5, source = the batch) is what the MLflow UI lists
@@ -147,4 +149,4 @@ def record_shards(settings: EvenflowSettings, run_id: str, manifest: ShardManife
         run_id,
         {layout.DATA_MD5_TAG: manifest.data_md5, layout.EVALUATION_TAG: manifest.plan.evaluation},
     )
-    register.log_dataset(settings, run_id, manifest)
+    register.log_dataset(settings, run_id, manifest, batch.path)

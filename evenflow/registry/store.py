@@ -396,12 +396,6 @@ def champion_run(settings: EvenflowSettings, model_name: str) -> tuple[str, Run]
     return str(champion.version), client.get_run(str(champion.run_id))
 
 
-def run_param(settings: EvenflowSettings, run_id: str, key: str) -> str | None:
-    """One logged parameter of a run, or None when it was not logged."""
-    value = client_for(settings).get_run(run_id).data.params.get(key)
-    return None if value is None else str(value)
-
-
 class _WithoutPipVersion(logging.Filter):
     """Drops MLflow's "Failed to resolve installed pip version" (a uv environment has no pip)."""
 

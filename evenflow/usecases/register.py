@@ -39,8 +39,6 @@ from evenflow.reports.model_card import (
     write_model_card,
 )
 
-_BATCH_PATH_PARAM = "dataset.path"  # the run parameter (RunParams.PATH_KEYS) naming the batch
-
 
 def input_example(
     manifest: ShardManifest, n_rows: int = 5, *, decision_columns: tuple[str, ...] = ()
@@ -86,16 +84,14 @@ def register(
     )
 
 
-def log_dataset(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> None:
-    """Log the versioned data as the run's dataset input: digest = DVC md5, source = the batch.
-
-    The batch's path is the one the run recorded in its parameters; a run that recorded none
-    names the DVC-tracked shard folder instead.
-    """
+def log_dataset(
+    settings: EvenflowSettings, run_id: str, manifest: ShardManifest, source: Path
+) -> None:
+    """Log the versioned data as the run's dataset input: digest = DVC md5, source = the batch."""
     registry.log_dataset(
         settings,
         run_id,
-        surface.ShardedDataset(manifest, _batch_source(settings, run_id, manifest)),
+        surface.ShardedDataset(manifest, str(source)),
         context=layout.DATASET_CONTEXT,
         tags=surface.dataset_input_tags(manifest),
     )
@@ -139,7 +135,7 @@ def review_facts(
         run_id=run_id,
         dataset=manifest.dataset,
         data_md5=manifest.data_md5,
-        source=_batch_source(settings, run_id, manifest),
+        source=str(params.dataset.path),
         rows={s.name: s.rows for s in manifest.split_report}
         or {s: manifest.split_rows(s) for s in ("train", "valid", "test")},
         cross_fitted=manifest.cross_fitted,
@@ -210,11 +206,6 @@ def _champion_change(
         same_data=champion_md5 == data_md5,
         data_md5=champion_md5,
     )
-
-
-def _batch_source(settings: EvenflowSettings, run_id: str, manifest: ShardManifest) -> str:
-    """Where the batch came from, as the run recorded it; else the DVC-tracked shard folder."""
-    return registry.run_param(settings, run_id, _BATCH_PATH_PARAM) or str(manifest.shard_dir)
 
 
 def _fairness(report: EvalReport) -> FairnessReport | None:
